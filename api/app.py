@@ -1,0 +1,80 @@
+"""The application factory: wires settings, database, transports and background work."""
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+
+from fastapi import FastAPI
+from strawberry.fastapi import GraphQLRouter
+
+from api.db import create_engine, create_sessionmaker
+from api.gql.context import get_context
+from api.gql.schema import schema
+from api.hashing import get_hasher
+from api.headers import SecurityHeadersMiddleware
+from api.migrations import upgrade_to_head
+from api.purge import purge_forever
+from api.redaction import install_access_log_redaction
+from api.rest.errors import install_error_handlers
+from api.rest.routes import router
+from api.settings import get_settings
+
+DESCRIPTION = """
+Share a secret that can be read **exactly once**.
+
+1. `POST /generate` with the secret and a passphrase returns a `secret_key`.
+2. Send the key to the reader, and the passphrase by another channel.
+3. The reader calls `POST /secrets/{secret_key}` with the passphrase and gets the secret;
+   it is deleted in the same transaction. Every later call answers `404`.
+
+The same service is available as GraphQL at `/graphql`.
+"""
+
+
+@contextlib.asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """Open the database, migrate, start purging; undo it all on shutdown."""
+    settings = get_settings()
+    engine = create_engine(settings)
+    app.state.engine = engine
+    app.state.sessionmaker = create_sessionmaker(engine)
+    get_hasher()  # builds the dummy hash now rather than on the first request
+    install_access_log_redaction()
+    if settings.auto_migrate:
+        await upgrade_to_head(engine)
+    purge_task = asyncio.create_task(
+        purge_forever(
+            app.state.sessionmaker,
+            interval_seconds=settings.purge_interval_seconds,
+            batch_size=settings.purge_batch_size,
+        )
+    )
+    try:
+        yield
+    finally:
+        purge_task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await purge_task
+        await engine.dispose()
+
+
+def create_app() -> FastAPI:
+    """Build the ASGI application from the current settings."""
+    settings = get_settings()
+    app = FastAPI(
+        title="One-time secrets",
+        version="0.1.0",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+    )
+    app.add_middleware(SecurityHeadersMiddleware)
+    install_error_handlers(app)
+    app.include_router(router)
+    graphql_router: GraphQLRouter[object, None] = GraphQLRouter(
+        schema,
+        context_getter=get_context,
+        graphql_ide="graphiql" if settings.graphiql else None,
+        include_in_schema=False,
+    )
+    app.include_router(graphql_router, prefix="/graphql", include_in_schema=False)
+    return app

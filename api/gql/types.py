@@ -1,0 +1,68 @@
+"""GraphQL object types and result unions."""
+
+from datetime import datetime
+from typing import Annotated
+
+import strawberry
+
+from api.errors import SecretNotFound as SecretNotFoundError
+
+
+@strawberry.type(description="A stored secret: share the key, send the passphrase separately.")
+class CreatedSecret:
+    """The key that reveals a new secret once, and its expiry."""
+
+    secret_key: str
+    expires_at: datetime
+
+
+@strawberry.type(description="The secret, returned once; it is deleted now.")
+class RevealedSecret:
+    """The revealed content."""
+
+    secret: str
+
+
+@strawberry.type(description="The secret was destroyed unread.")
+class BurnedSecret:
+    """The key of the destroyed secret."""
+
+    secret_key: str
+
+
+@strawberry.type(
+    description="Unknown key, wrong passphrase, already revealed or expired: one answer for all."
+)
+class SecretNotFound:
+    """The secret cannot be revealed; the message is always `Secret not found`."""
+
+    message: str = SecretNotFoundError.message
+
+
+@strawberry.type(description="An argument breaks a documented limit.")
+class InvalidInput:
+    """Which argument was rejected and why."""
+
+    field: str
+    message: str
+
+
+@strawberry.type(description="The service's limits, so clients can validate before sending.")
+class Limits:
+    """The configured limits of this service."""
+
+    max_secret_bytes: int
+    max_passphrase_length: int
+    min_ttl_seconds: int
+    max_ttl_seconds: int
+    default_ttl_seconds: int
+    max_failed_attempts: int
+
+
+CreateSecretResult = Annotated[
+    CreatedSecret | InvalidInput, strawberry.union("CreateSecretResult")
+]
+RevealSecretResult = Annotated[
+    RevealedSecret | SecretNotFound, strawberry.union("RevealSecretResult")
+]
+BurnSecretResult = Annotated[BurnedSecret | SecretNotFound, strawberry.union("BurnSecretResult")]

@@ -1,0 +1,28 @@
+"""The background task that deletes expired secrets."""
+
+import asyncio
+import logging
+
+from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from api import service
+
+logger = logging.getLogger(__name__)
+
+
+async def purge_forever(
+    sessionmaker: async_sessionmaker[AsyncSession], *, interval_seconds: float, batch_size: int
+) -> None:
+    """Purge expired secrets every `interval_seconds` until cancelled; survive database outages."""
+    while True:
+        try:
+            async with sessionmaker() as session:
+                purged = await service.purge_expired(session=session, batch_size=batch_size)
+            if purged:
+                logger.info("purged %d expired secrets", purged)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # the next round retries; a crash here would stop purging
+            logger.warning("purge failed: %s", type(exc).__name__)
+        await asyncio.sleep(interval_seconds)

@@ -1,0 +1,1 @@
+"""The REST transport: JSON routes over the service layer."""

@@ -1,0 +1,115 @@
+"""REST routes: parse the request, call the service, shape the response. Nothing else."""
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path, Query, Response, status
+from sqlalchemy import text
+
+from api import service
+from api.db import SessionDep
+from api.rest.schemas import (
+    CreatedSecretResponse,
+    CreateSecretRequest,
+    ErrorResponse,
+    RevealedSecretResponse,
+    RevealRequest,
+    StatusResponse,
+)
+
+router = APIRouter()
+
+_NOT_FOUND: dict[int | str, dict[str, Any]] = {
+    404: {
+        "model": ErrorResponse,
+        "description": "Unknown key, wrong passphrase, already revealed or expired: "
+        "one identical body for every case.",
+    }
+}
+SecretKeyPath = Annotated[
+    str, Path(description="The 32-character hex key returned by `POST /generate`.")
+]
+PassphraseQuery = Annotated[
+    str,
+    Query(
+        min_length=1,
+        description="The passphrase. Query strings reach proxy logs: prefer the POST form.",
+    ),
+]
+
+
+@router.post("/generate", response_model=CreatedSecretResponse, tags=["secrets"])
+async def generate(body: CreateSecretRequest, session: SessionDep) -> CreatedSecretResponse:
+    """Store a secret behind a passphrase and return the key that reveals it once."""
+    created = await service.create_secret(
+        session=session,
+        secret=body.secret,
+        passphrase=body.passphrase,
+        ttl_seconds=body.ttl_seconds,
+    )
+    return CreatedSecretResponse(secret_key=created.secret_key, expires_at=created.expires_at)
+
+
+@router.get(
+    "/secrets/{secret_key}",
+    response_model=RevealedSecretResponse,
+    responses=_NOT_FOUND,
+    tags=["secrets"],
+)
+async def reveal_by_query(
+    secret_key: SecretKeyPath, passphrase: PassphraseQuery, session: SessionDep
+) -> RevealedSecretResponse:
+    """Reveal a secret once and delete it (passphrase in the query string).
+
+    Kept for compatibility with the original API; `POST /secrets/{secret_key}` keeps the
+    passphrase out of URLs and logs.
+    """
+    secret = await service.reveal_secret(
+        session=session, secret_key=secret_key, passphrase=passphrase
+    )
+    return RevealedSecretResponse(secret=secret)
+
+
+@router.post(
+    "/secrets/{secret_key}",
+    response_model=RevealedSecretResponse,
+    responses=_NOT_FOUND,
+    tags=["secrets"],
+)
+async def reveal_by_body(
+    secret_key: SecretKeyPath, body: RevealRequest, session: SessionDep
+) -> RevealedSecretResponse:
+    """Reveal a secret once and delete it (passphrase in the JSON body)."""
+    secret = await service.reveal_secret(
+        session=session, secret_key=secret_key, passphrase=body.passphrase
+    )
+    return RevealedSecretResponse(secret=secret)
+
+
+@router.delete(
+    "/secrets/{secret_key}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    response_class=Response,
+    responses=_NOT_FOUND,
+    tags=["secrets"],
+)
+async def burn(secret_key: SecretKeyPath, passphrase: PassphraseQuery, session: SessionDep) -> None:
+    """Destroy a secret unread."""
+    await service.burn_secret(session=session, secret_key=secret_key, passphrase=passphrase)
+
+
+@router.get("/healthz", response_model=StatusResponse, tags=["probes"])
+async def healthz() -> StatusResponse:
+    """Report that the process is alive; touches no database."""
+    return StatusResponse(status="ok")
+
+
+@router.get(
+    "/readyz",
+    response_model=StatusResponse,
+    responses={503: {"model": ErrorResponse, "description": "The database does not answer."}},
+    tags=["probes"],
+)
+async def readyz(session: SessionDep) -> StatusResponse:
+    """Report ready when the database answers a trivial query."""
+    await session.execute(text("SELECT 1"))
+    return StatusResponse(status="ready")

@@ -1,0 +1,95 @@
+"""Request and response bodies of the REST API."""
+
+from datetime import datetime
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, PlainSerializer
+
+from api.settings import get_settings
+
+_defaults = get_settings()
+
+Rfc3339Utc = Annotated[
+    datetime,
+    PlainSerializer(lambda value: value.strftime("%Y-%m-%dT%H:%M:%SZ"), return_type=str),
+]
+
+
+class CreateSecretRequest(BaseModel):
+    """A secret to store and the passphrase that will unlock it."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {"secret": "my_secret", "passphrase": "my_passphrase", "ttl_seconds": 3600}
+            ]
+        },
+    )
+
+    secret: str = Field(
+        min_length=1,
+        description=f"The text to share, at most MAX_SECRET_BYTES ({_defaults.max_secret_bytes} "
+        "by default) bytes of UTF-8.",
+    )
+    passphrase: str = Field(
+        min_length=1,
+        description=f"Needed to reveal the secret, at most MAX_PASSPHRASE_LENGTH "
+        f"({_defaults.max_passphrase_length} by default) characters.",
+    )
+    ttl_seconds: int | None = Field(
+        default=None,
+        description=f"Lifetime in seconds, between MIN_TTL_SECONDS ({_defaults.min_ttl_seconds}) "
+        f"and MAX_TTL_SECONDS ({_defaults.max_ttl_seconds}); "
+        f"default DEFAULT_TTL_SECONDS ({_defaults.default_ttl_seconds}).",
+    )
+
+
+class CreatedSecretResponse(BaseModel):
+    """The key to share and the moment the secret expires."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "secret_key": "7c20a8cbe33d78142d4e670665165b19",
+                    "expires_at": "2026-12-05T10:00:00Z",
+                }
+            ]
+        }
+    )
+
+    secret_key: str = Field(description="32 lowercase hex characters; share it with the reader.")
+    expires_at: Rfc3339Utc = Field(description="RFC 3339 UTC time after which it is gone.")
+
+
+class RevealRequest(BaseModel):
+    """The passphrase, sent in the body so it stays out of URLs and access logs."""
+
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"passphrase": "my_passphrase"}]}
+    )
+
+    passphrase: str = Field(min_length=1)
+
+
+class RevealedSecretResponse(BaseModel):
+    """The secret, returned exactly once."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{"secret": "my_secret"}]})
+
+    secret: str
+
+
+class ErrorResponse(BaseModel):
+    """A failure with a human-readable reason."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{"detail": "Secret not found"}]})
+
+    detail: str
+
+
+class StatusResponse(BaseModel):
+    """The answer of a health or readiness probe."""
+
+    status: str

@@ -1,0 +1,201 @@
+"""The service layer: create, reveal and burn secrets. Both transports call only this.
+
+Reveal is exactly-once without holding a lock across the slow passphrase check:
+
+1. *Claim an attempt*: one UPDATE bumps `failed_attempts` if the row exists, is live and has
+   attempts left, and returns the row. Concurrent guesses each claim a distinct slot, so at
+   most `MAX_FAILED_ATTEMPTS` passphrase checks can ever run against one secret.
+2. *Verify* the passphrase off the event loop, outside any transaction (a miss verifies
+   against a dummy hash, so every failure costs the same).
+3. On success, `DELETE … RETURNING` the row: only one caller can delete it, and only that
+   caller decrypts and returns the secret. On failure, a secret whose last attempt was
+   just used is deleted.
+"""
+
+import logging
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from cryptography.exceptions import InvalidTag
+from sqlalchemy import delete, func, select, update
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from api import crypto
+from api.errors import InvalidInput, SecretNotFound
+from api.hashing import get_hasher
+from api.settings import Settings, get_settings
+from models import Secret
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class CreatedSecret:
+    """What the creator gets back: the key to share and when it stops working."""
+
+    secret_key: str
+    expires_at: datetime
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _validate_passphrase(passphrase: str, settings: Settings) -> None:
+    if not passphrase:
+        raise InvalidInput("passphrase", "passphrase must not be empty")
+    if len(passphrase) > settings.max_passphrase_length:
+        raise InvalidInput(
+            "passphrase",
+            f"passphrase must be at most {settings.max_passphrase_length} characters",
+        )
+
+
+def _encode_secret(secret: str, settings: Settings) -> bytes:
+    try:
+        encoded = secret.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidInput("secret", "secret must be valid Unicode text") from None
+    if not encoded:
+        raise InvalidInput("secret", "secret must not be empty")
+    if len(encoded) > settings.max_secret_bytes:
+        raise InvalidInput(
+            "secret", f"secret must be at most {settings.max_secret_bytes} bytes of UTF-8"
+        )
+    return encoded
+
+
+def _resolve_ttl(ttl_seconds: int | None, settings: Settings) -> int:
+    if ttl_seconds is None:
+        return settings.default_ttl_seconds
+    if not settings.min_ttl_seconds <= ttl_seconds <= settings.max_ttl_seconds:
+        raise InvalidInput(
+            "ttl_seconds",
+            f"ttl_seconds must be between {settings.min_ttl_seconds} "
+            f"and {settings.max_ttl_seconds}",
+        )
+    return ttl_seconds
+
+
+async def create_secret(
+    *, session: AsyncSession, secret: str, passphrase: str, ttl_seconds: int | None = None
+) -> CreatedSecret:
+    """Store `secret` behind `passphrase` and return its new key and expiry."""
+    settings = get_settings()
+    plaintext = _encode_secret(secret, settings)
+    _validate_passphrase(passphrase, settings)
+    ttl = _resolve_ttl(ttl_seconds, settings)
+
+    passphrase_hash = await get_hasher().hash(passphrase)
+    secret_key = crypto.new_secret_key()
+    row_id = uuid.uuid4()
+    now = _now()
+    expires_at = (now + timedelta(seconds=ttl)).replace(microsecond=0)
+    session.add(
+        Secret(
+            id=row_id,
+            lookup_hash=crypto.lookup_hash(secret_key),
+            ciphertext=crypto.seal(plaintext, secret_key=secret_key, associated_data=row_id.bytes),
+            passphrase_hash=passphrase_hash,
+            created_at=now,
+            expires_at=expires_at,
+        )
+    )
+    await session.commit()
+    return CreatedSecret(secret_key=secret_key, expires_at=expires_at)
+
+
+async def _claim_attempt(session: AsyncSession, secret_key: str) -> tuple[uuid.UUID, str, int] | None:
+    settings = get_settings()
+    statement = (
+        update(Secret)
+        .where(
+            Secret.lookup_hash == crypto.lookup_hash(secret_key),  # type: ignore[arg-type]
+            Secret.expires_at > _now(),  # type: ignore[arg-type]
+            Secret.failed_attempts < settings.max_failed_attempts,  # type: ignore[arg-type]
+        )
+        .values(failed_attempts=Secret.failed_attempts + 1)
+        .returning(Secret.id, Secret.passphrase_hash, Secret.failed_attempts)  # type: ignore[arg-type]
+    )
+    row = (await session.execute(statement)).one_or_none()
+    await session.commit()
+    if row is None:
+        return None
+    return row[0], row[1], row[2]
+
+
+async def _check_passphrase(
+    *, session: AsyncSession, secret_key: str, passphrase: str
+) -> uuid.UUID:
+    """Spend one attempt on `passphrase`; return the row id if it matches."""
+    settings = get_settings()
+    _validate_passphrase(passphrase, settings)
+    claim = await _claim_attempt(session, secret_key) if crypto.is_well_formed_key(secret_key) else None
+    passphrase_hash = claim[1] if claim else None
+    if await get_hasher().verify(passphrase, passphrase_hash) and claim is not None:
+        return claim[0]
+    if claim is not None and claim[2] >= settings.max_failed_attempts:
+        await session.execute(delete(Secret).where(Secret.id == claim[0]))  # type: ignore[arg-type]
+        await session.commit()
+    raise SecretNotFound
+
+
+async def reveal_secret(*, session: AsyncSession, secret_key: str, passphrase: str) -> str:
+    """Return the secret and delete it, or raise `SecretNotFound`. Succeeds at most once."""
+    row_id = await _check_passphrase(session=session, secret_key=secret_key, passphrase=passphrase)
+    statement = (
+        delete(Secret)
+        .where(Secret.id == row_id, Secret.expires_at > _now())  # type: ignore[arg-type]
+        .returning(Secret.ciphertext)  # type: ignore[arg-type]
+    )
+    sealed = (await session.execute(statement)).scalar_one_or_none()
+    await session.commit()
+    if sealed is None:
+        raise SecretNotFound
+    try:
+        plaintext = crypto.open_sealed(sealed, secret_key=secret_key, associated_data=row_id.bytes)
+    except InvalidTag:
+        # Only a row altered in the database gets here; it is gone now, like any read secret.
+        logger.error("a stored secret failed authentication and was discarded")
+        raise SecretNotFound from None
+    return plaintext.decode("utf-8")
+
+
+async def burn_secret(*, session: AsyncSession, secret_key: str, passphrase: str) -> None:
+    """Destroy the secret unread, or raise `SecretNotFound`."""
+    row_id = await _check_passphrase(session=session, secret_key=secret_key, passphrase=passphrase)
+    result = await session.execute(
+        delete(Secret).where(Secret.id == row_id).returning(Secret.id)  # type: ignore[arg-type]
+    )
+    deleted = result.scalar_one_or_none()
+    await session.commit()
+    if deleted is None:
+        raise SecretNotFound
+
+
+async def purge_expired(*, session: AsyncSession, batch_size: int) -> int:
+    """Delete expired secrets in batches of `batch_size`; return how many were deleted."""
+    total = 0
+    while True:
+        expired_ids = (
+            select(Secret.id)
+            .where(Secret.expires_at <= _now())  # type: ignore[arg-type]
+            .limit(batch_size)
+            .with_for_update(skip_locked=True)
+            .scalar_subquery()
+        )
+        result = await session.execute(
+            delete(Secret).where(Secret.id.in_(expired_ids)).returning(Secret.id)  # type: ignore[attr-defined]
+        )
+        deleted = len(result.all())
+        await session.commit()
+        total += deleted
+        if deleted < batch_size:
+            return total
+
+
+async def count_live(*, session: AsyncSession) -> int:
+    """Return how many secrets are stored and not yet expired."""
+    statement = select(func.count()).select_from(Secret).where(Secret.expires_at > _now())  # type: ignore[arg-type]
+    return int((await session.execute(statement)).scalar_one())

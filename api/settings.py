@@ -1,0 +1,82 @@
+"""One settings object, read from the environment and validated at start-up."""
+
+from functools import lru_cache
+from typing import Self
+
+from pydantic import Field, ValidationError, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Every knob of the service; each field is read from the upper-case environment variable."""
+
+    model_config = SettingsConfigDict(env_file=None, case_sensitive=False, extra="ignore")
+
+    database_url: str = "sqlite+aiosqlite:///./secrets.db"
+
+    default_ttl_seconds: int = Field(default=604_800, ge=1)
+    min_ttl_seconds: int = Field(default=60, ge=1)
+    max_ttl_seconds: int = Field(default=2_592_000, ge=1)
+
+    max_secret_bytes: int = Field(default=65_536, ge=1)
+    max_passphrase_length: int = Field(default=1024, ge=1)
+    max_failed_attempts: int = Field(default=5, ge=1)
+
+    purge_interval_seconds: float = Field(default=60, gt=0)
+    purge_batch_size: int = Field(default=1000, ge=1)
+
+    argon2_memory_kib: int = Field(default=19_456, ge=8)
+    argon2_time_cost: int = Field(default=2, ge=1)
+    argon2_parallelism: int = Field(default=1, ge=1)
+    hash_workers: int | None = Field(default=None, ge=1)
+
+    graphiql: bool = True
+    auto_migrate: bool = True
+
+    db_pool_size: int = Field(default=10, ge=1)
+    db_pool_timeout_seconds: float = Field(default=5, gt=0)
+
+    @model_validator(mode="after")
+    def _ttl_bounds_are_ordered(self) -> Self:
+        if not self.min_ttl_seconds <= self.default_ttl_seconds <= self.max_ttl_seconds:
+            raise ValueError(
+                "MIN_TTL_SECONDS <= DEFAULT_TTL_SECONDS <= MAX_TTL_SECONDS must hold, got "
+                f"{self.min_ttl_seconds} / {self.default_ttl_seconds} / {self.max_ttl_seconds}"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _database_url_is_async(self) -> Self:
+        if not self.database_url.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
+            raise ValueError(
+                "DATABASE_URL must start with sqlite+aiosqlite:// or postgresql+asyncpg://"
+            )
+        return self
+
+    @property
+    def is_sqlite(self) -> bool:
+        """Whether the database is the embedded SQLite file."""
+        return self.database_url.startswith("sqlite")
+
+
+class InvalidSettings(RuntimeError):
+    """Raised at start-up when an environment variable holds an unusable value."""
+
+
+def load_settings() -> Settings:
+    """Read the settings, turning a validation error into one naming the variables."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        # Name the variable and the rule, never the value: it may carry a password.
+        problems = "; ".join(
+            f"{'.'.join(str(part) for part in error['loc']).upper() or 'settings'}: {error['msg']}"
+            for error in exc.errors(include_input=False, include_url=False)
+        )
+        raise InvalidSettings(f"invalid configuration: {problems}") from None
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """Return the process-wide settings, read once."""
+    return load_settings()

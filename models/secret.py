@@ -1,0 +1,34 @@
+"""The one table: an encrypted secret waiting to be revealed once."""
+
+import uuid
+from datetime import datetime
+
+from sqlalchemy import Column, DateTime, Integer, LargeBinary, String
+from sqlmodel import Field, SQLModel
+
+import models.base  # noqa: F401  (sets the naming convention before the table is declared)
+
+
+class Secret(SQLModel, table=True):
+    """A stored secret. Nothing here is useful without the secret key, which is never stored.
+
+    - `lookup_hash` is SHA-256 of the secret key: it finds the row but cannot be reversed.
+    - `ciphertext` is nonce + AES-256-GCM(secret) under a key derived from the secret key.
+    - `passphrase_hash` is an argon2id hash in PHC format.
+    """
+
+    __tablename__ = "secrets"
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    lookup_hash: bytes = Field(
+        sa_column=Column(LargeBinary(32), nullable=False, unique=True, index=False)
+    )
+    ciphertext: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    passphrase_hash: str = Field(sa_column=Column(String(255), nullable=False))
+    failed_attempts: int = Field(
+        default=0, sa_column=Column(Integer, nullable=False, server_default="0")
+    )
+    created_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    expires_at: datetime = Field(
+        sa_column=Column(DateTime(timezone=True), nullable=False, index=True)
+    )
