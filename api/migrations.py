@@ -2,12 +2,12 @@
 
 from pathlib import Path
 
+from alembic.config import Config
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from alembic import command
-from alembic.config import Config
 
 ALEMBIC_INI = Path(__file__).resolve().parent.parent / "alembic.ini"
 # Any constant works; it only has to be the same in every worker.
@@ -33,7 +33,9 @@ async def upgrade_to_head(engine: AsyncEngine) -> None:
     async with engine.connect() as connection:
         if connection.dialect.name == "postgresql":
             # Session-level lock: the second worker waits here, then finds nothing to do.
-            await connection.execute(text("SELECT pg_advisory_lock(:id)"), {"id": _MIGRATION_LOCK_ID})
+            await connection.execute(
+                text("SELECT pg_advisory_lock(:id)"), {"id": _MIGRATION_LOCK_ID}
+            )
             await connection.commit()
         try:
             await connection.run_sync(_upgrade)

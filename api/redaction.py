@@ -23,8 +23,7 @@ class AccessLogRedactor(logging.Filter):
         """Redact the path argument of an access-log record in place; never drop it."""
         args = record.args
         if isinstance(args, tuple) and len(args) == 5 and isinstance(args[2], str):
-            client, method, path, version, status = args
-            record.args = (client, method, redact_path(path), version, status)
+            record.args = (*args[:2], redact_path(args[2]), *args[3:])
         return True
 
 

@@ -17,8 +17,9 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+import sqlmodel
 from cryptography.exceptions import InvalidTag
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import Table, delete, func, literal, select, update
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from api import crypto
@@ -28,6 +29,10 @@ from api.settings import Settings, get_settings
 from models import Secret
 
 logger = logging.getLogger(__name__)
+
+# Core column expressions keep the SQL explicit and typed.
+secrets_table: Table = Secret.__table__  # type: ignore[attr-defined]
+columns = secrets_table.c
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,19 +111,21 @@ async def create_secret(
     return CreatedSecret(secret_key=secret_key, expires_at=expires_at)
 
 
-async def _claim_attempt(session: AsyncSession, secret_key: str) -> tuple[uuid.UUID, str, int] | None:
+async def _claim_attempt(
+    session: AsyncSession, secret_key: str
+) -> tuple[uuid.UUID, str, int] | None:
     settings = get_settings()
     statement = (
-        update(Secret)
+        update(secrets_table)
         .where(
-            Secret.lookup_hash == crypto.lookup_hash(secret_key),  # type: ignore[arg-type]
-            Secret.expires_at > _now(),  # type: ignore[arg-type]
-            Secret.failed_attempts < settings.max_failed_attempts,  # type: ignore[arg-type]
+            columns.lookup_hash == crypto.lookup_hash(secret_key),
+            columns.expires_at > _now(),
+            columns.failed_attempts < settings.max_failed_attempts,
         )
-        .values(failed_attempts=Secret.failed_attempts + 1)
-        .returning(Secret.id, Secret.passphrase_hash, Secret.failed_attempts)  # type: ignore[arg-type]
+        .values(failed_attempts=columns.failed_attempts + 1)
+        .returning(columns.id, columns.passphrase_hash, columns.failed_attempts)
     )
-    row = (await session.execute(statement)).one_or_none()
+    row = (await session.exec(statement)).one_or_none()
     await session.commit()
     if row is None:
         return None
@@ -131,12 +138,14 @@ async def _check_passphrase(
     """Spend one attempt on `passphrase`; return the row id if it matches."""
     settings = get_settings()
     _validate_passphrase(passphrase, settings)
-    claim = await _claim_attempt(session, secret_key) if crypto.is_well_formed_key(secret_key) else None
+    claim = (
+        await _claim_attempt(session, secret_key) if crypto.is_well_formed_key(secret_key) else None
+    )
     passphrase_hash = claim[1] if claim else None
     if await get_hasher().verify(passphrase, passphrase_hash) and claim is not None:
         return claim[0]
     if claim is not None and claim[2] >= settings.max_failed_attempts:
-        await session.execute(delete(Secret).where(Secret.id == claim[0]))  # type: ignore[arg-type]
+        await session.exec(delete(secrets_table).where(columns.id == claim[0]))
         await session.commit()
     raise SecretNotFound
 
@@ -145,11 +154,11 @@ async def reveal_secret(*, session: AsyncSession, secret_key: str, passphrase: s
     """Return the secret and delete it, or raise `SecretNotFound`. Succeeds at most once."""
     row_id = await _check_passphrase(session=session, secret_key=secret_key, passphrase=passphrase)
     statement = (
-        delete(Secret)
-        .where(Secret.id == row_id, Secret.expires_at > _now())  # type: ignore[arg-type]
-        .returning(Secret.ciphertext)  # type: ignore[arg-type]
+        delete(secrets_table)
+        .where(columns.id == row_id, columns.expires_at > _now())
+        .returning(columns.ciphertext)
     )
-    sealed = (await session.execute(statement)).scalar_one_or_none()
+    sealed = (await session.exec(statement)).scalar_one_or_none()
     await session.commit()
     if sealed is None:
         raise SecretNotFound
@@ -165,8 +174,8 @@ async def reveal_secret(*, session: AsyncSession, secret_key: str, passphrase: s
 async def burn_secret(*, session: AsyncSession, secret_key: str, passphrase: str) -> None:
     """Destroy the secret unread, or raise `SecretNotFound`."""
     row_id = await _check_passphrase(session=session, secret_key=secret_key, passphrase=passphrase)
-    result = await session.execute(
-        delete(Secret).where(Secret.id == row_id).returning(Secret.id)  # type: ignore[arg-type]
+    result = await session.exec(
+        delete(secrets_table).where(columns.id == row_id).returning(columns.id)
     )
     deleted = result.scalar_one_or_none()
     await session.commit()
@@ -175,18 +184,18 @@ async def burn_secret(*, session: AsyncSession, secret_key: str, passphrase: str
 
 
 async def purge_expired(*, session: AsyncSession, batch_size: int) -> int:
-    """Delete expired secrets in batches of `batch_size`; return how many were deleted."""
+    """Delete expired secrets_table in batches of `batch_size`; return how many were deleted."""
     total = 0
     while True:
         expired_ids = (
-            select(Secret.id)
-            .where(Secret.expires_at <= _now())  # type: ignore[arg-type]
+            select(columns.id)
+            .where(columns.expires_at <= _now())
             .limit(batch_size)
             .with_for_update(skip_locked=True)
             .scalar_subquery()
         )
-        result = await session.execute(
-            delete(Secret).where(Secret.id.in_(expired_ids)).returning(Secret.id)  # type: ignore[attr-defined]
+        result = await session.exec(
+            delete(secrets_table).where(columns.id.in_(expired_ids)).returning(columns.id)
         )
         deleted = len(result.all())
         await session.commit()
@@ -196,6 +205,13 @@ async def purge_expired(*, session: AsyncSession, batch_size: int) -> int:
 
 
 async def count_live(*, session: AsyncSession) -> int:
-    """Return how many secrets are stored and not yet expired."""
-    statement = select(func.count()).select_from(Secret).where(Secret.expires_at > _now())  # type: ignore[arg-type]
-    return int((await session.execute(statement)).scalar_one())
+    """Return how many secrets_table are stored and not yet expired."""
+    statement = (
+        sqlmodel.select(func.count()).select_from(secrets_table).where(columns.expires_at > _now())
+    )
+    return int((await session.exec(statement)).one())
+
+
+async def ping(*, session: AsyncSession) -> None:
+    """Run the cheapest possible query; raises if the database does not answer."""
+    await session.exec(sqlmodel.select(literal(1)))

@@ -59,9 +59,7 @@ class Limits:
     max_failed_attempts: int
 
 
-CreateSecretResult = Annotated[
-    CreatedSecret | InvalidInput, strawberry.union("CreateSecretResult")
-]
+CreateSecretResult = Annotated[CreatedSecret | InvalidInput, strawberry.union("CreateSecretResult")]
 RevealSecretResult = Annotated[
     RevealedSecret | SecretNotFound, strawberry.union("RevealSecretResult")
 ]

@@ -25,7 +25,9 @@ def _validation_error(loc: list[str | int], msg: str, error_type: str) -> dict[s
 
 async def _on_request_validation(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
-    detail = [{key: error[key] for key in _SAFE_ERROR_KEYS if key in error} for error in exc.errors()]
+    detail = [
+        {key: error[key] for key in _SAFE_ERROR_KEYS if key in error} for error in exc.errors()
+    ]
     return JSONResponse({"detail": detail}, status_code=422)
 
 

@@ -3,7 +3,6 @@
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Response, status
-from sqlalchemy import text
 
 from api import service
 from api.db import SessionDep
@@ -111,5 +110,5 @@ async def healthz() -> StatusResponse:
 )
 async def readyz(session: SessionDep) -> StatusResponse:
     """Report ready when the database answers a trivial query."""
-    await session.execute(text("SELECT 1"))
+    await service.ping(session=session)
     return StatusResponse(status="ready")

@@ -1,0 +1,157 @@
+"""Shared fixtures: every test that takes `client` or `session` runs on SQLite and PostgreSQL.
+
+PostgreSQL runs get a database of their own, created for the run and dropped after it. When
+`CI=true`, an unreachable PostgreSQL fails the run instead of skipping it.
+"""
+
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+from asgi_lifespan import LifespanManager
+from fastapi import FastAPI
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from api.app import create_app
+from api.hashing import get_hasher
+from api.settings import get_settings
+
+PG_ADMIN_DSN = os.environ.get("TEST_PG_ADMIN_DSN", "postgresql://postgres@127.0.0.1:5432/test")
+IN_CI = os.environ.get("CI", "").lower() == "true"
+
+# Cheap argon2 parameters keep the suite fast; test_hashing checks the real defaults.
+TEST_ENV = {
+    "ARGON2_MEMORY_KIB": "1024",
+    "ARGON2_TIME_COST": "1",
+    "PURGE_INTERVAL_SECONDS": "3600",
+}
+
+
+def reset_caches() -> None:
+    """Forget the cached settings and hasher so the next call reads the environment."""
+    get_settings.cache_clear()
+    get_hasher.cache_clear()
+
+
+async def _pg_reachable() -> str | None:
+    try:
+        connection = await asyncpg.connect(PG_ADMIN_DSN, timeout=5)
+    except (OSError, asyncpg.PostgresError) as exc:
+        return f"{type(exc).__name__}: {exc}"
+    await connection.close()
+    return None
+
+
+def require_postgres(problem: str | None) -> None:
+    """Fail in CI, skip elsewhere, when PostgreSQL cannot be reached."""
+    if problem is None:
+        return
+    message = f"PostgreSQL at {PG_ADMIN_DSN} is unreachable ({problem})"
+    if IN_CI:
+        pytest.fail(message + "; PostgreSQL tests are mandatory when CI=true")
+    pytest.skip(message + "; set up PostgreSQL or run in CI")
+
+
+async def create_pg_database() -> str:
+    """Create an empty database for this run and return its SQLAlchemy URL."""
+    require_postgres(await _pg_reachable())
+    name = f"ots_test_{uuid.uuid4().hex[:12]}"
+    admin = await asyncpg.connect(PG_ADMIN_DSN)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    base = PG_ADMIN_DSN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://")
+    return f"{base}/{name}"
+
+
+async def drop_pg_database(url: str) -> None:
+    """Drop a database made by `create_pg_database`, closing its leftover connections."""
+    name = url.rsplit("/", 1)[1]
+    admin = await asyncpg.connect(PG_ADMIN_DSN)
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _test_environment() -> Iterator[None]:
+    saved = {key: os.environ.get(key) for key in TEST_ENV}
+    os.environ.update(TEST_ENV)
+    reset_caches()
+    yield
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+    reset_caches()
+
+
+@pytest.fixture(scope="session", params=["sqlite", "postgres"])
+def backend(request: pytest.FixtureRequest) -> str:
+    """The database kind the test runs against."""
+    if request.param == "postgres":
+        request.applymarker(pytest.mark.postgres)
+    return str(request.param)
+
+
+@pytest.fixture(scope="session")
+async def database_url(
+    backend: str, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[str]:
+    """A migrated-on-start database of the current backend, private to this run."""
+    if backend == "sqlite":
+        path: Path = tmp_path_factory.mktemp("sqlite") / "secrets.db"
+        yield f"sqlite+aiosqlite:///{path}"
+        return
+    url = await create_pg_database()
+    yield url
+    await drop_pg_database(url)
+
+
+@pytest.fixture(scope="session")
+async def app(database_url: str) -> AsyncIterator[FastAPI]:
+    """The application with its lifespan running (migrations applied) on `database_url`."""
+    os.environ["DATABASE_URL"] = database_url
+    reset_caches()
+    application = create_app()
+    async with LifespanManager(application):
+        yield application
+    os.environ.pop("DATABASE_URL", None)
+    reset_caches()
+
+
+@pytest.fixture
+def configure(app: FastAPI, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """Change settings for one test: `configure(MAX_FAILED_ATTEMPTS="3")`."""
+
+    def apply(**env: str) -> None:
+        for key, value in env.items():
+            monkeypatch.setenv(key, value)
+        reset_caches()
+
+    yield apply
+    monkeypatch.undo()
+    reset_caches()
+
+
+@pytest.fixture
+async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    """An HTTP client speaking to the application in-process."""
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+        yield http
+
+
+@pytest.fixture
+async def session(app: FastAPI) -> AsyncIterator[AsyncSession]:
+    """A database session on the application's engine."""
+    async with app.state.sessionmaker() as db_session:
+        yield db_session
