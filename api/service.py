@@ -184,7 +184,7 @@ async def burn_secret(*, session: AsyncSession, secret_key: str, passphrase: str
 
 
 async def purge_expired(*, session: AsyncSession, batch_size: int) -> int:
-    """Delete expired secrets_table in batches of `batch_size`; return how many were deleted."""
+    """Delete expired secrets in batches of `batch_size`; return how many were deleted."""
     total = 0
     while True:
         expired_ids = (
@@ -205,7 +205,7 @@ async def purge_expired(*, session: AsyncSession, batch_size: int) -> int:
 
 
 async def count_live(*, session: AsyncSession) -> int:
-    """Return how many secrets_table are stored and not yet expired."""
+    """Return how many secrets are stored and not yet expired."""
     statement = (
         sqlmodel.select(func.count()).select_from(secrets_table).where(columns.expires_at > _now())
     )
