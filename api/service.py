@@ -22,7 +22,7 @@ from cryptography.exceptions import InvalidTag
 from sqlalchemy import Table, delete, func, literal, select, update
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from api import crypto
+from api import crypto, telemetry
 from api.errors import InvalidInput, SecretNotFound
 from api.hashing import get_hasher
 from api.settings import Settings, get_settings
@@ -108,6 +108,7 @@ async def create_secret(
         )
     )
     await session.commit()
+    telemetry.emit(telemetry.CREATED)
     return CreatedSecret(secret_key=secret_key, expires_at=expires_at)
 
 
@@ -144,9 +145,13 @@ async def _check_passphrase(
     passphrase_hash = claim[1] if claim else None
     if await get_hasher().verify(passphrase, passphrase_hash) and claim is not None:
         return claim[0]
-    if claim is not None and claim[2] >= settings.max_failed_attempts:
-        await session.exec(delete(secrets_table).where(columns.id == claim[0]))
-        await session.commit()
+    if claim is not None:
+        telemetry.emit(telemetry.FAILED_ATTEMPT)
+        if claim[2] >= settings.max_failed_attempts:
+            result = await session.exec(delete(secrets_table).where(columns.id == claim[0]))
+            await session.commit()
+            if result.rowcount:
+                telemetry.emit(telemetry.DESTROYED_BY_ATTEMPT_LIMIT)
     raise SecretNotFound
 
 
@@ -168,6 +173,7 @@ async def reveal_secret(*, session: AsyncSession, secret_key: str, passphrase: s
         # Only a row altered in the database gets here; it is gone now, like any read secret.
         logger.error("a stored secret failed authentication and was discarded")
         raise SecretNotFound from None
+    telemetry.emit(telemetry.REVEALED)
     return plaintext.decode("utf-8")
 
 
@@ -181,6 +187,7 @@ async def burn_secret(*, session: AsyncSession, secret_key: str, passphrase: str
     await session.commit()
     if deleted is None:
         raise SecretNotFound
+    telemetry.emit(telemetry.BURNED)
 
 
 async def purge_expired(*, session: AsyncSession, batch_size: int) -> int:
@@ -201,6 +208,8 @@ async def purge_expired(*, session: AsyncSession, batch_size: int) -> int:
         await session.commit()
         total += deleted
         if deleted < batch_size:
+            if total:
+                telemetry.emit(telemetry.PURGED, total)
             return total
 
 

@@ -1,7 +1,7 @@
 """One settings object, read from the environment and validated at start-up."""
 
 from functools import lru_cache
-from typing import Self
+from typing import Literal, Self
 
 from pydantic import Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -31,7 +31,23 @@ class Settings(BaseSettings):
     hash_workers: int | None = Field(default=None, ge=1)
 
     graphiql: bool = True
+    graphiql_assets_url: str | None = None
+    graphql_introspection: bool = True
+    graphql_max_depth: int = Field(default=10, ge=1)
+    graphql_max_aliases: int = Field(default=15, ge=1)
+    graphql_max_tokens: int = Field(default=1000, ge=1)
     auto_migrate: bool = True
+
+    max_request_bytes: int | None = Field(default=None, ge=1024)
+
+    rate_limit_create: str = "60/minute"
+    rate_limit_reveal: str = "60/minute"
+    rate_limit_storage_url: str = "memory://"
+    trusted_proxies: list[str] = Field(default_factory=list)
+
+    metrics: bool = True
+    log_format: Literal["text", "json"] = "text"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
 
     db_pool_size: int = Field(default=10, ge=1)
     db_pool_timeout_seconds: float = Field(default=5, gt=0)
@@ -52,6 +68,14 @@ class Settings(BaseSettings):
                 "DATABASE_URL must start with sqlite+aiosqlite:// or postgresql+asyncpg://"
             )
         return self
+
+    @property
+    def request_body_limit(self) -> int:
+        """The largest request body accepted: the secret limit plus room for the envelope."""
+        if self.max_request_bytes is not None:
+            return self.max_request_bytes
+        # JSON escapes can grow a secret up to six-fold (\u0000); allow that plus the rest.
+        return self.max_secret_bytes * 6 + self.max_passphrase_length * 6 + 4096
 
     @property
     def is_sqlite(self) -> bool:
