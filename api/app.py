@@ -67,8 +67,12 @@ def create_app() -> FastAPI:
         description=DESCRIPTION,
         lifespan=lifespan,
     )
+    # Middleware: the last added runs first (outermost).
     app.add_middleware(SecurityHeadersMiddleware)
+
     install_error_handlers(app)
+
+    # Routes.
     app.include_router(router)
     graphql_router: GraphQLRouter[object, None] = GraphQLRouter(
         schema,

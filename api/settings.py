@@ -7,6 +7,9 @@ from pydantic import Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
+OWASP_ARGON2_MEMORY_KIB = 19_456
+
+
 class Settings(BaseSettings):
     """Every knob of the service; each field is read from the upper-case environment variable."""
 
@@ -25,10 +28,12 @@ class Settings(BaseSettings):
     purge_interval_seconds: float = Field(default=60, gt=0)
     purge_batch_size: int = Field(default=1000, ge=1)
 
-    argon2_memory_kib: int = Field(default=19_456, ge=8)
+    argon2_memory_kib: int = Field(default=OWASP_ARGON2_MEMORY_KIB, ge=8)
     argon2_time_cost: int = Field(default=2, ge=1)
     argon2_parallelism: int = Field(default=1, ge=1)
     hash_workers: int | None = Field(default=None, ge=1)
+    # Argon2 below the OWASP minimum is only for tests and benchmarks, and must be asked for.
+    allow_weak_argon2: bool = False
 
     graphiql: bool = True
     graphiql_assets_url: str | None = None
@@ -58,6 +63,16 @@ class Settings(BaseSettings):
             raise ValueError(
                 "MIN_TTL_SECONDS <= DEFAULT_TTL_SECONDS <= MAX_TTL_SECONDS must hold, got "
                 f"{self.min_ttl_seconds} / {self.default_ttl_seconds} / {self.max_ttl_seconds}"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _argon2_is_strong_enough(self) -> Self:
+        weak = self.argon2_memory_kib < OWASP_ARGON2_MEMORY_KIB or self.argon2_time_cost < 2
+        if weak and not self.allow_weak_argon2:
+            raise ValueError(
+                f"ARGON2_MEMORY_KIB below {OWASP_ARGON2_MEMORY_KIB} or ARGON2_TIME_COST below 2 "
+                "is weaker than OWASP's minimum; set ALLOW_WEAK_ARGON2=true for tests only"
             )
         return self
 

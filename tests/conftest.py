@@ -28,6 +28,7 @@ IN_CI = os.environ.get("CI", "").lower() == "true"
 TEST_ENV = {
     "ARGON2_MEMORY_KIB": "1024",
     "ARGON2_TIME_COST": "1",
+    "ALLOW_WEAK_ARGON2": "true",
     "PURGE_INTERVAL_SECONDS": "3600",
 }
 
