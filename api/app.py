@@ -5,15 +5,20 @@ import contextlib
 from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
-from strawberry.fastapi import GraphQLRouter
 
+from api.body_limit import RequestBodyLimitMiddleware
 from api.db import create_engine, create_sessionmaker
+from api.docs_offline import install_offline_docs
 from api.gql.context import get_context
-from api.gql.schema import schema
+from api.gql.router import SafeGraphQLRouter
+from api.gql.schema import build_schema
 from api.hashing import get_hasher
 from api.headers import SecurityHeadersMiddleware
+from api.logs import RequestLogMiddleware, configure_logging
+from api.metrics import MetricsMiddleware, install_metrics
 from api.migrations import upgrade_to_head
 from api.purge import purge_forever
+from api.ratelimit import RateLimiter
 from api.redaction import install_access_log_redaction
 from api.rest.errors import install_error_handlers
 from api.rest.routes import router
@@ -41,7 +46,12 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     get_hasher()  # builds the dummy hash now rather than on the first request
     install_access_log_redaction()
     if settings.auto_migrate:
-        await upgrade_to_head(engine)
+        # A schema change may take longer than the statement timeout of the request engine.
+        migration_engine = create_engine(settings, bound_statements=False)
+        try:
+            await upgrade_to_head(migration_engine)
+        finally:
+            await migration_engine.dispose()
     purge_task = asyncio.create_task(
         purge_forever(
             app.state.sessionmaker,
@@ -56,29 +66,47 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         with contextlib.suppress(asyncio.CancelledError):
             await purge_task
         await engine.dispose()
+        await app.state.rate_limiter.aclose()
 
 
 def create_app() -> FastAPI:
     """Build the ASGI application from the current settings."""
     settings = get_settings()
+    configure_logging(settings)
     app = FastAPI(
         title="One-time secrets",
         version="0.1.0",
         description=DESCRIPTION,
         lifespan=lifespan,
+        # Served by install_offline_docs instead, from local files rather than a CDN.
+        docs_url=None,
+        redoc_url=None,
     )
     # Middleware: the last added runs first (outermost).
+    # The body limit sits inside the headers, so its 413 carries them too.
+    app.add_middleware(RequestBodyLimitMiddleware)
     app.add_middleware(SecurityHeadersMiddleware)
+    # Keep these two last (outermost), so every response, a 413 or 429 too, is counted and logged.
+    if settings.metrics:
+        app.add_middleware(MetricsMiddleware)
+    app.add_middleware(RequestLogMiddleware)
 
     install_error_handlers(app)
+    app.state.rate_limiter = RateLimiter()
 
     # Routes.
     app.include_router(router)
-    graphql_router: GraphQLRouter[object, None] = GraphQLRouter(
-        schema,
+    graphql_router = SafeGraphQLRouter(
+        build_schema(),
         context_getter=get_context,
         graphql_ide="graphiql" if settings.graphiql else None,
         include_in_schema=False,
+        assets_url=settings.graphiql_assets_url,
     )
     app.include_router(graphql_router, prefix="/graphql", include_in_schema=False)
+    if settings.graphiql:
+        app.include_router(graphql_router.assets_router)
+    install_offline_docs(app)
+    if settings.metrics:
+        install_metrics(app)
     return app

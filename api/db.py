@@ -11,27 +11,44 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from api.settings import Settings
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
+# A reveal checks a connection out twice (to claim an attempt, then to delete the row) and
+# gives it back while argon2 runs, so each wait gets an equal share of DB_POOL_TIMEOUT_SECONDS:
+# under overload the request as a whole still answers 503 within that time.
+CHECKOUTS_PER_REQUEST = 2
 
 
-def create_engine(settings: Settings) -> AsyncEngine:
-    """Create the async engine for `settings.database_url` with a bounded pool."""
+def create_engine(settings: Settings, *, bound_statements: bool = True) -> AsyncEngine:
+    """Create the async engine for `settings.database_url` with a bounded pool.
+
+    On PostgreSQL, `bound_statements` (the default, for serving requests) makes every
+    statement, the pool's pre-ping included, fail after DB_POOL_TIMEOUT_SECONDS; migrations
+    pass False, since a schema change may rightly take longer than a request may wait.
+    """
     if settings.is_sqlite:
         engine = create_async_engine(
             settings.database_url,
+            hide_parameters=True,
             pool_size=settings.db_pool_size,
             max_overflow=0,
-            pool_timeout=settings.db_pool_timeout_seconds,
+            pool_timeout=settings.db_pool_timeout_seconds / CHECKOUTS_PER_REQUEST,
             connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
         )
         event.listen(engine.sync_engine, "connect", _configure_sqlite)
         return engine
+    connect_args: dict[str, Any] = {"timeout": settings.db_pool_timeout_seconds}
+    if bound_statements:
+        # A server that accepts TCP but never answers (frozen, partitioned, stuck on a lock)
+        # would otherwise hold a request forever.
+        connect_args["command_timeout"] = settings.db_pool_timeout_seconds
     return create_async_engine(
         settings.database_url,
+        # Errors and logs must never carry bound values: ciphertext, hashes, lookup digests.
+        hide_parameters=True,
         pool_size=settings.db_pool_size,
         max_overflow=0,
-        pool_timeout=settings.db_pool_timeout_seconds,
+        pool_timeout=settings.db_pool_timeout_seconds / CHECKOUTS_PER_REQUEST,
         pool_pre_ping=True,
-        connect_args={"timeout": settings.db_pool_timeout_seconds},
+        connect_args=connect_args,
     )
 
 

@@ -2,12 +2,11 @@
 
 from pathlib import Path
 
+from alembic import command
 from alembic.config import Config
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
-
-from alembic import command
 
 ALEMBIC_INI = Path(__file__).resolve().parent.parent / "alembic.ini"
 # Any constant works; it only has to be the same in every worker.
@@ -29,7 +28,10 @@ def _upgrade(connection: Connection) -> None:
 
 
 async def upgrade_to_head(engine: AsyncEngine) -> None:
-    """Bring the schema to the newest revision; on PostgreSQL under an advisory lock."""
+    """Bring the schema to the newest revision, one process at a time.
+
+    PostgreSQL serialises workers with an advisory lock, SQLite with its write lock.
+    """
     async with engine.connect() as connection:
         if connection.dialect.name == "postgresql":
             # Session-level lock: the second worker waits here, then finds nothing to do.
@@ -37,6 +39,10 @@ async def upgrade_to_head(engine: AsyncEngine) -> None:
                 text("SELECT pg_advisory_lock(:id)"), {"id": _MIGRATION_LOCK_ID}
             )
             await connection.commit()
+        elif connection.dialect.name == "sqlite":
+            # SQLite has no advisory locks: take the write lock first, so a second worker waits
+            # (busy timeout) and then finds the schema current; the DDL becomes atomic too.
+            await connection.exec_driver_sql("BEGIN IMMEDIATE")
         try:
             await connection.run_sync(_upgrade)
             await connection.commit()

@@ -1,11 +1,13 @@
 """One settings object, read from the environment and validated at start-up."""
 
+import ipaddress
+import json
 from functools import lru_cache
-from typing import Literal, Self
+from typing import Annotated, Literal, Self
 
-from pydantic import Field, ValidationError, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
-
+from limits import parse_many
+from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 OWASP_ARGON2_MEMORY_KIB = 19_456
 
@@ -38,7 +40,7 @@ class Settings(BaseSettings):
     graphiql: bool = True
     graphiql_assets_url: str | None = None
     graphql_introspection: bool = True
-    graphql_max_depth: int = Field(default=10, ge=1)
+    graphql_max_depth: int = Field(default=10, ge=0)
     graphql_max_aliases: int = Field(default=15, ge=1)
     graphql_max_tokens: int = Field(default=1000, ge=1)
     auto_migrate: bool = True
@@ -48,7 +50,9 @@ class Settings(BaseSettings):
     rate_limit_create: str = "60/minute"
     rate_limit_reveal: str = "60/minute"
     rate_limit_storage_url: str = "memory://"
-    trusted_proxies: list[str] = Field(default_factory=list)
+    rate_limit_key_prefix: str = "ots"
+    # Comma-separated addresses or CIDR ranges, e.g. `10.0.0.1,172.16.0.0/12` (JSON works too).
+    trusted_proxies: Annotated[list[str], NoDecode] = Field(default_factory=list)
 
     metrics: bool = True
     log_format: Literal["text", "json"] = "text"
@@ -56,6 +60,40 @@ class Settings(BaseSettings):
 
     db_pool_size: int = Field(default=10, ge=1)
     db_pool_timeout_seconds: float = Field(default=5, gt=0)
+
+    @field_validator("rate_limit_create", "rate_limit_reveal")
+    @classmethod
+    def _rate_limit_parses(cls, value: str) -> str:
+        try:
+            parse_many(value)
+        except ValueError:
+            raise ValueError("expected a limit like 60/minute, or 5/second;60/hour") from None
+        return value
+
+    @field_validator("rate_limit_storage_url")
+    @classmethod
+    def _rate_limit_storage_is_known(cls, value: str) -> str:
+        if not value.startswith(("memory://", "redis://", "rediss://")):
+            raise ValueError("must start with memory://, redis:// or rediss://")
+        return value
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _split_trusted_proxies(cls, value: object) -> object:
+        if isinstance(value, str):
+            text = value.strip()
+            return json.loads(text) if text.startswith("[") else text.replace(",", " ").split()
+        return value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _trusted_proxies_are_networks(cls, value: list[str]) -> list[str]:
+        for entry in value:
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError:
+                raise ValueError(f"{entry!r} is not an IP address or CIDR range") from None
+        return value
 
     @model_validator(mode="after")
     def _ttl_bounds_are_ordered(self) -> Self:

@@ -8,7 +8,7 @@ import pytest
 NOT_FOUND = {"detail": "Secret not found"}
 
 
-async def create(client: httpx.AsyncClient, secret: str = "my_secret", **extra: object) -> str:  # noqa: S107
+async def create(client: httpx.AsyncClient, secret: str = "my_secret", **extra: object) -> str:
     body = {"secret": secret, "passphrase": "my_passphrase", **extra}
     response = await client.post("/generate", json=body)
     assert response.status_code == 200, response.text

@@ -1,12 +1,14 @@
 """The Strawberry schema: resolvers call the service layer and map its errors to unions."""
 
 import strawberry
+from strawberry import UNSET
 from strawberry.types import Info
 
 from api import service
 from api.errors import InvalidInput as InvalidInputError
 from api.errors import SecretNotFound as SecretNotFoundError
 from api.gql.context import Context
+from api.gql.hardening import QuietSchema, extensions
 from api.gql.types import (
     BurnedSecret,
     BurnSecretResult,
@@ -18,6 +20,7 @@ from api.gql.types import (
     RevealSecretResult,
     SecretNotFound,
 )
+from api.ratelimit import GraphQLRateLimit
 from api.settings import get_settings
 
 
@@ -49,7 +52,7 @@ class Mutation:
         info: Info[Context, None],
         secret: str,
         passphrase: str,
-        ttl_seconds: int | None = None,
+        ttl_seconds: int | None = UNSET,
     ) -> CreateSecretResult:
         """Store a secret and return its key and expiry, or say which argument is invalid."""
         try:
@@ -57,7 +60,7 @@ class Mutation:
                 session=info.context.session,
                 secret=secret,
                 passphrase=passphrase,
-                ttl_seconds=ttl_seconds,
+                ttl_seconds=None if ttl_seconds is UNSET else ttl_seconds,
             )
         except InvalidInputError as error:
             return InvalidInput(field=_graphql_name(error.field), message=error.message)
@@ -95,4 +98,6 @@ def _graphql_name(field: str) -> str:
     return head + "".join(part.title() for part in rest)
 
 
-schema = strawberry.Schema(query=Query, mutation=Mutation)
+def build_schema() -> QuietSchema:
+    """Build the schema with its limits, error masking and introspection switch."""
+    return QuietSchema(query=Query, mutation=Mutation, extensions=[*extensions(), GraphQLRateLimit])

@@ -2,11 +2,13 @@
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query, Response, status
+from fastapi import APIRouter, Depends, Path, Query, Response, status
 
 from api import service
 from api.db import SessionDep
+from api.ratelimit import RATE_LIMITED_RESPONSE, Bucket, limit
 from api.rest.schemas import (
+    PASSPHRASE_BOUND,
     CreatedSecretResponse,
     CreateSecretRequest,
     ErrorResponse,
@@ -24,6 +26,13 @@ _NOT_FOUND: dict[int | str, dict[str, Any]] = {
         "one identical body for every case.",
     }
 }
+_BAD_BODY: dict[int | str, dict[str, Any]] = {
+    400: {"model": ErrorResponse, "description": "The body is not UTF-8 or nests too deeply."},
+    413: {"model": ErrorResponse, "description": "The body is larger than MAX_REQUEST_BYTES."},
+    415: {"model": ErrorResponse, "description": "The body is not `application/json`."},
+}
+_CREATE_LIMIT = [Depends(limit(Bucket.CREATE))]
+_REVEAL_LIMIT = [Depends(limit(Bucket.REVEAL))]  # reveals and burns: both check a passphrase
 SecretKeyPath = Annotated[
     str, Path(description="The 32-character hex key returned by `POST /generate`.")
 ]
@@ -32,11 +41,18 @@ PassphraseQuery = Annotated[
     Query(
         min_length=1,
         description="The passphrase. Query strings reach proxy logs: prefer the POST form.",
+        json_schema_extra=PASSPHRASE_BOUND,
     ),
 ]
 
 
-@router.post("/generate", response_model=CreatedSecretResponse, tags=["secrets"])
+@router.post(
+    "/generate",
+    response_model=CreatedSecretResponse,
+    responses={**_BAD_BODY, **RATE_LIMITED_RESPONSE},
+    dependencies=_CREATE_LIMIT,
+    tags=["secrets"],
+)
 async def generate(body: CreateSecretRequest, session: SessionDep) -> CreatedSecretResponse:
     """Store a secret behind a passphrase and return the key that reveals it once."""
     created = await service.create_secret(
@@ -51,7 +67,8 @@ async def generate(body: CreateSecretRequest, session: SessionDep) -> CreatedSec
 @router.get(
     "/secrets/{secret_key}",
     response_model=RevealedSecretResponse,
-    responses=_NOT_FOUND,
+    responses={**_NOT_FOUND, **RATE_LIMITED_RESPONSE},
+    dependencies=_REVEAL_LIMIT,
     tags=["secrets"],
 )
 async def reveal_by_query(
@@ -71,7 +88,8 @@ async def reveal_by_query(
 @router.post(
     "/secrets/{secret_key}",
     response_model=RevealedSecretResponse,
-    responses=_NOT_FOUND,
+    responses={**_NOT_FOUND, **_BAD_BODY, **RATE_LIMITED_RESPONSE},
+    dependencies=_REVEAL_LIMIT,
     tags=["secrets"],
 )
 async def reveal_by_body(
@@ -88,7 +106,8 @@ async def reveal_by_body(
     "/secrets/{secret_key}",
     status_code=status.HTTP_204_NO_CONTENT,
     response_class=Response,
-    responses=_NOT_FOUND,
+    responses={**_NOT_FOUND, **RATE_LIMITED_RESPONSE},
+    dependencies=_REVEAL_LIMIT,
     tags=["secrets"],
 )
 async def burn(secret_key: SecretKeyPath, passphrase: PassphraseQuery, session: SessionDep) -> None:

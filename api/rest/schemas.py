@@ -4,10 +4,16 @@ from datetime import datetime
 from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, PlainSerializer
+from pydantic.config import JsonDict
 
 from api.settings import get_settings
 
 _defaults = get_settings()
+
+# The limits are documented in the schema but enforced by the service, which names them in
+# its messages and reads them at run time.
+PASSPHRASE_BOUND: JsonDict = {"maxLength": _defaults.max_passphrase_length}
+_TTL_BOUNDS: JsonDict = {"minimum": _defaults.min_ttl_seconds, "maximum": _defaults.max_ttl_seconds}
 
 Rfc3339Utc = Annotated[
     datetime,
@@ -36,12 +42,14 @@ class CreateSecretRequest(BaseModel):
         min_length=1,
         description=f"Needed to reveal the secret, at most MAX_PASSPHRASE_LENGTH "
         f"({_defaults.max_passphrase_length} by default) characters.",
+        json_schema_extra=PASSPHRASE_BOUND,
     )
     ttl_seconds: int | None = Field(
         default=None,
         description=f"Lifetime in seconds, between MIN_TTL_SECONDS ({_defaults.min_ttl_seconds}) "
         f"and MAX_TTL_SECONDS ({_defaults.max_ttl_seconds}); "
         f"default DEFAULT_TTL_SECONDS ({_defaults.default_ttl_seconds}).",
+        json_schema_extra=_TTL_BOUNDS,
     )
 
 
@@ -70,7 +78,7 @@ class RevealRequest(BaseModel):
         extra="forbid", json_schema_extra={"examples": [{"passphrase": "my_passphrase"}]}
     )
 
-    passphrase: str = Field(min_length=1)
+    passphrase: str = Field(min_length=1, json_schema_extra=PASSPHRASE_BOUND)
 
 
 class RevealedSecretResponse(BaseModel):

@@ -1,0 +1,112 @@
+"""A pure ASGI middleware that bounds the request body before it is read into memory.
+
+A declared `Content-Length` over the limit is refused at once, without reading a byte of the
+body. A body without one (chunked) is counted as the application pulls it in; the moment it
+passes the limit, reading stops and the client gets the same `413`. Either way the server
+holds at most one chunk beyond the limit, whatever the client sends.
+"""
+
+import json
+
+from starlette.datastructures import Headers
+from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from api.settings import get_settings
+
+_STATUS = 413
+
+
+class BodyTooLarge(HTTPException):
+    """Raised from `receive` once the body passes the limit; the middleware answers `413`.
+
+    An `HTTPException`, so a framework that turns other errors of body parsing into `400`
+    lets it through.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(status_code=_STATUS, detail="Request body too large")
+
+
+class RequestBodyLimitMiddleware:
+    """Answers `413` with a JSON body to any HTTP request whose body exceeds the limit.
+
+    The limit is `max_body_bytes`, or else `Settings.request_body_limit` read per request.
+    """
+
+    def __init__(self, app: ASGIApp, max_body_bytes: int | None = None) -> None:
+        self.app = app
+        self.max_body_bytes = max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Refuse an oversized declared body; count an undeclared one as it arrives."""
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        limit = self.max_body_bytes
+        if limit is None:
+            limit = get_settings().request_body_limit
+        declared = _content_length(scope)
+        if declared is not None and declared > limit:
+            await _send_too_large(send, limit)
+            return
+
+        received = 0
+        exceeded = False
+        response_started = False
+
+        async def limited_receive() -> Message:
+            nonlocal received, exceeded
+            if exceeded:
+                raise BodyTooLarge
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    exceeded = True
+                    raise BodyTooLarge
+            return message
+
+        async def guarded_send(message: Message) -> None:
+            nonlocal response_started
+            if exceeded and not response_started:
+                return  # whatever the app made of the error, the answer is the 413 below
+            if message["type"] == "http.response.start":
+                response_started = True
+            await send(message)
+
+        try:
+            await self.app(scope, limited_receive, guarded_send)
+        except Exception:
+            # Once the body is too large, any failure of the app is a consequence of it.
+            if not exceeded or response_started:
+                raise
+        if exceeded and not response_started:
+            await _send_too_large(send, limit)
+
+
+def _content_length(scope: Scope) -> int | None:
+    value = Headers(scope=scope).get("content-length")
+    if value is None:
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        return None  # the server rejects a malformed length; the body is counted anyway
+
+
+async def _send_too_large(send: Send, limit: int) -> None:
+    body = json.dumps(
+        {"detail": f"Request body too large: at most {limit} bytes"}, separators=(",", ":")
+    ).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": _STATUS,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})

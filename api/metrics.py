@@ -1,0 +1,198 @@
+"""Prometheus metrics: HTTP traffic by route template, domain events, and the live secrets.
+
+- HTTP requests are counted and timed by method, **route template** and status; the raw path
+  (which holds the secret key) is never a label, and an unrouted request is `unmatched`.
+- Domain counters follow the events the service reports through `api.telemetry`.
+- The live-secrets gauge is counted in the database when scraped, at most once every
+  `LIVE_SECRETS_MAX_AGE_SECONDS` per process: one indexed `count(*)` per interval is cheap,
+  and unlike a gauge kept in memory it is right across workers, machines and restarts.
+
+With several worker processes, set `PROMETHEUS_MULTIPROC_DIR` to an empty directory before
+start: every worker then writes its counters there and any worker's `/metrics` reports the sum.
+Without it, each worker reports only its own counters.
+"""
+
+import asyncio
+import logging
+import os
+import time
+from collections.abc import Callable, Iterable, Iterator
+
+from fastapi import APIRouter, FastAPI, Request, Response
+from prometheus_client import (
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    disable_created_metrics,
+)
+from prometheus_client.exposition import choose_encoder
+from prometheus_client.metrics_core import GaugeMetricFamily, Metric
+from prometheus_client.multiprocess import MultiProcessCollector
+from prometheus_client.registry import Collector
+from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlmodel.ext.asyncio.session import AsyncSession
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from api import service, telemetry
+from api.route_label import route_template
+
+logger = logging.getLogger(__name__)
+
+LIVE_SECRETS_MAX_AGE_SECONDS = 15.0
+LIVE_SECRETS_TIMEOUT_SECONDS = 2.0
+_MULTIPROC_DIR = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+# Any other method a client invents is one label value, so the label set stays bounded.
+_KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+if _MULTIPROC_DIR:
+    os.makedirs(_MULTIPROC_DIR, exist_ok=True)
+# `*_created` timestamps double the output and Prometheus's text format does not need them.
+disable_created_metrics()  # type: ignore[no-untyped-call]
+
+HTTP_REQUESTS = Counter(
+    "onetime_secrets_http_requests",
+    "HTTP requests answered, by method, route template and status code.",
+    ["method", "route", "status"],
+)
+HTTP_DURATION = Histogram(
+    "onetime_secrets_http_request_duration_seconds",
+    "Time from receiving an HTTP request to the end of its response, by route template.",
+    ["method", "route"],
+)
+DOMAIN_EVENTS: dict[str, Counter] = {
+    telemetry.CREATED: Counter("onetime_secrets_secrets_created", "Secrets stored."),
+    telemetry.REVEALED: Counter(
+        "onetime_secrets_secrets_revealed", "Secrets revealed once and deleted."
+    ),
+    telemetry.BURNED: Counter(
+        "onetime_secrets_secrets_burned", "Secrets destroyed unread by a holder of the key."
+    ),
+    telemetry.PURGED: Counter(
+        "onetime_secrets_secrets_expired_purged", "Expired secrets deleted by the purge task."
+    ),
+    telemetry.FAILED_ATTEMPT: Counter(
+        "onetime_secrets_failed_passphrase_attempts",
+        "Wrong passphrases tried against a stored secret (unknown keys are not counted).",
+    ),
+    telemetry.DESTROYED_BY_ATTEMPT_LIMIT: Counter(
+        "onetime_secrets_secrets_destroyed_by_attempt_limit",
+        "Secrets deleted because MAX_FAILED_ATTEMPTS wrong passphrases were tried.",
+    ),
+}
+
+
+def _count_event(event: str, count: int) -> None:
+    counter = DOMAIN_EVENTS.get(event)
+    if counter is not None:
+        counter.inc(count)
+
+
+class MetricsMiddleware:
+    """A pure ASGI middleware that counts and times every HTTP request by route template."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Run the request, then record its method, route template, status and duration."""
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500  # what the client gets if the application raises before answering
+
+        async def send_and_note_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_and_note_status)
+        finally:
+            method = scope["method"] if scope["method"] in _KNOWN_METHODS else "other"
+            route = route_template(scope)
+            HTTP_REQUESTS.labels(method, route, str(status)).inc()
+            HTTP_DURATION.labels(method, route).observe(time.perf_counter() - started)
+
+
+class LiveSecrets:
+    """The number of live secrets, counted when scraped and cached for a short while."""
+
+    def __init__(
+        self,
+        *,
+        max_age_seconds: float = LIVE_SECRETS_MAX_AGE_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.max_age_seconds = max_age_seconds
+        self.clock = clock
+        self._value: int | None = None
+        self._counted_at = 0.0
+        self._lock = asyncio.Lock()
+
+    async def refresh(self, sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+        """Count again if the cached count is missing or older than `max_age_seconds`."""
+        async with self._lock:  # concurrent scrapes share one count
+            if self._value is not None and self.clock() - self._counted_at < self.max_age_seconds:
+                return
+            try:
+                async with asyncio.timeout(LIVE_SECRETS_TIMEOUT_SECONDS):
+                    async with sessionmaker() as session:
+                        self._value = await service.count_live(session=session)
+                self._counted_at = self.clock()
+            except Exception as exc:  # a scrape must still answer while the database is down
+                logger.warning("could not count live secrets: %s", type(exc).__name__)
+                self._value = None
+
+    def collect(self) -> Iterator[Metric]:
+        """Yield the gauge; nothing while the count is unknown, so it shows as absent."""
+        if self._value is None:
+            return
+        gauge = GaugeMetricFamily(
+            "onetime_secrets_live_secrets",
+            "Secrets stored and not yet expired (counted at most every "
+            f"{self.max_age_seconds:g} s per process).",
+        )
+        gauge.add_metric([], self._value)
+        yield gauge
+
+
+class _Scrape:
+    """What one scrape reports: the process (or multi-process) registry plus the live gauge."""
+
+    def __init__(self, *collectors: Collector) -> None:
+        self.collectors = collectors
+
+    def collect(self) -> Iterable[Metric]:
+        for collector in self.collectors:
+            yield from collector.collect()
+
+
+def _counters_registry() -> Collector:
+    if not _MULTIPROC_DIR:
+        return REGISTRY
+    registry = CollectorRegistry()
+    MultiProcessCollector(registry, path=_MULTIPROC_DIR)  # type: ignore[no-untyped-call]
+    return registry
+
+
+metrics_router = APIRouter()
+
+
+@metrics_router.get("/metrics", include_in_schema=False)
+async def scrape(request: Request) -> Response:
+    """Report every metric in the Prometheus (or OpenMetrics, if asked for) text format."""
+    live: LiveSecrets = request.app.state.live_secrets
+    await live.refresh(request.app.state.sessionmaker)
+    encode, content_type = choose_encoder(request.headers.get("accept", ""))
+    body = encode(_Scrape(_counters_registry(), live))
+    return Response(content=body, headers={"content-type": content_type})
+
+
+def install_metrics(app: FastAPI) -> None:
+    """Add `GET /metrics` to `app` and start counting domain events."""
+    telemetry.subscribe(_count_event)
+    app.state.live_secrets = LiveSecrets()
+    app.include_router(metrics_router)

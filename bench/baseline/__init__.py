@@ -1,0 +1,1 @@
+"""The naive baseline the service must beat."""

@@ -1,0 +1,81 @@
+"""Scenario 1, the ceiling: argon2id hash + verify pairs per second on all cores.
+
+The parameters are the service's own (read from its settings), and the work runs in one
+process per core so nothing but argon2 competes for the CPUs.
+"""
+
+import os
+import time
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
+from typing import Any
+
+import psutil
+from passlib.hash import argon2
+
+from bench.procs import CpuMeter
+
+PASSPHRASE = "correct horse battery staple"  # noqa: S105  (a benchmark fixture)
+
+
+def handler(memory_kib: int, time_cost: int, parallelism: int) -> Any:
+    """Return the passlib argon2id handler configured exactly as the service does."""
+    return argon2.using(
+        type="ID", memory_cost=memory_kib, rounds=time_cost, parallelism=parallelism
+    )
+
+
+def _pairs_until(deadline_epoch: float, start_epoch: float, params: tuple[int, int, int]) -> int:
+    hasher = handler(*params)
+    # Hash once before touching `verify`: passlib swaps its lazy backend loader on first use,
+    # and a `verify` looked up before that swap fails.
+    hasher.hash(PASSPHRASE)
+    while time.time() < start_epoch:
+        time.sleep(0.001)
+    pairs = 0
+    while time.time() < deadline_epoch:
+        hashed = hasher.hash(PASSPHRASE)
+        hasher.verify(PASSPHRASE, hashed)
+        pairs += 1
+    return pairs
+
+
+def single_core_costs(params: tuple[int, int, int], rounds: int = 20) -> dict[str, float]:
+    """Mean milliseconds of one hash and of one verify on one otherwise idle core."""
+    hasher = handler(*params)
+    hashed = hasher.hash(PASSPHRASE)
+    started = time.perf_counter()
+    for _ in range(rounds):
+        hashed = hasher.hash(PASSPHRASE)
+    hash_ms = (time.perf_counter() - started) / rounds * 1000
+    started = time.perf_counter()
+    for _ in range(rounds):
+        hasher.verify(PASSPHRASE, hashed)
+    verify_ms = (time.perf_counter() - started) / rounds * 1000
+    return {"hash_ms": hash_ms, "verify_ms": verify_ms}
+
+
+def measure(params: tuple[int, int, int], seconds: float) -> dict[str, Any]:
+    """Run hash + verify pairs on every core for `seconds`; return the rate and the details."""
+    cores = os.cpu_count() or 1
+    costs = single_core_costs(params)
+    start = time.time() + 2.0
+    deadline = start + seconds
+    with ProcessPoolExecutor(max_workers=cores, mp_context=get_context("spawn")) as pool:
+        futures = [pool.submit(_pairs_until, deadline, start, params) for _ in range(cores)]
+        time.sleep(max(start - time.time(), 0.0))
+        meter = CpuMeter({"argon2 processes": [child.pid for child in psutil.Process().children()]})
+        meter.start()
+        time.sleep(max(deadline - time.time(), 0.0))
+        cpu = meter.stop()
+        pairs = sum(future.result() for future in futures)
+    predicted = cores / ((costs["hash_ms"] + costs["verify_ms"]) / 1000)
+    return {
+        "cores": cores,
+        "seconds": seconds,
+        "pairs": pairs,
+        "pairs_per_second": pairs / seconds,
+        "predicted_pairs_per_second": predicted,
+        "other_processes_share": cpu["other processes"] / (seconds * cores),
+        **costs,
+    }

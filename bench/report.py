@@ -1,0 +1,434 @@
+"""Turn the results of a run into targets, `BENCHMARKS.md` and a console summary."""
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from bench.chart import draw_chart
+
+__all__ = ["Target", "disturbances", "draw_chart", "errors", "render", "summary", "targets"]
+
+RUNS = ("service-default", "baseline-default", "service-cheap", "baseline-cheap")
+
+
+@dataclass(frozen=True)
+class Target:
+    """One goal of the issue, what was measured, and whether it holds."""
+
+    name: str
+    goal: str
+    measured: str
+    passed: bool
+
+
+def _rows(value: int) -> str:
+    return f"{value:,}"
+
+
+def ratio(numerator: float, denominator: float) -> float:
+    """Return `numerator / denominator`, NaN (which fails every target) when dividing by 0."""
+    return numerator / denominator if denominator else math.nan
+
+
+def efficiency(results: dict[str, Any]) -> float:
+    """Return the cycle rate at the default parameters divided by the argon2 ceiling."""
+    rate: float = results["cycle"]["service-default"]["cycles_per_second"]
+    return ratio(rate, results["ceiling"]["pairs_per_second"])
+
+
+def targets(results: dict[str, Any]) -> list[Target]:
+    """Evaluate every target of the issue against `results`."""
+    cycle = results["cycle"]
+    ceiling = results["ceiling"]["pairs_per_second"]
+    service, cheap = cycle["service-default"], cycle["service-cheap"]
+    baseline_cheap = cycle["baseline-cheap"]
+    overhead = ratio(cheap["cycles_per_second"], baseline_cheap["cycles_per_second"])
+    small, large = results["scale"]["sizes"][0], results["scale"]["sizes"][-1]
+    growth = ratio(large["latency_ms"]["p50"], small["latency_ms"]["p50"])
+    purge = results["scale"]["purge"]
+    rss = max(max(cycle[label]["peak_rss_mb"]) for label in ("service-default", "service-cheap"))
+    return [
+        Target(
+            "Efficiency (cycles/s ÷ ceiling), default argon2",
+            "≥ 0.80",
+            f"{efficiency(results):.2f} ({service['cycles_per_second']:.1f} ÷ {ceiling:.1f})",
+            efficiency(results) >= 0.80,
+        ),
+        Target(
+            "`/healthz` p99 while hashes saturate the CPUs",
+            "≤ 20 ms",
+            f"{service['healthz_ms']['p99']:.1f} ms",
+            service["healthz_ms"]["p99"] <= 20,
+        ),
+        Target(
+            "Overhead: cycles/s vs baseline, cheapest argon2",
+            "≥ 1.5x",
+            f"{overhead:.2f}x ({cheap['cycles_per_second']:.0f} vs "
+            f"{baseline_cheap['cycles_per_second']:.0f})",
+            overhead >= 1.5,
+        ),
+        Target(
+            f"Reveal p50 at {_rows(large['size'])} rows vs {_rows(small['size'])} rows",
+            "≤ 1.25x",
+            f"{growth:.2f}x ({large['latency_ms']['p50']:.2f} vs "
+            f"{small['latency_ms']['p50']:.2f} ms)",
+            growth <= 1.25,
+        ),
+        Target(
+            f"Purge of {_rows(purge['expired_rows'])} expired rows",
+            "≤ 60 s",
+            f"{purge['seconds']:.1f} s",
+            purge["seconds"] <= 60,
+        ),
+        Target(
+            "Reveal p99 during the purge",
+            "≤ 100 ms",
+            f"{purge['latency_ms']['p99']:.1f} ms",
+            purge["latency_ms"]["p99"] <= 100,
+        ),
+        Target(
+            "Peak RSS per worker, scenarios 2 and 4",
+            "≤ 200 MB",
+            f"{rss:.0f} MB",
+            rss <= 200,
+        ),
+    ]
+
+
+def errors(results: dict[str, Any]) -> list[str]:
+    """Everything that went wrong (as opposed to slow) in the run."""
+    problems = []
+    for label, run in results["cycle"].items():
+        for what, count in {**run["errors"], **run["healthz_errors"]}.items():
+            problems.append(f"{label}: {count} x {what}")
+        if run["cycles"] == 0:
+            problems.append(f"{label}: no cycle completed")
+    for size in results["scale"]["sizes"]:
+        for what, count in size["errors"].items():
+            problems.append(f"scale {size['size']:,} rows: {count} x {what}")
+    purge = results["scale"]["purge"]
+    for what, count in purge["errors"].items():
+        problems.append(f"reveals during purge: {count} x {what}")
+    if purge["left_expired"] or purge["purged"] != purge["expired_rows"]:
+        problems.append(
+            f"purge removed {purge['purged']:,} of {purge['expired_rows']:,} expired rows, "
+            f"{purge['left_expired']:,} left"
+        )
+    return problems
+
+
+def disturbances(results: dict[str, Any], threshold: float = 0.05) -> list[str]:
+    """Measured windows in which other work on the machine took over `threshold` of the CPU."""
+    found = []
+    other = results["ceiling"].get("other_processes_share", 0.0)
+    if other > threshold:
+        found.append(f"the ceiling ({other:.0%})")
+    for label in RUNS:
+        share = results["cycle"][label]["cpu"]["share_of_machine"].get("other processes", 0.0)
+        if share > threshold:
+            found.append(f"{label} ({share:.0%})")
+    scale = results["scale"]
+    for phase in scale["sizes"]:
+        share = phase.get("other_processes_share", 0.0)
+        if share > threshold:
+            found.append(f"reveals at {phase['size']:,} rows ({share:.0%})")
+    share = scale["purge"].get("other_processes_share", 0.0)
+    if share > threshold:
+        found.append(f"the purge ({share:.0%})")
+    return found
+
+
+def _verdict(target: Target) -> str:
+    return "**PASS**" if target.passed else "**FAIL**"
+
+
+def _ms(summary: dict[str, float], *keys: str) -> str:
+    return " / ".join(f"{summary[key]:.1f}" for key in keys)
+
+
+def _share(run: dict[str, Any], *groups: str) -> str:
+    shares = run["cpu"]["share_of_machine"]
+    return f"{sum(shares.get(group, 0.0) for group in groups) * 100:.0f}%"
+
+
+def _cycle_table(results: dict[str, Any]) -> list[str]:
+    ceiling = results["ceiling"]["pairs_per_second"]
+    lines = [
+        "| Run | Cycles/s | ÷ ceiling | create p50 / p95 / p99 | reveal p50 / p95 / p99 "
+        "| cycle p50 / p99 | `/healthz` p50 / p99 / max | Errors |",
+        "| --- | ---: | ---: | --- | --- | --- | --- | ---: |",
+    ]
+    for label in RUNS:
+        run = results["cycle"][label]
+        latency = run["latency_ms"]
+        share = ratio(run["cycles_per_second"], ceiling)
+        efficiency = f"{share:.2f}" if label.endswith("default") else "—"
+        lines.append(
+            f"| {label} | {run['cycles_per_second']:.1f} | {efficiency} "
+            f"| {_ms(latency['create'], 'p50', 'p95', 'p99')} "
+            f"| {_ms(latency['reveal'], 'p50', 'p95', 'p99')} "
+            f"| {_ms(latency['cycle'], 'p50', 'p99')} "
+            f"| {_ms(run['healthz_ms'], 'p50', 'p99', 'max')} "
+            f"| {sum(run['errors'].values()) + sum(run['healthz_errors'].values())} |"
+        )
+    return lines
+
+
+def _per_cycle(run: dict[str, Any]) -> str:
+    costs = run.get("cpu_ms_per_cycle")
+    if not costs:
+        return "—"
+    return " / ".join(f"{costs[name]:.2f}" for name in ("workers", "postgres", "load generator"))
+
+
+def _cpu_table(results: dict[str, Any]) -> list[str]:
+    lines = [
+        "| Run | Machine busy | Server workers | PostgreSQL | Load generator | Poller "
+        "| Other processes | Load generator, of one core | CPU ms per cycle: workers / PostgreSQL "
+        "/ load generator |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
+    ]
+    for label in RUNS:
+        run = results["cycle"][label]
+        workers = [name for name in run["cpu"]["seconds"] if name.startswith("worker")]
+        lines.append(
+            f"| {label} | {_share(run, 'machine')} | {_share(run, *workers)} "
+            f"| {_share(run, 'postgres')} | {_share(run, 'load generator')} "
+            f"| {_share(run, 'healthz poller')} | {_share(run, 'other processes')} "
+            f"| {run['loadgen_cpu_of_one_core'] * 100:.0f}% "
+            f"| {_per_cycle(run)} |"
+        )
+    return lines
+
+
+def _scale_table(results: dict[str, Any]) -> list[str]:
+    lines = [
+        "| Table | Bulk load | Reveals | Reveal p50 / p95 / p99 / max (ms) | Errors |",
+        "| --- | ---: | ---: | --- | ---: |",
+    ]
+    for size in results["scale"]["sizes"]:
+        lines.append(
+            f"| {_rows(size['size'])} live rows ({_rows(size['rows_at_start'])} → "
+            f"{_rows(size['rows_at_end'])} with the revealed ones) | {size['load_seconds']:.1f} s "
+            f"| {size['reveals']} | {_ms(size['latency_ms'], 'p50', 'p95', 'p99', 'max')} "
+            f"| {sum(size['errors'].values())} |"
+        )
+    purge = results["scale"]["purge"]
+    lines.append(
+        f"| during the purge of {_rows(purge['expired_rows'])} expired rows "
+        f"(beside {_rows(purge['live_rows'])} live) | {purge['load_seconds']:.1f} s "
+        f"| {purge['reveals']} | {_ms(purge['latency_ms'], 'p50', 'p95', 'p99', 'max')} "
+        f"| {sum(purge['errors'].values())} |"
+    )
+    return lines
+
+
+def _memory_table(results: dict[str, Any]) -> list[str]:
+    lines = ["| Run | Peak RSS per worker (MB) |", "| --- | --- |"]
+    for label in RUNS:
+        peaks = results["cycle"][label]["peak_rss_mb"]
+        lines.append(f"| {label} | {' / '.join(f'{peak:.0f}' for peak in peaks)} |")
+    return lines
+
+
+def _machine(results: dict[str, Any]) -> list[str]:
+    machine = results["machine"]
+    packages = ", ".join(f"{name} {version}" for name, version in machine["packages"].items())
+    return [
+        f"- **Machine**: {machine['cpu']}, {machine['cores']} cores, "
+        f"{machine['memory_gib']:.0f} GiB RAM, {machine['os']}.",
+        f"- **Software**: Python {machine['python']}, PostgreSQL {machine['postgresql']}; "
+        f"{packages}.",
+        f"- **Code**: commit {machine['commit']}.",
+    ]
+
+
+def _notes(results: dict[str, Any]) -> list[str]:
+    cycle = results["cycle"]
+    ceiling = results["ceiling"]
+    service, baseline = cycle["service-default"], cycle["baseline-default"]
+    cheap, baseline_cheap = cycle["service-cheap"], cycle["baseline-cheap"]
+    small, large = results["scale"]["sizes"][0], results["scale"]["sizes"][-1]
+    return [
+        f"- **Ceiling.** One hash costs {ceiling['hash_ms']:.1f} ms and one verify "
+        f"{ceiling['verify_ms']:.1f} ms on an idle core, so {ceiling['cores']} cores predict "
+        f"{ceiling['predicted_pairs_per_second']:.1f} pairs/s; {ceiling['pairs_per_second']:.1f} "
+        "were measured with one process per core and nothing else running.",
+        f"- **Efficiency** {efficiency(results):.2f}: the service ran "
+        f"{service['cycles_per_second']:.1f} cycles/s against that ceiling, while the same two "
+        f"cores also ran PostgreSQL ({_share(service, 'postgres')} of the machine), the load "
+        f"generator ({_share(service, 'load generator')}) and the poller. The baseline ran "
+        f"{baseline['cycles_per_second']:.1f} cycles/s "
+        f"({ratio(service['cycles_per_second'], baseline['cycles_per_second']):.2f}x in the "
+        "service's favour).",
+        f"- **Responsiveness**: `/healthz` p99 {service['healthz_ms']['p99']:.1f} ms in the "
+        f"service against {baseline['healthz_ms']['p99']:.1f} ms in the baseline, which hashes "
+        "on its event loop.",
+        f"- **Overhead**: with the cheapest argon2 ({results['cheap_costs']['hash_ms']:.2f} ms "
+        f"a hash) the service ran {cheap['cycles_per_second']:.0f} cycles/s, the baseline "
+        f"{baseline_cheap['cycles_per_second']:.0f}: "
+        f"{ratio(cheap['cycles_per_second'], baseline_cheap['cycles_per_second']):.2f}x.",
+        f"- **Scale**: reveal p50 {small['latency_ms']['p50']:.2f} ms at "
+        f"{_rows(small['size'])} rows, {large['latency_ms']['p50']:.2f} ms at "
+        f"{_rows(large['size'])} rows "
+        f"({ratio(large['latency_ms']['p50'], small['latency_ms']['p50']):.2f}x).",
+    ]
+
+
+def _profile_lines(results: dict[str, Any]) -> list[str]:
+    profiles = results.get("profiles") or {}
+    if not profiles:
+        return []
+    labels = [label for label in RUNS if label in profiles]
+    lines = [
+        "## Profile: where the workers' CPU goes",
+        "",
+        "py-spy sampled both workers of each contender for "
+        f"{results['profile']['profile_seconds']:.0f} s under the same cycle load, after the "
+        "measured window (so it does not slow the figures "
+        "above). Share of on-CPU samples; an operation counts every sample with it anywhere on "
+        "the stack, so rows overlap.",
+        "",
+        f"| Operation | {' | '.join(labels)} |",
+        f"| --- | {' | '.join('---:' for _ in labels)} |",
+    ]
+    for operation in profiles[labels[0]]["operations"]:
+        shares = " | ".join(f"{profiles[label]['operations'][operation]:.1%}" for label in labels)
+        lines.append(f"| {operation} | {shares} |")
+    lines.append(f"| samples | {' | '.join(str(profiles[label]['samples']) for label in labels)} |")
+    for label in ("service-cheap", "service-default"):
+        if label in profiles:
+            lines += ["", f"Most time of their own, {label}:", ""]
+            lines += [
+                f"- {entry['share']:.1%} `{entry['function']}`"
+                for entry in profiles[label]["top_self"]
+            ]
+    return [*lines, ""]
+
+
+def _disturbance_lines(results: dict[str, Any]) -> list[str]:
+    disturbed = disturbances(results)
+    if not disturbed:
+        return []
+    return [
+        "> **Disturbed run.** Other work on the machine took more than 5% of the CPU during: "
+        f"{', '.join(disturbed)}. Those figures understate what the contenders can do.",
+        "",
+    ]
+
+
+def render(results: dict[str, Any], *, chart: str) -> str:
+    """Return the whole `BENCHMARKS.md` for `results`, linking the chart at path `chart`."""
+    profile = results["profile"]
+    default, cheap = results["argon2"]["default"], results["argon2"]["cheap"]
+    command = "scripts/bench --smoke" if profile["name"] == "smoke" else "scripts/bench"
+    verdicts = targets(results)
+    lines = [
+        "# Benchmarks",
+        "",
+        f"A fresh run of `{command}` ({results['duration_seconds'] / 60:.1f} minutes), "
+        f"started {results['started_at']}. The file is generated: run the command again to "
+        "refresh it. `scripts/bench --smoke` is the short variant CI runs; it fails on errors, "
+        "never on timing.",
+        "",
+        "## Targets",
+        "",
+        "| Target | Goal | Measured | Result |",
+        "| --- | --- | --- | --- |",
+        *(f"| {t.name} | {t.goal} | {t.measured} | {_verdict(t)} |" for t in verdicts),
+        "",
+        f"{sum(t.passed for t in verdicts)} of {len(verdicts)} targets hold.",
+        "",
+        *_disturbance_lines(results),
+        f"![Benchmark chart]({chart})",
+        "",
+        "## What it ran on",
+        "",
+        *_machine(results),
+        "",
+        "## How it measures",
+        "",
+        "- **Contenders**: the service (`uvicorn main:app`) and the naive baseline "
+        "(`bench/baseline/app.py`: `async def` routes, argon2 called in the handler, "
+        "select → verify → delete), each started as `uvicorn … --workers 2 --no-access-log` "
+        "on the same PostgreSQL database, made for the run and dropped after it (each its own "
+        "table).",
+        f"- **Argon2id**: the service's defaults, m={default[0]} KiB, t={default[1]}, "
+        f"p={default[2]}; the cheapest, m={cheap[0]} KiB, t={cheap[1]}, p={cheap[2]} "
+        "(allowed only with `ALLOW_WEAK_ARGON2=true`). Both contenders get the same.",
+        f"- **Load**: {profile['clients']} clients in {profile['loadgen_processes']} "
+        "load-generator process(es) (asyncio + uvloop over a minimal HTTP/1.1 keep-alive "
+        "client, to leave the cores to the servers), each looping `POST /generate` → "
+        "`GET /secrets/{key}?passphrase=…` and checking the secret; "
+        f"{profile['warmup_seconds']:.0f} s warm-up, then {profile['cycle_seconds']:.0f} s "
+        "measured. Every error is counted; the run fails on any.",
+        f"- **Responsiveness**: a separate process polls `GET /healthz` every "
+        f"{profile['health_interval_seconds'] * 1000:.0f} ms over four kept-alive "
+        "connections (each pinned to whichever worker accepted it).",
+        f"- **Scale** (service, cheapest argon2 so the database's share shows): the table is "
+        f"bulk-loaded (`INSERT … SELECT generate_series` for filler rows, COPY for "
+        f"{profile['reveals_per_size']:,} real secrets and a few more to warm up on), "
+        f"vacuumed, and the real secrets revealed at {profile['reveal_rate']:.0f}/s after an "
+        "unrecorded warm-up of 3 s at that rate. Then "
+        f"{profile['purge_rows']:,} expired rows are purged by `api.service.purge_expired` "
+        "while reveals continue at the same rate.",
+        "- **CPU and memory**: psutil reads the CPU time of every process over the "
+        "measured window and samples each worker's RSS every 100 ms.",
+        "- **A shared machine**: before each scenario the benchmark waits (at most "
+        f"{profile['quiet_budget_seconds'] / 60:.0f} minutes in all) until other processes use "
+        "under 10% of the CPU; a scenario in which they took more than 10% is measured again "
+        f"(up to {profile['retries']} more times) and the cleanest attempt is kept. What they "
+        "took anyway is in the *Other processes* column. Attempts this run: "
+        + ", ".join(f"{name} {count}" for name, count in results.get("attempts", {}).items())
+        + ".",
+        "",
+        "## Scenarios 1-5: ceiling, cycles, responsiveness, overhead, baseline",
+        "",
+        f"Ceiling (scenario 1): **{results['ceiling']['pairs_per_second']:.1f}** hash + verify "
+        f"pairs/s on {results['ceiling']['cores']} cores "
+        f"(hash {results['ceiling']['hash_ms']:.1f} ms, verify "
+        f"{results['ceiling']['verify_ms']:.1f} ms on one core). Latencies in ms.",
+        "",
+        *_cycle_table(results),
+        "",
+        "Where the CPU went during each measured window (share of all cores):",
+        "",
+        *_cpu_table(results),
+        "",
+        "## Scenario 6: scale",
+        "",
+        *_scale_table(results),
+        "",
+        f"Purge: **{results['scale']['purge']['seconds']:.1f} s** for "
+        f"{results['scale']['purge']['purged']:,} rows in batches of "
+        f"{results['scale']['purge']['batch_size']:,}.",
+        "",
+        "## Scenario 7: memory",
+        "",
+        *_memory_table(results),
+        "",
+        *_profile_lines(results),
+        "## Notes",
+        "",
+        *_notes(results),
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def summary(results: dict[str, Any]) -> str:
+    """Return a short plain-text account for the console."""
+    lines = [f"[bench] {results['profile']['name']} run, {results['duration_seconds']:.0f} s"]
+    for label in RUNS:
+        run = results["cycle"][label]
+        lines.append(
+            f"  {label:17} {run['cycles_per_second']:8.1f} cycles/s   healthz p99 "
+            f"{run['healthz_ms']['p99']:7.1f} ms   peak RSS "
+            f"{max(run['peak_rss_mb']):5.0f} MB"
+        )
+    for disturbed in disturbances(results):
+        lines.append(f"  disturbed by other processes: {disturbed}")
+    for target in targets(results):
+        verdict = "PASS" if target.passed else "FAIL"
+        lines.append(f"  {verdict}  {target.name}: {target.measured} (goal {target.goal})")
+    return "\n".join(lines)

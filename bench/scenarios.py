@@ -1,0 +1,392 @@
+"""Scenarios 2-7: drive running servers with load-generator processes and measure them."""
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bench import database, procs, profiling
+from bench.ceiling import PASSPHRASE, handler
+from bench.servers import ROOT, Server
+from bench.stats import summarize
+
+MEGABYTE = 1024 * 1024
+REVEAL_WARMUP_SECONDS = 3.0
+
+
+@dataclass(frozen=True)
+class Profile:
+    """How long and how big each scenario runs."""
+
+    name: str
+    ceiling_seconds: float
+    warmup_seconds: float
+    cycle_seconds: float
+    clients: int
+    loadgen_processes: int
+    health_interval_seconds: float
+    table_sizes: tuple[int, ...]
+    reveals_per_size: int
+    reveal_rate: float
+    purge_rows: int
+    purge_reveal_seconds: float
+    quiet_budget_seconds: float
+    profile_seconds: float
+    retries: int
+
+
+FULL = Profile(
+    name="full",
+    ceiling_seconds=10,
+    warmup_seconds=3,
+    cycle_seconds=30,
+    clients=16,
+    loadgen_processes=1,
+    health_interval_seconds=0.05,
+    table_sizes=(1_000, 1_000_000),
+    reveals_per_size=1_000,
+    reveal_rate=100,
+    purge_rows=1_000_000,
+    purge_reveal_seconds=120,
+    quiet_budget_seconds=300,
+    profile_seconds=10,
+    retries=2,
+)
+SMOKE = Profile(
+    name="smoke",
+    ceiling_seconds=2,
+    warmup_seconds=1,
+    cycle_seconds=3,
+    clients=8,
+    loadgen_processes=1,
+    health_interval_seconds=0.05,
+    table_sizes=(1_000, 5_000),
+    reveals_per_size=100,
+    reveal_rate=100,
+    purge_rows=5_000,
+    purge_reveal_seconds=20,
+    quiet_budget_seconds=0,
+    profile_seconds=0,
+    retries=0,
+)
+
+
+def _spawn(mode: str, url: str, start: float, out: Path, *options: str) -> subprocess.Popen[bytes]:
+    command = [
+        sys.executable,
+        "-m",
+        "bench.loadgen",
+        mode,
+        "--url",
+        url,
+        "--start",
+        repr(start),
+        "--out",
+        str(out),
+        *options,
+    ]
+    return subprocess.Popen(command, cwd=ROOT)  # noqa: S603
+
+
+async def _collect(
+    process: subprocess.Popen[bytes], out: Path, limit_seconds: float
+) -> dict[str, Any]:
+    try:
+        async with asyncio.timeout(limit_seconds):
+            code = await asyncio.to_thread(process.wait)
+    except TimeoutError:
+        process.kill()
+        raise RuntimeError(
+            f"load generator {out.name} still ran after {limit_seconds:.0f} s"
+        ) from None
+    if code != 0:
+        raise RuntimeError(f"load generator {out.name} failed with exit code {code}")
+    result: dict[str, Any] = json.loads(await asyncio.to_thread(out.read_text))
+    return result
+
+
+def _merge(parts: list[dict[str, Any]]) -> dict[str, Any]:
+    latencies: dict[str, list[float]] = {}
+    errors: dict[str, int] = {}
+    for part in parts:
+        for name, values in part["latencies_ms"].items():
+            latencies.setdefault(name, []).extend(values)
+        for name, count in part["errors"].items():
+            errors[name] = errors.get(name, 0) + count
+    return {
+        "window_seconds": max(part["window_seconds"] for part in parts),
+        "completed": sum(part["completed"] for part in parts),
+        "latencies_ms": latencies,
+        "errors": errors,
+        "cpu_seconds": sum(part["cpu_seconds"] for part in parts),
+        "exhausted": any(part.get("exhausted") for part in parts),
+    }
+
+
+async def _sleep_until(epoch: float) -> None:
+    await asyncio.sleep(max(epoch - time.time(), 0.0))
+
+
+def _cpu_report(seconds: dict[str, float], window: float, cores: int) -> dict[str, Any]:
+    return {
+        "seconds": seconds,
+        "share_of_machine": {name: value / (window * cores) for name, value in seconds.items()},
+    }
+
+
+async def cycle(server: Server, profile: Profile, workdir: Path, label: str) -> dict[str, Any]:
+    """Scenarios 2, 3 and 7: create -> reveal loops, a /healthz poller, CPU and peak RSS."""
+    start = time.time() + 2.0
+    opens = start + profile.warmup_seconds
+    closes = opens + profile.cycle_seconds
+    timing = ["--warmup", str(profile.warmup_seconds), "--duration", str(profile.cycle_seconds)]
+    share = [profile.clients // profile.loadgen_processes] * profile.loadgen_processes
+    share[0] += profile.clients - sum(share)
+    outs = [workdir / f"{label}-cycle-{index}.json" for index in range(len(share))]
+    loaders = [
+        _spawn("cycle", server.url, start, out, *timing, "--clients", str(clients))
+        for out, clients in zip(outs, share, strict=True)
+    ]
+    health_out = workdir / f"{label}-health.json"
+    poller = _spawn(
+        "health",
+        server.url,
+        start,
+        health_out,
+        *timing,
+        "--interval",
+        str(profile.health_interval_seconds),
+    )
+    groups = {f"worker {index + 1}": [pid] for index, pid in enumerate(server.worker_pids)}
+    groups |= {
+        "uvicorn supervisor": [server.process.pid],
+        "load generator": [loader.pid for loader in loaders],
+        "healthz poller": [poller.pid],
+    }
+    with procs.RssSampler(server.worker_pids) as rss:
+        await _sleep_until(opens)
+        # Read PostgreSQL's processes only now: the pools open their connections in the warm-up.
+        meter = procs.CpuMeter({**groups, "postgres": procs.postgres_pids()})
+        meter.start()
+        await _sleep_until(closes)
+        cpu = meter.stop()
+        window = profile.cycle_seconds
+        timeout = profile.cycle_seconds + 60
+        load = _merge([await _collect(p, o, timeout) for p, o in zip(loaders, outs, strict=True)])
+        health = await _collect(poller, health_out, timeout)
+    cores = os.cpu_count() or 1
+    cycles = max(load["completed"], 1)
+    worker_seconds = sum(cpu[f"worker {index + 1}"] for index in range(len(server.worker_pids)))
+    return {
+        "label": label,
+        "clients": profile.clients,
+        "window_seconds": load["window_seconds"],
+        "cycles": load["completed"],
+        "cycles_per_second": load["completed"] / load["window_seconds"],
+        "latency_ms": {name: summarize(values) for name, values in load["latencies_ms"].items()},
+        "errors": load["errors"],
+        "healthz_ms": summarize(health["latencies_ms"].get("healthz", [])),
+        "healthz_errors": health["errors"],
+        "loadgen_cpu_of_one_core": load["cpu_seconds"] / window,
+        "cpu": _cpu_report(cpu, window, cores),
+        "cpu_ms_per_cycle": {
+            "workers": worker_seconds * 1000 / cycles,
+            "postgres": cpu["postgres"] * 1000 / cycles,
+            "load generator": cpu["load generator"] * 1000 / cycles,
+        },
+        "peak_rss_mb": [rss.peaks[pid] / MEGABYTE for pid in server.worker_pids],
+    }
+
+
+async def profile_workers(
+    server: Server, profile: Profile, workdir: Path, label: str
+) -> dict[str, Any]:
+    """Run the cycle load again while py-spy samples every worker; summarise the samples."""
+    start = time.time() + 2.0
+    seconds = profile.profile_seconds
+    out = workdir / f"{label}-profiled-cycle.json"
+    loader = _spawn(
+        "cycle",
+        server.url,
+        start,
+        out,
+        "--warmup",
+        "1",
+        "--duration",
+        str(seconds + 2),
+        "--clients",
+        str(profile.clients),
+    )
+    await _sleep_until(start + 1)
+    spies = profiling.record(server.worker_pids, seconds, workdir, label)
+    for spy in spies:
+        await asyncio.to_thread(spy.wait)
+    await _collect(loader, out, seconds + 60)
+    paths = [workdir / f"{label}-{pid}.folded" for pid in server.worker_pids]
+    return profiling.summarize(paths)
+
+
+async def _reveal_run(
+    server: Server,
+    keys: list[list[str]],
+    rate: float,
+    seconds: float,
+    out: Path,
+    start: float,
+    warmup: float = 0.0,
+) -> subprocess.Popen[bytes]:
+    out.with_suffix(".keys.json").write_text(json.dumps(keys))
+    return _spawn(
+        "reveal",
+        server.url,
+        start,
+        out,
+        "--warmup",
+        str(warmup),
+        "--duration",
+        str(seconds),
+        "--keys",
+        str(out.with_suffix(".keys.json")),
+        "--rate",
+        str(rate),
+    )
+
+
+def _scale_meter(server: Server, process: subprocess.Popen[bytes]) -> procs.CpuMeter:
+    meter = procs.CpuMeter(
+        {
+            "server": server.all_pids,
+            "load generator": [process.pid],
+            "postgres": procs.postgres_pids(),
+            "benchmark": [os.getpid()],
+        }
+    )
+    meter.start()
+    return meter
+
+
+def _foreign(meter: procs.CpuMeter, seconds: float, load: dict[str, Any]) -> float:
+    # The load generator has exited by now, so the meter saw its CPU as someone else's.
+    other = max(meter.stop()["other processes"] - float(load["cpu_seconds"]), 0.0)
+    return other / (max(seconds, 1e-9) * (os.cpu_count() or 1))
+
+
+def _reveal_summary(result: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "reveals": result["completed"],
+        "latency_ms": summarize(result["latencies_ms"].get("reveal", [])),
+        "errors": result["errors"],
+    }
+
+
+async def scale(
+    server: Server, database_name: str, profile: Profile, workdir: Path
+) -> dict[str, Any]:
+    """Scenario 6: reveal latency at each table size, then a purge of many expired rows."""
+    from api.db import create_engine, create_sessionmaker
+    from api.service import purge_expired
+    from api.settings import Settings
+
+    passphrase_hash = handler(8, 1, 1).hash(PASSPHRASE)
+    connection = await database.connect(database_name)
+    results: dict[str, Any] = {"sizes": []}
+    try:
+        for size in profile.table_sizes:
+            await connection.execute("TRUNCATE secrets")
+            # The first reveals after a start or a bulk load run cold (statement caches,
+            # buffers): warm up at the same rate for REVEAL_WARMUP_SECONDS, unrecorded.
+            warmup_keys = int(profile.reveal_rate * REVEAL_WARMUP_SECONDS)
+            keys = await database.insert_revealable(
+                connection,
+                profile.reveals_per_size + warmup_keys,
+                passphrase=PASSPHRASE,
+                passphrase_hash=passphrase_hash,
+            )
+            loading = time.perf_counter()
+            await database.insert_filler(
+                connection, size, passphrase_hash=passphrase_hash, expired=False
+            )
+            await database.vacuum_analyze(connection)
+            load_seconds = time.perf_counter() - loading
+            rows = await database.count_rows(connection)
+            out = workdir / f"scale-{size}.json"
+            seconds = profile.reveals_per_size / profile.reveal_rate + 10
+            start = time.time() + 2.0
+            process = await _reveal_run(
+                server, keys, profile.reveal_rate, seconds, out, start, REVEAL_WARMUP_SECONDS
+            )
+            await _sleep_until(start + REVEAL_WARMUP_SECONDS)
+            meter = _scale_meter(server, process)
+            result = await _collect(process, out, seconds + 60)
+            other = _foreign(meter, time.time() - start - REVEAL_WARMUP_SECONDS, result)
+            results["sizes"].append(
+                {
+                    "size": size,
+                    "rows_at_start": rows,
+                    "rows_at_end": await database.count_rows(connection),
+                    "load_seconds": load_seconds,
+                    "other_processes_share": other,
+                    **_reveal_summary(result),
+                }
+            )
+
+        budget = profile.purge_reveal_seconds
+        keys = await database.insert_revealable(
+            connection,
+            int(profile.reveal_rate * budget),
+            passphrase=PASSPHRASE,
+            passphrase_hash=passphrase_hash,
+        )
+        loading = time.perf_counter()
+        await database.insert_filler(
+            connection, profile.purge_rows, passphrase_hash=passphrase_hash, expired=True
+        )
+        await database.vacuum_analyze(connection)
+        load_seconds = time.perf_counter() - loading
+        live_rows = await connection.fetchval(
+            "SELECT count(*) FROM secrets WHERE expires_at > now()"
+        )
+        expired_rows = await connection.fetchval(
+            "SELECT count(*) FROM secrets WHERE expires_at <= now()"
+        )
+
+        settings = Settings(database_url=database.sqlalchemy_url(database_name))
+        engine = create_engine(settings)
+        sessionmaker = create_sessionmaker(engine)
+        out = workdir / "purge-reveals.json"
+        start = time.time() + 2.0
+        process = await _reveal_run(server, keys, profile.reveal_rate, budget, out, start)
+        await _sleep_until(start)
+        meter = _scale_meter(server, process)
+        purging = time.perf_counter()
+        try:
+            async with sessionmaker() as session:
+                purged = await purge_expired(session=session, batch_size=settings.purge_batch_size)
+        finally:
+            purge_seconds = time.perf_counter() - purging
+            process.send_signal(signal.SIGTERM)
+            await engine.dispose()
+        reveals = await _collect(process, out, 60)
+        other = _foreign(meter, purge_seconds, reveals)
+        left = await connection.fetchval("SELECT count(*) FROM secrets WHERE expires_at <= now()")
+        results["purge"] = {
+            "expired_rows": expired_rows,
+            "live_rows": live_rows,
+            "load_seconds": load_seconds,
+            "batch_size": settings.purge_batch_size,
+            "purged": purged,
+            "left_expired": left,
+            "seconds": purge_seconds,
+            "other_processes_share": other,
+            "reveals_ran_out": reveals["exhausted"],
+            **_reveal_summary(reveals),
+        }
+    finally:
+        await connection.close()
+    return results

@@ -1,0 +1,1 @@
+"""Fault tests: real uvicorn processes against a PostgreSQL server the tests control."""

@@ -1,0 +1,166 @@
+"""Several processes: 2 uvicorn workers and 2 client processes race to reveal each secret.
+
+Each of 200 secrets gets 20 correct reveals (10 from each client process, mixed REST GET,
+REST POST and GraphQL); exactly one of the 20 may succeed. Run on the private PostgreSQL
+server and on a SQLite file in WAL mode shared by both workers.
+"""
+
+import asyncio
+import json
+import sqlite3
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.faults.client import HttpClient, create, percentile
+from tests.faults.conftest import (
+    ROOT,
+    PrivatePostgres,
+    StartService,
+    cpu_seconds,
+    report,
+    service_env,
+)
+
+pytestmark = pytest.mark.faults
+
+SECRETS = 200
+CLIENTS = 2
+REVEALS_PER_CLIENT = 10
+WORKERS = 2
+PASSPHRASE = "race passphrase"
+
+
+async def _create_secrets(http: HttpClient) -> dict[str, str]:
+    """Create the secrets, 20 at a time; return their plaintext by key."""
+    secrets: dict[str, str] = {}
+    for batch in range(0, SECRETS, 20):
+        values = [f"secret number {index}" for index in range(batch, batch + 20)]
+        outcomes = await asyncio.gather(*(create(http, value, PASSPHRASE) for value in values))
+        for value, outcome in zip(values, outcomes, strict=True):
+            assert outcome.kind == "ok", outcome
+            assert outcome.value is not None
+            secrets[outcome.value] = value
+    return secrets
+
+
+async def _run_clients(url: str, keys: list[str], workdir: Path) -> list[dict[str, Any]]:
+    start_at = time.time() + 1.5  # time for both interpreters to start and import
+    processes = []
+    for client in range(CLIENTS):
+        plan = workdir / f"plan-{client}.json"
+        plan.write_text(
+            json.dumps(
+                {
+                    "url": url,
+                    "client": client,
+                    "secrets": [[key, PASSPHRASE] for key in keys],
+                    "reveals_per_secret": REVEALS_PER_CLIENT,
+                    "concurrency": 30,
+                    "start_at": start_at,
+                }
+            )
+        )
+        results = workdir / f"results-{client}.json"
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "tests.faults.racer", str(plan), str(results), cwd=ROOT
+        )
+        processes.append((process, results))
+    records: list[dict[str, Any]] = []
+    for process, results in processes:
+        assert await asyncio.wait_for(process.wait(), 180) == 0
+        records += json.loads(results.read_text())
+    return records
+
+
+def _raced_across_processes(records: list[dict[str, Any]]) -> int:
+    """How many secrets had reveals from both clients in flight at the same moment."""
+    spans: dict[tuple[str, int], list[tuple[float, float]]] = {}
+    for record in records:
+        span = (record["sent_at"], record["sent_at"] + record["seconds"])
+        spans.setdefault((record["key"], record["client"]), []).append(span)
+    keys = {record["key"] for record in records}
+    return sum(
+        any(
+            start < other_end and other_start < end
+            for start, end in spans.get((key, 0), [])
+            for other_start, other_end in spans.get((key, 1), [])
+        )
+        for key in keys
+    )
+
+
+async def _rows_left(backend: str, url: str, private_pg: PrivatePostgres) -> int:
+    if backend == "sqlite":
+        with sqlite3.connect(url.split("///", 1)[1]) as connection:
+            return int(connection.execute("SELECT count(*) FROM secrets").fetchone()[0])
+    admin = await private_pg.connect(url.rsplit("/", 1)[1])
+    try:
+        return int(await admin.fetchval("SELECT count(*) FROM secrets"))
+    finally:
+        await admin.close()
+
+
+@pytest.mark.parametrize("backend", ["postgres", "sqlite"])
+async def test_exactly_one_reveal_wins_across_processes(
+    backend: str, private_pg: PrivatePostgres, start_service: StartService, tmp_path: Path
+) -> None:
+    if backend == "postgres":
+        private_pg.ensure_running()
+        url = await private_pg.create_database()
+    else:
+        url = f"sqlite+aiosqlite:///{tmp_path / 'race.db'}"
+    # Latency is not under test here; a generous timeout keeps a loaded runner from a 503.
+    service = start_service(service_env(url, DB_POOL_TIMEOUT_SECONDS="30"), workers=WORKERS)
+    http = HttpClient(service.url)
+    secrets = await _create_secrets(http)
+
+    workers = service.worker_pids()
+    assert len(workers) == WORKERS
+    cpu_before = {pid: cpu_seconds(pid) for pid in workers}
+    started = time.monotonic()
+    records = await _run_clients(service.url, list(secrets), tmp_path)
+    wall = time.monotonic() - started
+    cpu_used = {pid: round(cpu_seconds(pid) - cpu_before[pid], 2) for pid in workers}
+
+    assert len(records) == SECRETS * CLIENTS * REVEALS_PER_CLIENT
+    kinds = Counter(record["kind"] for record in records)
+    odd = [record for record in records if record["kind"] not in ("ok", "not_found")]
+    assert not odd, odd[:5]
+    wins: dict[str, list[dict[str, Any]]] = {key: [] for key in secrets}
+    for record in records:
+        if record["kind"] == "ok":
+            wins[record["key"]].append(record)
+    for key, won in wins.items():
+        assert len(won) == 1, (key, won)
+        assert won[0]["value"] == secrets[key]
+    assert await _rows_left(backend, url, private_pg) == 0
+    # Both workers served the race.
+    assert all(used > 0.1 for used in cpu_used.values()), cpu_used
+
+    # It was a race: for most secrets, both client processes had a reveal in flight at once.
+    raced = _raced_across_processes(records)
+    assert raced >= SECRETS // 2, raced
+
+    if backend == "postgres":
+        await private_pg.drop_database(url)
+    seconds = [record["seconds"] for record in records]
+    report(
+        f"race across processes ({backend})",
+        secrets=SECRETS,
+        reveals=len(records),
+        successes=kinds["ok"],
+        secrets_raced_by_both_processes=raced,
+        not_found=kinds["not_found"],
+        wins_by_transport=Counter(wins[key][0]["transport"] for key in secrets),
+        wall_s=round(wall, 2),
+        reveals_per_s=round(len(records) / wall),
+        worker_cpu_s=list(cpu_used.values()),
+        p50_s=percentile(seconds, 0.5),
+        p95_s=percentile(seconds, 0.95),
+        max_s=round(max(seconds), 3),
+    )

@@ -1,0 +1,169 @@
+"""Database down: answers stay fast and clean while PostgreSQL is away, and come back after it.
+
+Observed GraphQL behaviour: a resolver that cannot reach the database gives HTTP 200 with
+`data: null` and one error entry whose message is the masked `Unexpected error.`; REST gives
+`503 {"detail": …}`.
+"""
+
+import asyncio
+import json
+import time
+from collections.abc import Awaitable, Callable
+
+import pytest
+
+from tests.faults.client import HttpClient, Outcome, create, latency_summary, leaks, ready, reveal
+from tests.faults.conftest import PrivatePostgres, StartService, report, service_env
+
+pytestmark = pytest.mark.faults
+
+POOL_SIZE = 5
+POOL_TIMEOUT = 2.0
+RECOVERY_LIMIT = 5.0
+CLOSE_SECONDS = 2.0  # SQLAlchemy's asyncpg dialect: close(timeout=2) on an invalidated connection
+PASSPHRASE = "correct horse"
+KEPT = "kept through the outage"
+
+
+def _assert_clean_unavailable(name: str, outcome: Outcome) -> None:
+    assert outcome.kind == "unavailable", (name, outcome)
+    assert not leaks(outcome.body), (name, outcome.body)
+    document = json.loads(outcome.body)
+    if outcome.status == 503:
+        assert set(document) == {"detail"}
+        assert isinstance(document["detail"], str)
+    else:
+        # GraphQL: HTTP 200, no data, one masked error entry with its path.
+        assert outcome.status == 200
+        assert document["data"] is None
+        assert len(document["errors"]) == 1
+
+
+async def _outage_calls(
+    http: HttpClient, keys: list[str], *, one_by_one: bool
+) -> dict[str, Outcome]:
+    calls: dict[str, Callable[[], Awaitable[Outcome]]] = {
+        "rest_generate": lambda: create(http, "new secret", PASSPHRASE),
+        "rest_reveal_get": lambda: reveal(http, "rest-get", keys[0], PASSPHRASE),
+        "rest_reveal_post": lambda: reveal(http, "rest-post", keys[1], PASSPHRASE),
+        "readyz": lambda: ready(http),
+        "graphql_reveal": lambda: reveal(http, "graphql", keys[2], PASSPHRASE),
+        "graphql_create": lambda: create(http, "new secret", PASSPHRASE, graphql=True),
+    }
+    outcomes = {name: await call() for name, call in calls.items()} if one_by_one else {}
+    # And a burst of all of them at once, more than the pool holds.
+    burst = await asyncio.gather(*(call() for call in calls.values() for _ in range(4)))
+    outcomes.update({f"burst_{index}": outcome for index, outcome in enumerate(burst)})
+    return outcomes
+
+
+async def _wait_until_ready(http: HttpClient, limit: float) -> float:
+    started = time.monotonic()
+    while time.monotonic() - started < limit + 5:
+        if (await ready(http)).kind == "ok":
+            return time.monotonic() - started
+        await asyncio.sleep(0.05)
+    pytest.fail(f"the service did not recover within {limit + 5} s")
+
+
+async def _each_reveals_once(http: HttpClient, keys: list[str]) -> None:
+    for key in keys:
+        first = await reveal(http, "rest-post", key, PASSPHRASE)
+        assert first.kind == "ok", first
+        assert first.value == KEPT
+        assert (await reveal(http, "rest-post", key, PASSPHRASE)).kind == "not_found"
+
+
+async def _create_kept(http: HttpClient, count: int) -> list[str]:
+    keys = []
+    for _ in range(count):
+        created = await create(http, KEPT, PASSPHRASE)
+        assert created.kind == "ok", created
+        assert created.value is not None
+        keys.append(created.value)
+    return keys
+
+
+@pytest.mark.parametrize("stop_mode", ["fast", "immediate"])
+async def test_stopped_database_gives_503_quickly_then_recovers(
+    private_pg: PrivatePostgres, pg_url: str, start_service: StartService, stop_mode: str
+) -> None:
+    service = start_service(
+        service_env(pg_url, DB_POOL_SIZE=str(POOL_SIZE), DB_POOL_TIMEOUT_SECONDS=str(POOL_TIMEOUT))
+    )
+    http = HttpClient(service.url)
+    keys = await _create_kept(http, 4)
+    # Fill the pool with connections that the outage will break.
+    await asyncio.gather(*(ready(http) for _ in range(POOL_SIZE * 2)))
+
+    private_pg.stop(stop_mode)
+    outcomes = await _outage_calls(http, keys, one_by_one=True)
+    for name, outcome in outcomes.items():
+        _assert_clean_unavailable(name, outcome)
+        assert outcome.seconds <= POOL_TIMEOUT + 1, (name, outcome)
+
+    private_pg.start()
+    recovery = await _wait_until_ready(http, RECOVERY_LIMIT)
+    assert recovery <= RECOVERY_LIMIT
+
+    # Nothing was lost: every secret tried during the outage reveals once now.
+    await _each_reveals_once(http, keys)
+    assert (await create(http, "after", PASSPHRASE)).kind == "ok"
+
+    report(
+        f"database stopped ({stop_mode})",
+        pool_timeout_s=POOL_TIMEOUT,
+        requests=len(outcomes),
+        statuses=sorted({f"{o.status}" for o in outcomes.values()}),
+        recovery_after_restart_s=round(recovery, 3),
+        **latency_summary(list(outcomes.values())),
+    )
+
+
+async def test_frozen_database_gives_503_without_hanging_then_recovers(
+    private_pg: PrivatePostgres, pg_url: str, start_service: StartService
+) -> None:
+    """A server that accepts TCP but never answers: the hardest outage to notice.
+
+    Every wait is bounded: for a pooled connection (half of DB_POOL_TIMEOUT_SECONDS), for a
+    new connection and for each statement, the pool's pre-ping included (DB_POOL_TIMEOUT_SECONDS).
+    A statement that timed out is followed by the closing of its broken connection, to which
+    SQLAlchemy gives another `CLOSE_SECONDS`; hence the bound here.
+    """
+    service = start_service(
+        service_env(pg_url, DB_POOL_SIZE=str(POOL_SIZE), DB_POOL_TIMEOUT_SECONDS=str(POOL_TIMEOUT))
+    )
+    http = HttpClient(service.url)
+    keys = await _create_kept(http, 4)
+    await asyncio.gather(*(ready(http) for _ in range(POOL_SIZE * 2)))
+
+    # A reveal already inside the database (waiting on a lock) when it freezes.
+    locker = await private_pg.connect(pg_url.rsplit("/", 1)[1])
+    transaction = locker.transaction()
+    await transaction.start()
+    await locker.execute("LOCK TABLE secrets IN EXCLUSIVE MODE")
+    in_flight = asyncio.create_task(reveal(http, "rest-post", keys[3], PASSPHRASE))
+    await asyncio.sleep(0.3)
+    private_pg.freeze()
+    try:
+        outcomes = await _outage_calls(http, keys, one_by_one=False)
+        outcomes["in_flight_reveal"] = await in_flight
+    finally:
+        private_pg.thaw()
+    await transaction.rollback()
+    await locker.close()
+    for name, outcome in outcomes.items():
+        _assert_clean_unavailable(name, outcome)
+        assert outcome.seconds <= POOL_TIMEOUT + CLOSE_SECONDS + 1, (name, outcome)
+
+    recovery = await _wait_until_ready(http, RECOVERY_LIMIT)
+    assert recovery <= RECOVERY_LIMIT
+    await _each_reveals_once(http, keys)
+
+    report(
+        "database frozen (SIGSTOP)",
+        pool_timeout_s=POOL_TIMEOUT,
+        requests=len(outcomes),
+        recovery_after_thaw_s=round(recovery, 3),
+        **latency_summary(list(outcomes.values())),
+    )

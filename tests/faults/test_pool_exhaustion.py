@@ -1,0 +1,139 @@
+"""Pool exhaustion: 200 concurrent slow requests against a pool of 5 connections.
+
+What really exhausts the pool is time spent *inside the database*: the service holds a
+connection only for its statements and gives it back while argon2 runs, so slow hashing
+queues on the hash workers, not on the pool. The test makes every INSERT and UPDATE of the
+secrets table slow with a trigger (`pg_sleep`), so each create and each reveal holds a
+connection for `STATEMENT_SECONDS`, and 200 of them need far more than 5 connections.
+"""
+
+import asyncio
+import time
+
+import asyncpg
+import pytest
+
+from tests.faults.client import (
+    REVEAL_TRANSPORTS,
+    HttpClient,
+    Outcome,
+    create,
+    latency_summary,
+    leaks,
+    ready,
+    reveal,
+)
+from tests.faults.conftest import PrivatePostgres, StartService, report, service_env
+
+pytestmark = pytest.mark.faults
+
+POOL_SIZE = 5
+POOL_TIMEOUT = 2.0
+STATEMENT_SECONDS = 0.1
+PASSPHRASE = "pool passphrase"
+SECRET = "waiting in line"
+
+SLOW_TRIGGER = f"""
+CREATE FUNCTION faults_slow() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_sleep({STATEMENT_SECONDS});
+    RETURN NEW;
+END $$;
+CREATE TRIGGER faults_slow BEFORE INSERT OR UPDATE ON secrets
+    FOR EACH ROW EXECUTE FUNCTION faults_slow();
+"""
+
+
+async def _peak_connections(admin: asyncpg.Connection, database: str, stop: asyncio.Event) -> int:
+    peak = 0
+    while not stop.is_set():
+        count = await admin.fetchval(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()",
+            database,
+        )
+        peak = max(peak, int(count))
+        await asyncio.sleep(0.02)
+    return peak
+
+
+async def test_pool_exhaustion_sheds_load_within_the_pool_timeout(
+    private_pg: PrivatePostgres, pg_url: str, start_service: StartService
+) -> None:
+    service = start_service(
+        service_env(pg_url, DB_POOL_SIZE=str(POOL_SIZE), DB_POOL_TIMEOUT_SECONDS=str(POOL_TIMEOUT))
+    )
+    database = pg_url.rsplit("/", 1)[1]
+    http = HttpClient(service.url)
+    created = await asyncio.gather(*(create(http, SECRET, PASSPHRASE) for _ in range(120)))
+    keys = [outcome.value for outcome in created if outcome.value is not None]
+    assert len(keys) == 120
+
+    admin = await private_pg.connect(database)
+    try:
+        await admin.execute(SLOW_TRIGGER)
+        calls = [
+            reveal(http, REVEAL_TRANSPORTS[i % len(REVEAL_TRANSPORTS)], key, PASSPHRASE)
+            for i, key in enumerate(keys)
+        ]
+        calls += [create(http, SECRET, PASSPHRASE, graphql=i % 2 == 1) for i in range(60)]
+        calls += [ready(http) for _ in range(20)]
+        assert len(calls) == 200
+
+        stop = asyncio.Event()
+        watcher = asyncio.create_task(_peak_connections(admin, database, stop))
+        started = time.monotonic()
+        outcomes: list[Outcome] = await asyncio.gather(*calls)
+        burst_seconds = time.monotonic() - started
+        stop.set()
+        peak = await watcher
+
+        await admin.execute("DROP TRIGGER faults_slow ON secrets")
+    finally:
+        await admin.close()
+
+    kinds = [outcome.kind for outcome in outcomes]
+    for outcome in outcomes:
+        assert outcome.kind in ("ok", "unavailable"), outcome
+        assert outcome.seconds <= POOL_TIMEOUT + 1, outcome
+        assert not leaks(outcome.body), outcome.body
+    # The scenario really exhausted the pool, and the pool was never exceeded.
+    assert kinds.count("unavailable") > 0
+    assert kinds.count("ok") > 0
+    assert peak <= POOL_SIZE
+
+    # Healthy afterwards: a full round of work succeeds, quickly.
+    after_started = time.monotonic()
+    after = await asyncio.gather(
+        *(ready(http) for _ in range(20)),
+        *(create(http, SECRET, PASSPHRASE) for _ in range(20)),
+    )
+    assert all(outcome.kind == "ok" for outcome in after), after
+    after_seconds = time.monotonic() - after_started
+
+    # A 503 changed nothing: those secrets reveal once now; the revealed ones are gone.
+    for key, outcome in zip(keys, outcomes[:120], strict=True):
+        again = await reveal(http, "rest-post", key, PASSPHRASE)
+        if outcome.kind == "ok":
+            assert outcome.value == SECRET
+            assert again.kind == "not_found", again
+        else:
+            assert again.kind == "ok", (outcome, again)
+            assert again.value == SECRET
+
+    by_kind = {
+        kind: latency_summary([o for o in outcomes if o.kind == kind]) for kind in set(kinds)
+    }
+    report(
+        "pool exhaustion",
+        pool_size=POOL_SIZE,
+        pool_timeout_s=POOL_TIMEOUT,
+        statement_s=STATEMENT_SECONDS,
+        requests=len(outcomes),
+        ok=kinds.count("ok"),
+        unavailable=kinds.count("unavailable"),
+        burst_wall_s=round(burst_seconds, 3),
+        peak_db_connections=peak,
+        latency_by_kind=by_kind,
+        healthy_round_40_requests_s=round(after_seconds, 3),
+        **latency_summary(outcomes),
+    )

@@ -1,0 +1,100 @@
+"""Run the real service as a uvicorn subprocess on a free port, for tests that cross HTTP."""
+
+import contextlib
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# Cheap argon2 and generous rate limits: these servers are driven by tests, not people.
+BASE_ENV = {
+    "ARGON2_MEMORY_KIB": "1024",
+    "ARGON2_TIME_COST": "1",
+    "ALLOW_WEAK_ARGON2": "true",
+    "RATE_LIMIT_CREATE": "1000000/minute",
+    "RATE_LIMIT_REVEAL": "1000000/minute",
+}
+
+
+def free_port() -> int:
+    """Return a TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@dataclass
+class RunningServer:
+    """A uvicorn process serving `main:app`."""
+
+    process: subprocess.Popen[bytes]
+    base_url: str
+    log_path: Path
+
+    def log(self) -> str:
+        """Everything the server wrote to stdout and stderr so far."""
+        return self.log_path.read_text(errors="replace")
+
+
+@contextlib.contextmanager
+def run_server(
+    env: dict[str, str], *, workers: int = 1, ready_timeout: float = 30
+) -> Iterator[RunningServer]:
+    """Start `uvicorn main:app` with `env` on a free port; stop it (SIGTERM) on exit."""
+    port = free_port()
+    log_path = Path(env.get("SERVER_LOG", "")) if env.get("SERVER_LOG") else None
+    if log_path is None:
+        import tempfile
+
+        log_path = Path(tempfile.mkstemp(prefix="uvicorn-", suffix=".log")[1])
+    full_env = {**os.environ, **BASE_ENV, **env}
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(  # noqa: S603
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "main:app",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--workers",
+                str(workers),
+            ],
+            cwd=ROOT,
+            env=full_env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    server = RunningServer(process, f"http://127.0.0.1:{port}", log_path)
+    try:
+        _wait_ready(server, ready_timeout)
+        yield server
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def _wait_ready(server: RunningServer, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if server.process.poll() is not None:
+            raise RuntimeError(f"server exited early:\n{server.log()}")
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(f"{server.base_url}/readyz", timeout=1).status_code == 200:
+                return
+        time.sleep(0.1)
+    raise RuntimeError(f"server not ready after {timeout} s:\n{server.log()}")

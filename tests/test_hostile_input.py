@@ -1,0 +1,565 @@
+"""Hostile input: every malformed request is a clear 4xx with a JSON body, never a 500.
+
+Each payload carries a canary that must not come back in the answer. Oversized bodies are
+refused before they are read: in-process for the rules, and against a real uvicorn process
+for what matters in production, the worker's memory and how soon the 413 arrives.
+"""
+
+import json
+import socket
+import threading
+import time
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+import psutil
+import pytest
+
+from tests.servers import RunningServer, run_server
+
+CANARY = "canary-hostile-4b1d"
+UNKNOWN_KEY = "0" * 32
+JSON = {"content-type": "application/json"}
+SECURITY_HEADERS = {
+    "cache-control": "no-store",
+    "x-content-type-options": "nosniff",
+    "referrer-policy": "no-referrer",
+}
+BODY_ROUTES = ["/generate", f"/secrets/{UNKNOWN_KEY}"]
+
+MIB = 1024 * 1024
+UPLOAD_BYTES = 100 * MIB
+UPLOAD_CHUNK = 64 * 1024
+# "A few MB": the allocator may keep a chunk or two of socket buffers, never the upload.
+MAX_RSS_GROWTH = 5 * MIB
+MAX_413_SECONDS = 1.0
+
+
+def assert_clear_4xx(response: httpx.Response, status: int, *, graphql: bool = False) -> Any:
+    """The answer is `status`, JSON, free of the canary, in the transport's error shape."""
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith("application/json")
+    assert CANARY not in response.text
+    body = response.json()
+    if graphql:
+        assert isinstance(body["errors"][0]["message"], str)
+    else:
+        assert isinstance(body["detail"], str | list)
+    return body
+
+
+def body_error_fields(response: httpx.Response) -> set[object]:
+    body = assert_clear_4xx(response, 422)
+    assert all(set(error) == {"type", "loc", "msg"} for error in body["detail"])
+    return {tuple(error["loc"])[1] if len(error["loc"]) > 1 else None for error in body["detail"]}
+
+
+# -- Malformed JSON, wrong shapes -------------------------------------------------------------
+
+
+MALFORMED_JSON = [
+    b'{"secret": "' + CANARY.encode() + b'", "passphrase": ',
+    b"{'secret': '" + CANARY.encode() + b"'}",
+    b'{"secret": "' + CANARY.encode() + b'",}',
+    b'{"secret": "' + CANARY.encode() + b'" "passphrase": "p"}',
+    CANARY.encode(),
+    b'{"secret": "' + CANARY.encode() + b'\x00", "passphrase": "p"}',  # raw control character
+]
+
+
+@pytest.mark.parametrize("route", BODY_ROUTES)
+@pytest.mark.parametrize("payload", MALFORMED_JSON)
+async def test_malformed_json_is_422(client: httpx.AsyncClient, route: str, payload: bytes) -> None:
+    body = assert_clear_4xx(await client.post(route, content=payload, headers=JSON), 422)
+    assert body["detail"][0]["type"] == "json_invalid"
+
+
+@pytest.mark.parametrize(
+    ("payload", "fields"),
+    [
+        ({}, {"secret", "passphrase"}),
+        ({"secret": CANARY}, {"passphrase"}),
+        ({"passphrase": CANARY}, {"secret"}),
+        ({"secret": None, "passphrase": None}, {"secret", "passphrase"}),
+        ({"secret": 1, "passphrase": CANARY}, {"secret"}),
+        ({"secret": True, "passphrase": CANARY}, {"secret"}),
+        ({"secret": {"value": CANARY}, "passphrase": "p"}, {"secret"}),
+        ({"secret": [CANARY], "passphrase": "p"}, {"secret"}),
+        ({"secret": CANARY, "passphrase": 1234}, {"passphrase"}),
+        ({"secret": CANARY, "passphrase": "p", "ttl_seconds": CANARY}, {"ttl_seconds"}),
+        ({"secret": CANARY, "passphrase": "p", "ttl_seconds": 3600.5}, {"ttl_seconds"}),
+        ({"secret": CANARY, "passphrase": "p", "ttl_seconds": [3600]}, {"ttl_seconds"}),
+    ],
+)
+async def test_wrong_create_bodies_name_their_fields(
+    client: httpx.AsyncClient, payload: dict[str, Any], fields: set[str]
+) -> None:
+    response = await client.post("/generate", json=payload)
+    assert body_error_fields(response) == fields
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [{}, {"passphrase": None}, {"passphrase": 1}, {"passphrase": [CANARY]}, {"key": CANARY}],
+)
+async def test_wrong_reveal_bodies_are_422(
+    client: httpx.AsyncClient, payload: dict[str, Any]
+) -> None:
+    response = await client.post(f"/secrets/{UNKNOWN_KEY}", json=payload)
+    assert body_error_fields(response)
+
+
+@pytest.mark.parametrize("route", BODY_ROUTES)
+@pytest.mark.parametrize(
+    "payload",
+    [
+        b"null",
+        b"[]",
+        json.dumps([{"secret": CANARY, "passphrase": CANARY}]).encode(),
+        json.dumps(CANARY).encode(),
+        b"12345",
+        b"true",
+    ],
+)
+async def test_non_objects_are_422(client: httpx.AsyncClient, route: str, payload: bytes) -> None:
+    body = assert_clear_4xx(await client.post(route, content=payload, headers=JSON), 422)
+    assert body["detail"][0]["loc"] == ["body"]
+
+
+@pytest.mark.parametrize("route", BODY_ROUTES)
+async def test_empty_body_is_422(client: httpx.AsyncClient, route: str) -> None:
+    body = assert_clear_4xx(await client.post(route, content=b"", headers=JSON), 422)
+    assert body["detail"][0]["type"] == "missing"
+
+
+# -- Bytes that are not UTF-8, nesting that is not sane ---------------------------------------
+
+
+NOT_UTF8 = [
+    b'{"secret": "\xff\xfe", "passphrase": "' + CANARY.encode() + b'"}',
+    b'{"secret": "\xc0\xaf", "passphrase": "' + CANARY.encode() + b'"}',  # overlong "/"
+    b"\xff" + CANARY.encode(),
+]
+
+
+@pytest.mark.parametrize("route", BODY_ROUTES)
+@pytest.mark.parametrize("payload", NOT_UTF8)
+async def test_invalid_utf8_is_400(client: httpx.AsyncClient, route: str, payload: bytes) -> None:
+    assert_clear_4xx(await client.post(route, content=payload, headers=JSON), 400)
+
+
+@pytest.mark.parametrize(
+    ("payload", "field_name"),
+    [
+        (b'{"secret": "\\ud800", "passphrase": "' + CANARY.encode() + b'"}', "secret"),
+        (b'{"secret": "' + CANARY.encode() + b'", "passphrase": "\\udfff"}', "passphrase"),
+        # A surrogate encoded as UTF-8 bytes: Python's JSON decoder lets it through as text,
+        # and the field's validation refuses it.
+        (b'{"secret": "\xed\xa0\x80", "passphrase": "' + CANARY.encode() + b'"}', "secret"),
+    ],
+)
+async def test_escaped_lone_surrogate_is_422(
+    client: httpx.AsyncClient, payload: bytes, field_name: str
+) -> None:
+    response = await client.post("/generate", content=payload, headers=JSON)
+    assert body_error_fields(response) == {field_name}
+
+
+@pytest.mark.parametrize("route", BODY_ROUTES)
+async def test_deep_nesting_is_a_4xx(client: httpx.AsyncClient, route: str) -> None:
+    payload = b"[" * 100_000 + CANARY.encode()
+    assert_clear_4xx(await client.post(route, content=payload, headers=JSON), 400)
+
+
+# -- Content types ------------------------------------------------------------------------------
+
+
+UNSUPPORTED_MEDIA = [
+    ("text/plain", json.dumps({"secret": CANARY, "passphrase": CANARY}).encode()),
+    ("application/x-www-form-urlencoded", f"secret={CANARY}&passphrase={CANARY}".encode()),
+    ("multipart/form-data; boundary=x", f"--x\r\n\r\n{CANARY}\r\n--x--\r\n".encode()),
+    ("application/xml", f"<secret>{CANARY}</secret>".encode()),
+    (None, json.dumps({"secret": CANARY, "passphrase": CANARY}).encode()),
+]
+
+
+@pytest.mark.parametrize("route", BODY_ROUTES)
+@pytest.mark.parametrize(("content_type", "payload"), UNSUPPORTED_MEDIA)
+async def test_unsupported_content_type_is_415(
+    client: httpx.AsyncClient, route: str, content_type: str | None, payload: bytes
+) -> None:
+    headers = {"content-type": content_type} if content_type else {}
+    response = await client.post(route, content=payload, headers=headers)
+    body = assert_clear_4xx(response, 415)
+    assert body["detail"] == "Content-Type must be application/json"
+
+
+async def test_json_with_charset_is_accepted(client: httpx.AsyncClient) -> None:
+    response = await client.post(
+        "/generate",
+        content=json.dumps({"secret": "s", "passphrase": "p"}).encode(),
+        headers={"content-type": "application/json; charset=utf-8"},
+    )
+    assert response.status_code == 200, response.text
+
+
+# -- Keys and routes ----------------------------------------------------------------------------
+
+
+MALFORMED_KEYS = [
+    "f" * 32 + CANARY * 500,  # over 10,000 characters
+    CANARY * 600,
+    "0" * 10_000,
+    "abc",
+    "0" * 31,
+    "0" * 33,
+    "A" * 32,  # hex, but not the lowercase the service hands out
+    "g" * 32,
+    "é" * 32,
+    "%00" * 32,
+    "..%2F..%2Fetc%2Fpasswd",
+    "0" * 32 + "%0a",
+    " " + "0" * 31,
+]
+
+
+@pytest.mark.parametrize("key", MALFORMED_KEYS)
+async def test_malformed_keys_are_not_found(client: httpx.AsyncClient, key: str) -> None:
+    responses = [
+        await client.get(f"/secrets/{key}", params={"passphrase": CANARY}),
+        await client.post(f"/secrets/{key}", json={"passphrase": CANARY}),
+        await client.delete(f"/secrets/{key}", params={"passphrase": CANARY}),
+    ]
+    for response in responses:
+        body = assert_clear_4xx(response, 404)
+        # An encoded slash makes it another path, which no route knows.
+        assert body in ({"detail": "Secret not found"}, {"detail": "Not Found"})
+        assert key[:40] not in response.text
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "allowed"),
+    [
+        ("PUT", f"/secrets/{UNKNOWN_KEY}", "GET, POST, DELETE"),
+        ("PATCH", f"/secrets/{UNKNOWN_KEY}", "GET, POST, DELETE"),
+        ("OPTIONS", f"/secrets/{UNKNOWN_KEY}", "GET, POST, DELETE"),
+        ("GET", "/generate", "POST"),
+        ("PUT", "/generate", "POST"),
+        ("DELETE", "/generate", "POST"),
+        ("POST", "/healthz", "GET"),
+        ("DELETE", "/readyz", "GET"),
+        ("PUT", "/graphql", "GET, POST"),
+        ("DELETE", "/graphql", "GET, POST"),
+    ],
+)
+async def test_wrong_methods_are_405_with_allow(
+    client: httpx.AsyncClient, method: str, path: str, allowed: str
+) -> None:
+    response = await client.request(method, path, json={"secret": CANARY})
+    body = assert_clear_4xx(response, 405)
+    assert body == {"detail": "Method Not Allowed"}
+    assert response.headers["allow"] == allowed
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/nope",
+        "/secrets",
+        "/secrets/",
+        f"/secrets/{UNKNOWN_KEY}/{CANARY}",
+        f"/generate/{CANARY}",
+        "/GENERATE",
+        "/%2e%2e/%2e%2e/etc/passwd",
+        "/.env",
+        f"/{CANARY * 2000}",
+    ],
+)
+async def test_unknown_routes_are_404(client: httpx.AsyncClient, path: str) -> None:
+    for method in ("GET", "POST"):
+        response = await client.request(method, path, json={"secret": CANARY})
+        assert assert_clear_4xx(response, 404) == {"detail": "Not Found"}
+
+
+# -- GraphQL transport --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("payload", "status"),
+    [
+        (b"\xff" + CANARY.encode(), 400),
+        (
+            b'{"query": "{ limits { maxTtlSeconds } }", "x": "\xc0\xaf' + CANARY.encode() + b'"}',
+            400,
+        ),
+        (b'{"query": "' + CANARY.encode(), 400),
+        (b"[" * 100_000, 400),
+        (b"1", 400),
+        (b"null", 400),
+        (b"true", 400),
+        (json.dumps(CANARY).encode(), 400),
+        (json.dumps([{"query": "{ limits { maxTtlSeconds } }"}]).encode(), 400),
+        (json.dumps({"query": 1}).encode(), 400),
+        (
+            json.dumps({"query": "{ limits { maxTtlSeconds } }", "variables": [CANARY]}).encode(),
+            400,
+        ),
+        (json.dumps({"variables": {"k": CANARY}}).encode(), 400),
+    ],
+)
+async def test_graphql_malformed_requests_are_400(
+    client: httpx.AsyncClient, payload: bytes, status: int
+) -> None:
+    response = await client.post("/graphql", content=payload, headers=JSON)
+    assert_clear_4xx(response, status, graphql=True)
+
+
+@pytest.mark.parametrize(("content_type", "payload"), UNSUPPORTED_MEDIA)
+async def test_graphql_unsupported_content_type_is_415(
+    client: httpx.AsyncClient, content_type: str | None, payload: bytes
+) -> None:
+    headers = {"content-type": content_type} if content_type else {}
+    response = await client.post("/graphql", content=payload, headers=headers)
+    assert_clear_4xx(response, 415, graphql=True)
+
+
+async def test_graphql_mutation_over_get_is_refused(client: httpx.AsyncClient) -> None:
+    query = f'mutation {{ createSecret(secret: "{CANARY}", passphrase: "p") {{ __typename }} }}'
+    response = await client.get("/graphql", params={"query": query})
+    assert_clear_4xx(response, 400, graphql=True)
+
+
+async def test_graphql_bad_variables_in_query_string_are_400(client: httpx.AsyncClient) -> None:
+    for variables in ("%FF", "[[[", "1", json.dumps([CANARY])):
+        response = await client.get(
+            "/graphql", params={"query": "{ limits { maxTtlSeconds } }", "variables": variables}
+        )
+        assert_clear_4xx(response, 400, graphql=True)
+
+
+# -- Body size, in-process ----------------------------------------------------------------------
+
+
+async def test_declared_oversize_body_is_413(client: httpx.AsyncClient, configure: Any) -> None:
+    configure(MAX_REQUEST_BYTES="2048")
+    for path in ("/generate", f"/secrets/{UNKNOWN_KEY}", "/graphql", "/healthz", "/nope"):
+        response = await client.post(path, content=b"x" * 2049, headers=JSON)
+        body = assert_clear_4xx(response, 413)
+        assert body == {"detail": "Request body too large: at most 2048 bytes"}
+        assert {name: response.headers.get(name) for name in SECURITY_HEADERS} == SECURITY_HEADERS
+
+
+async def test_body_at_the_limit_is_read(client: httpx.AsyncClient, configure: Any) -> None:
+    configure(MAX_REQUEST_BYTES="2048")
+    payload = json.dumps({"secret": "s", "passphrase": "p"}).encode()
+    payload = payload[:-1] + b" " * (2048 - len(payload)) + b"}"
+    assert len(payload) == 2048
+    response = await client.post("/generate", content=payload, headers=JSON)
+    assert response.status_code == 200, response.text
+
+
+@dataclass
+class Trickle:
+    """A chunked request body that counts how much of it the server pulled."""
+
+    chunk: bytes
+    total: int
+    pulled: int = 0
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        while self.pulled < self.total:
+            self.pulled += len(self.chunk)
+            yield self.chunk
+
+
+async def test_chunked_oversize_body_stops_being_read(
+    client: httpx.AsyncClient, configure: Any
+) -> None:
+    configure(MAX_REQUEST_BYTES="4096")
+    for path in ("/generate", "/graphql"):
+        body = Trickle(chunk=b"x" * 1000, total=10 * MIB)
+        response = await client.post(path, content=body, headers=JSON)
+        assert "content-length" not in response.request.headers
+        assert assert_clear_4xx(response, 413) == {
+            "detail": "Request body too large: at most 4096 bytes"
+        }
+        assert body.pulled <= 4096 + 1000
+
+
+async def test_chunked_body_within_the_limit_is_read(client: httpx.AsyncClient) -> None:
+    payload = json.dumps({"secret": "s" * 5000, "passphrase": "p"}).encode()
+    chunks = [payload[start : start + 1000] for start in range(0, len(payload), 1000)]
+
+    async def stream() -> AsyncIterator[bytes]:
+        for chunk in chunks:
+            yield chunk
+
+    response = await client.post("/generate", content=stream(), headers=JSON)
+    assert response.status_code == 200, response.text
+
+
+async def test_default_limit_admits_the_largest_secret(client: httpx.AsyncClient) -> None:
+    # Every character of a secret of MAX_SECRET_BYTES may be escaped six-fold in JSON.
+    payload = json.dumps({"secret": "\x00" * 65_536, "passphrase": "\x01" * 1024}).encode()
+    assert len(payload) > 6 * 65_536
+    response = await client.post("/generate", content=payload, headers=JSON)
+    assert response.status_code == 200, response.text
+
+
+# -- Body size, against a real uvicorn process --------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
+    directory = tmp_path_factory.mktemp("hostile")
+    env = {
+        "DATABASE_URL": f"sqlite+aiosqlite:///{directory / 'secrets.db'}",
+        "SERVER_LOG": str(directory / "uvicorn.log"),
+        "METRICS": "false",
+    }
+    with run_server(env) as running:
+        yield running
+
+
+@dataclass
+class Upload:
+    """What one raw upload saw: the answer, when it came, and how much had been sent by then."""
+
+    status_line: bytes = b""
+    response: bytes = b""
+    seconds_to_answer: float | None = None
+    sent_when_answered: int | None = None
+    sent: int = 0
+    peak_rss: int = 0
+
+
+def _read_response(sock: socket.socket, upload: Upload, started: float) -> None:
+    data = b""
+    with_body = None
+    while with_body is None or len(data) < with_body:
+        try:
+            chunk = sock.recv(65536)
+        except OSError:  # a timeout: the test then fails on the missing answer
+            break
+        if not chunk:
+            break
+        data += chunk
+        if with_body is None and b"\r\n\r\n" in data:
+            if upload.seconds_to_answer is None:
+                upload.seconds_to_answer = time.perf_counter() - started
+                upload.sent_when_answered = upload.sent
+            head, _ = data.split(b"\r\n\r\n", 1)
+            length = next(
+                int(line.split(b":", 1)[1])
+                for line in head.split(b"\r\n")
+                if line.lower().startswith(b"content-length:")
+            )
+            with_body = len(head) + 4 + length
+    upload.status_line = data.split(b"\r\n", 1)[0]
+    upload.response = data
+
+
+def _sample_rss(process: psutil.Process, upload: Upload, stop: threading.Event) -> None:
+    while not stop.is_set():
+        upload.peak_rss = max(upload.peak_rss, process.memory_info().rss)
+        time.sleep(0.002)
+
+
+def raw_upload(server: RunningServer, *, chunked: bool, total: int = UPLOAD_BYTES) -> Upload:
+    """POST `total` bytes to /generate over a plain socket while reading the answer."""
+    address = urlsplit(server.base_url)
+    host, port = address.hostname or "127.0.0.1", address.port or 80
+    framing = "Transfer-Encoding: chunked" if chunked else f"Content-Length: {total}"
+    head = (
+        f"POST /generate HTTP/1.1\r\nHost: {host}:{port}\r\n"
+        f"Content-Type: application/json\r\n{framing}\r\n\r\n"
+    ).encode()
+    payload = b"x" * UPLOAD_CHUNK
+    frame = f"{len(payload):x}\r\n".encode() + payload + b"\r\n" if chunked else payload
+    upload = Upload()
+    stop = threading.Event()
+    sampler = threading.Thread(
+        target=_sample_rss, args=(psutil.Process(server.process.pid), upload, stop)
+    )
+    with socket.create_connection((host, port), timeout=30) as sock:
+        started = time.perf_counter()
+        sampler.start()
+        reader = threading.Thread(target=_read_response, args=(sock, upload, started))
+        reader.start()
+        try:
+            sock.sendall(head)
+            # The chunked body is never terminated: only an early answer can end this request.
+            while upload.sent < total:
+                sock.sendall(frame)
+                upload.sent += len(payload)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        reader.join(timeout=30)
+        stop.set()
+        sampler.join()
+    return upload
+
+
+def check_413(upload: Upload) -> tuple[float, int]:
+    """Assert the answer was a JSON 413; return when it came and how much had been sent."""
+    assert upload.status_line.startswith(b"HTTP/1.1 413"), upload.response[:500]
+    head, body = upload.response.split(b"\r\n\r\n", 1)
+    assert b"content-type: application/json" in head.lower()
+    assert json.loads(body)["detail"].startswith("Request body too large")
+    assert upload.seconds_to_answer is not None
+    assert upload.sent_when_answered is not None
+    return upload.seconds_to_answer, upload.sent_when_answered
+
+
+def test_chunked_100_mb_upload_is_cut_off(server: RunningServer, capsys: Any) -> None:
+    process = psutil.Process(server.process.pid)
+    raw_upload(server, chunked=True, total=4 * MIB)  # warm up the path once
+    time.sleep(0.2)
+    before = process.memory_info().rss
+
+    upload = raw_upload(server, chunked=True)
+    time.sleep(0.2)
+    after = process.memory_info().rss
+
+    seconds, sent_by_then = check_413(upload)
+    growth = max(upload.peak_rss, after) - before
+    with capsys.disabled():
+        print(
+            f"\nchunked 100 MB upload: 413 after {seconds * 1000:.1f} ms "
+            f"({sent_by_then / MIB:.1f} MB sent by then, {upload.sent / MIB:.0f} MB in all); "
+            f"worker RSS {before / MIB:.1f} MB -> peak {upload.peak_rss / MIB:.1f} MB, "
+            f"growth {growth / MIB:.2f} MB"
+        )
+    assert upload.sent == UPLOAD_BYTES
+    assert seconds < MAX_413_SECONDS
+    assert sent_by_then < UPLOAD_BYTES
+    assert growth < MAX_RSS_GROWTH
+    assert httpx.get(f"{server.base_url}/healthz", timeout=5).status_code == 200
+
+
+def test_declared_100_mb_body_is_refused_before_it_is_sent(
+    server: RunningServer, capsys: Any
+) -> None:
+    process = psutil.Process(server.process.pid)
+    before = process.memory_info().rss
+    upload = raw_upload(server, chunked=False)
+    after = process.memory_info().rss
+
+    seconds, sent_by_then = check_413(upload)
+    growth = max(upload.peak_rss, after) - before
+    with capsys.disabled():
+        print(
+            f"\ndeclared 100 MB upload: 413 after {seconds * 1000:.1f} ms "
+            f"({sent_by_then / MIB:.1f} MB sent by then); worker RSS growth {growth / MIB:.2f} MB"
+        )
+    assert seconds < MAX_413_SECONDS
+    assert growth < MAX_RSS_GROWTH
+
+
+def test_server_logged_no_error(server: RunningServer) -> None:
+    output = server.log()
+    assert "Traceback" not in output, output
+    assert " ERROR " not in output, output

@@ -1,0 +1,210 @@
+"""Service-layer semantics on both backends: attempts, expiry, purge, races, data at rest."""
+
+import asyncio
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from sqlalchemy import update
+from sqlmodel import select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from api import crypto, service, telemetry
+from api.errors import InvalidInput, SecretNotFound
+from api.service import columns, secrets_table
+from models import Secret
+
+
+async def new_secret(session: AsyncSession, secret: str = "s3cr3t", ttl: int | None = None) -> str:
+    created = await service.create_secret(
+        session=session, secret=secret, passphrase="right", ttl_seconds=ttl
+    )
+    return created.secret_key
+
+
+async def expire(session: AsyncSession, secret_key: str) -> None:
+    await session.exec(
+        update(secrets_table)
+        .where(columns.lookup_hash == crypto.lookup_hash(secret_key))
+        .values(expires_at=datetime.now(UTC) - timedelta(seconds=1))
+    )
+    await session.commit()
+
+
+async def row_exists(session: AsyncSession, secret_key: str) -> bool:
+    result = await session.exec(
+        select(columns.id).where(columns.lookup_hash == crypto.lookup_hash(secret_key))
+    )
+    return result.first() is not None
+
+
+async def test_reveal_once(session: AsyncSession) -> None:
+    key = await new_secret(session)
+    assert (
+        await service.reveal_secret(session=session, secret_key=key, passphrase="right") == "s3cr3t"
+    )
+    assert not await row_exists(session, key)
+    with pytest.raises(SecretNotFound):
+        await service.reveal_secret(session=session, secret_key=key, passphrase="right")
+
+
+async def test_attempt_limit_destroys_the_secret(session: AsyncSession, configure: Any) -> None:
+    configure(MAX_FAILED_ATTEMPTS="3")
+    key = await new_secret(session)
+    for _ in range(2):
+        with pytest.raises(SecretNotFound):
+            await service.reveal_secret(session=session, secret_key=key, passphrase="wrong")
+    assert await row_exists(session, key)
+    with pytest.raises(SecretNotFound):
+        await service.reveal_secret(session=session, secret_key=key, passphrase="wrong")
+    assert not await row_exists(session, key)
+    with pytest.raises(SecretNotFound):
+        await service.reveal_secret(session=session, secret_key=key, passphrase="right")
+
+
+async def test_right_passphrase_after_some_failures(session: AsyncSession) -> None:
+    key = await new_secret(session)
+    for _ in range(4):
+        with pytest.raises(SecretNotFound):
+            await service.reveal_secret(session=session, secret_key=key, passphrase="wrong")
+    assert (
+        await service.reveal_secret(session=session, secret_key=key, passphrase="right") == "s3cr3t"
+    )
+
+
+async def test_expired_secret_is_not_revealed_even_before_purge(session: AsyncSession) -> None:
+    key = await new_secret(session)
+    await expire(session, key)
+    assert await row_exists(session, key)
+    with pytest.raises(SecretNotFound):
+        await service.reveal_secret(session=session, secret_key=key, passphrase="right")
+    with pytest.raises(SecretNotFound):
+        await service.burn_secret(session=session, secret_key=key, passphrase="right")
+
+
+async def test_purge_deletes_only_expired_in_batches(session: AsyncSession) -> None:
+    expired = [await new_secret(session) for _ in range(5)]
+    live = await new_secret(session)
+    for key in expired:
+        await expire(session, key)
+    events: list[tuple[str, int]] = []
+    telemetry.subscribe(lambda event, count: events.append((event, count)))
+    purged = await service.purge_expired(session=session, batch_size=2)
+    assert purged >= 5
+    assert (telemetry.PURGED, purged) in events
+    assert not any([await row_exists(session, key) for key in expired])
+    assert await row_exists(session, live)
+    assert await service.purge_expired(session=session, batch_size=2) == 0
+
+
+async def test_purge_loop_runs_in_the_background(app: FastAPI, session: AsyncSession) -> None:
+    from api.purge import purge_forever
+
+    key = await new_secret(session)
+    await expire(session, key)
+    task = asyncio.create_task(
+        purge_forever(app.state.sessionmaker, interval_seconds=0.05, batch_size=10)
+    )
+    try:
+        for _ in range(100):
+            if not await row_exists(session, key):
+                break
+            await asyncio.sleep(0.05)
+        assert not await row_exists(session, key)
+    finally:
+        task.cancel()
+
+
+async def test_count_live(session: AsyncSession) -> None:
+    before = await service.count_live(session=session)
+    key = await new_secret(session)
+    assert await service.count_live(session=session) == before + 1
+    await expire(session, key)
+    assert await service.count_live(session=session) == before
+
+
+async def test_nothing_readable_at_rest(session: AsyncSession) -> None:
+    secret, passphrase = "canary-secret-\u0000-9f3e", "canary-pass-41c7"
+    created = await service.create_secret(session=session, secret=secret, passphrase=passphrase)
+    row = (
+        await session.exec(
+            select(Secret).where(columns.lookup_hash == crypto.lookup_hash(created.secret_key))
+        )
+    ).one()
+    stored = b"".join(
+        value if isinstance(value, bytes) else str(value).encode()
+        for value in row.model_dump().values()
+    )
+    for needle in (secret, passphrase, created.secret_key):
+        assert needle.encode() not in stored
+        assert needle.encode("utf-16-le") not in stored
+    assert bytes.fromhex(created.secret_key) not in stored
+    assert row.passphrase_hash.startswith("$argon2id$")
+    assert isinstance(row.ciphertext, bytes)
+
+
+async def test_ciphertext_is_bound_to_its_row(session: AsyncSession) -> None:
+    """Swapping ciphertext between rows (a tampered database) is detected, never decrypted."""
+    first, second = await new_secret(session, "first"), await new_secret(session, "second")
+    first_hash, second_hash = crypto.lookup_hash(first), crypto.lookup_hash(second)
+    second_ciphertext = (
+        await session.exec(select(columns.ciphertext).where(columns.lookup_hash == second_hash))
+    ).one()
+    await session.exec(
+        update(secrets_table)
+        .where(columns.lookup_hash == first_hash)
+        .values(ciphertext=second_ciphertext)
+    )
+    await session.commit()
+    with pytest.raises(SecretNotFound):
+        await service.reveal_secret(session=session, secret_key=first, passphrase="right")
+
+
+async def test_invalid_input_names_the_field(session: AsyncSession) -> None:
+    with pytest.raises(InvalidInput) as caught:
+        await service.create_secret(session=session, secret="s", passphrase="p", ttl_seconds=1)
+    assert caught.value.field == "ttl_seconds"
+
+
+async def test_twenty_concurrent_reveals_one_success(app: FastAPI, backend: str) -> None:
+    async with app.state.sessionmaker() as session:
+        key = await new_secret(session, "raced")
+
+    async def attempt() -> str | None:
+        async with app.state.sessionmaker() as own_session:
+            try:
+                return await service.reveal_secret(
+                    session=own_session, secret_key=key, passphrase="right"
+                )
+            except SecretNotFound:
+                return None
+
+    results = await asyncio.gather(*(attempt() for _ in range(20)))
+    assert results.count("raced") == 1
+    assert results.count(None) == 19
+
+
+async def test_twenty_concurrent_http_reveals_one_success(client: httpx.AsyncClient) -> None:
+    created = await client.post("/generate", json={"secret": "raced", "passphrase": "pw"})
+    key = created.json()["secret_key"]
+
+    async def attempt(i: int) -> httpx.Response:
+        if i % 2:
+            return await client.post(f"/secrets/{key}", json={"passphrase": "pw"})
+        return await client.get(f"/secrets/{key}", params={"passphrase": "pw"})
+
+    responses = await asyncio.gather(*(attempt(i) for i in range(20)))
+    statuses = sorted(r.status_code for r in responses)
+    assert statuses == [200] + [404] * 19
+
+
+async def test_row_ids_are_random(session: AsyncSession) -> None:
+    key = await new_secret(session)
+    row_id = (
+        await session.exec(select(columns.id).where(columns.lookup_hash == crypto.lookup_hash(key)))
+    ).one()
+    assert isinstance(row_id, uuid.UUID)
+    assert row_id.version == 4

@@ -1,0 +1,146 @@
+"""Small modules on their own: settings, crypto, hashing, redaction."""
+
+import asyncio
+import logging
+import os
+
+import pytest
+from cryptography.exceptions import InvalidTag
+
+from api import crypto
+from api.hashing import PassphraseHasher
+from api.redaction import AccessLogRedactor, redact_path
+from api.settings import InvalidSettings, Settings, load_settings
+
+
+def test_defaults_match_the_contract(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in list(os.environ):
+        if name.lower() in Settings.model_fields:
+            monkeypatch.delenv(name)
+    settings = Settings()
+    assert settings.database_url == "sqlite+aiosqlite:///./secrets.db"
+    assert (settings.default_ttl_seconds, settings.min_ttl_seconds) == (604_800, 60)
+    assert settings.max_ttl_seconds == 2_592_000
+    assert (settings.max_secret_bytes, settings.max_passphrase_length) == (65_536, 1024)
+    assert (settings.max_failed_attempts, settings.purge_interval_seconds) == (5, 60)
+    assert (settings.argon2_memory_kib, settings.argon2_time_cost) == (19_456, 2)
+    assert settings.argon2_parallelism == 1
+    assert settings.graphiql
+    assert settings.auto_migrate
+    assert (settings.db_pool_size, settings.db_pool_timeout_seconds) == (10, 5)
+
+
+@pytest.mark.parametrize(
+    ("env", "named"),
+    [
+        ({"MAX_FAILED_ATTEMPTS": "zero"}, "MAX_FAILED_ATTEMPTS"),
+        ({"MIN_TTL_SECONDS": "100", "DEFAULT_TTL_SECONDS": "50"}, "DEFAULT_TTL_SECONDS"),
+        ({"DATABASE_URL": "mysql://user:hunter2@db/x"}, "DATABASE_URL"),
+        ({"ARGON2_MEMORY_KIB": "1024", "ALLOW_WEAK_ARGON2": "false"}, "ALLOW_WEAK_ARGON2"),
+        ({"GRAPHIQL": "maybe"}, "GRAPHIQL"),
+    ],
+)
+def test_invalid_settings_name_the_variable(
+    monkeypatch: pytest.MonkeyPatch, env: dict[str, str], named: str
+) -> None:
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    with pytest.raises(InvalidSettings) as caught:
+        load_settings()
+    assert named in str(caught.value)
+    assert "hunter2" not in str(caught.value)
+
+
+def test_secret_keys_are_128_bit_hex() -> None:
+    keys = {crypto.new_secret_key() for _ in range(1000)}
+    assert len(keys) == 1000
+    assert all(crypto.is_well_formed_key(key) for key in keys)
+    assert not crypto.is_well_formed_key("A" * 32)
+    assert not crypto.is_well_formed_key("a" * 31)
+
+
+def test_seal_round_trip_and_tamper_detection() -> None:
+    key, other = crypto.new_secret_key(), crypto.new_secret_key()
+    sealed = crypto.seal(b"\x00payload", secret_key=key, associated_data=b"row-1")
+    assert crypto.open_sealed(sealed, secret_key=key, associated_data=b"row-1") == b"\x00payload"
+    assert sealed != crypto.seal(b"\x00payload", secret_key=key, associated_data=b"row-1")
+    with pytest.raises(InvalidTag):
+        crypto.open_sealed(sealed, secret_key=other, associated_data=b"row-1")
+    with pytest.raises(InvalidTag):
+        crypto.open_sealed(sealed, secret_key=key, associated_data=b"row-2")
+
+
+def test_lookup_hash_is_sha256_of_the_key() -> None:
+    import hashlib
+
+    key = crypto.new_secret_key()
+    assert crypto.lookup_hash(key) == hashlib.sha256(key.encode()).digest()
+
+
+async def test_default_hasher_uses_owasp_argon2id() -> None:
+    settings = Settings(
+        argon2_memory_kib=19456, argon2_time_cost=2, argon2_parallelism=1, allow_weak_argon2=False
+    )
+    hasher = PassphraseHasher.from_settings(settings)
+    try:
+        hashed = await hasher.hash("correct horse")
+        assert hashed.startswith("$argon2id$v=19$m=19456,t=2,p=1$")
+        assert await hasher.verify("correct horse", hashed)
+        assert not await hasher.verify("wrong horse", hashed)
+        assert not await hasher.verify("correct horse", None)
+    finally:
+        hasher.close()
+
+
+async def test_hashing_runs_off_the_event_loop() -> None:
+    hasher = PassphraseHasher(memory_kib=19456, time_cost=2, parallelism=1, workers=2)
+    ticks = 0
+
+    async def ticker() -> None:
+        nonlocal ticks
+        while True:
+            await asyncio.sleep(0.005)
+            ticks += 1
+
+    task = asyncio.create_task(ticker())
+    try:
+        await asyncio.gather(*(hasher.hash("p") for _ in range(4)))
+    finally:
+        task.cancel()
+        hasher.close()
+    # Four hashes take tens of milliseconds each; a blocked loop would not tick at all.
+    assert ticks >= 5
+
+
+@pytest.mark.parametrize(
+    ("path", "expected"),
+    [
+        ("/secrets/7c20a8cbe33d78142d4e670665165b19?passphrase=hunter2", "/secrets/{secret_key}"),
+        ("/secrets/anything", "/secrets/{secret_key}"),
+        ("/generate", "/generate"),
+        ("/graphql?query=x", "/graphql"),
+    ],
+)
+def test_redact_path(path: str, expected: str) -> None:
+    assert redact_path(path) == expected
+
+
+def test_access_log_redactor_rewrites_uvicorn_records() -> None:
+    record = logging.LogRecord(
+        "uvicorn.access",
+        logging.INFO,
+        __file__,
+        1,
+        '%s - "%s %s HTTP/%s" %d',
+        ("127.0.0.1:5000", "GET", "/secrets/abc?passphrase=hunter2", "1.1", 200),
+        None,
+    )
+    assert AccessLogRedactor().filter(record)
+    assert "hunter2" not in record.getMessage()
+    assert "abc" not in record.getMessage()
+
+
+def test_main_exposes_the_asgi_app() -> None:
+    import main
+
+    assert main.app.title == "One-time secrets"
