@@ -4,10 +4,14 @@ Argon2 costs tens of milliseconds of CPU by design. Run on the event loop it wou
 other request, so hashing and verifying happen in a thread pool sized to the CPU count
 (argon2-cffi releases the GIL), behind a semaphore that keeps the queue of waiting work in
 cheap coroutines rather than in the pool.
+
+Parameters far below the defaults (tests, benchmarks) hash in microseconds, less than the
+hand-off to a thread costs; the hasher times itself once and then runs those inline.
 """
 
 import asyncio
 import os
+import time
 from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
 from typing import Any
@@ -15,6 +19,10 @@ from typing import Any
 from passlib.hash import argon2
 
 from api.settings import Settings, get_settings
+
+
+# Below this a hash blocks the event loop for less than a thread hand-off would cost.
+INLINE_BELOW_SECONDS = 0.001
 
 
 class PassphraseHasher:
@@ -28,6 +36,10 @@ class PassphraseHasher:
         self._slots = asyncio.Semaphore(workers)
         # Verified against when no row matches, so a miss costs what a hit costs.
         self._dummy_hash: str = self._handler.hash(os.urandom(16).hex())
+        # Timed after that first call, which also pays for loading the library.
+        started = time.perf_counter()
+        self._handler.verify("", self._dummy_hash)
+        self.runs_inline = time.perf_counter() - started < INLINE_BELOW_SECONDS
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "PassphraseHasher":
@@ -51,6 +63,8 @@ class PassphraseHasher:
         return matches and passphrase_hash is not None
 
     async def _run(self, function: Any, *args: str) -> Any:
+        if self.runs_inline:
+            return function(*args)
         async with self._slots:
             return await asyncio.get_running_loop().run_in_executor(self._executor, function, *args)
 

@@ -10,16 +10,22 @@ Reveal is exactly-once without holding a lock across the slow passphrase check:
 3. On success, `DELETE … RETURNING` the row: only one caller can delete it, and only that
    caller decrypts and returns the secret. On failure, a secret whose last attempt was
    just used is deleted.
+
+Every step is one statement, atomic on its own, so each runs in autocommit: one round trip
+to the database, no BEGIN/COMMIT, and no transaction held while argon2 runs.
 """
 
 import logging
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import sqlmodel
 from cryptography.exceptions import InvalidTag
-from sqlalchemy import Table, delete, func, literal, select, update
+from sqlalchemy import Executable, Row, Table, delete, func, insert, literal, select, update
+from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from api import crypto, telemetry
@@ -29,6 +35,7 @@ from api.settings import Settings, get_settings
 from models import Secret
 
 logger = logging.getLogger(__name__)
+
 
 # Core column expressions keep the SQL explicit and typed.
 secrets_table: Table = Secret.__table__  # type: ignore[attr-defined]
@@ -45,6 +52,16 @@ class CreatedSecret:
 
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+async def _execute(session: AsyncSession, statement: Executable) -> Sequence[Row[Any]]:
+    """Run one statement in autocommit on the session's engine and return its rows."""
+    engine = session.bind
+    assert isinstance(engine, AsyncEngine), "sessions are bound to the application's engine"
+    async with engine.connect() as connection:
+        await connection.execution_options(isolation_level="AUTOCOMMIT")
+        result = await connection.execute(statement)
+        return result.all() if result.returns_rows else ()
 
 
 def _validate_passphrase(passphrase: str, settings: Settings) -> None:
@@ -97,17 +114,18 @@ async def create_secret(
     row_id = uuid.uuid4()
     now = _now()
     expires_at = (now + timedelta(seconds=ttl)).replace(microsecond=0)
-    session.add(
-        Secret(
+    await _execute(
+        session,
+        insert(secrets_table).values(
             id=row_id,
             lookup_hash=crypto.lookup_hash(secret_key),
             ciphertext=crypto.seal(plaintext, secret_key=secret_key, associated_data=row_id.bytes),
             passphrase_hash=passphrase_hash,
+            failed_attempts=0,
             created_at=now,
             expires_at=expires_at,
-        )
+        ),
     )
-    await session.commit()
     telemetry.emit(telemetry.CREATED)
     return CreatedSecret(secret_key=secret_key, expires_at=expires_at)
 
@@ -126,11 +144,11 @@ async def _claim_attempt(
         .values(failed_attempts=columns.failed_attempts + 1)
         .returning(columns.id, columns.passphrase_hash, columns.failed_attempts)
     )
-    row = (await session.exec(statement)).one_or_none()
-    await session.commit()
-    if row is None:
+    rows = await _execute(session, statement)
+    if not rows:
         return None
-    return row[0], row[1], row[2]
+    row = rows[0]
+    return row.id, row.passphrase_hash, row.failed_attempts
 
 
 async def _check_passphrase(
@@ -148,9 +166,8 @@ async def _check_passphrase(
     if claim is not None:
         telemetry.emit(telemetry.FAILED_ATTEMPT)
         if claim[2] >= settings.max_failed_attempts:
-            result = await session.exec(delete(secrets_table).where(columns.id == claim[0]))
-            await session.commit()
-            if result.rowcount:
+            statement = delete(secrets_table).where(columns.id == claim[0]).returning(columns.id)
+            if await _execute(session, statement):
                 telemetry.emit(telemetry.DESTROYED_BY_ATTEMPT_LIMIT)
     raise SecretNotFound
 
@@ -163,10 +180,10 @@ async def reveal_secret(*, session: AsyncSession, secret_key: str, passphrase: s
         .where(columns.id == row_id, columns.expires_at > _now())
         .returning(columns.ciphertext)
     )
-    sealed = (await session.exec(statement)).scalar_one_or_none()
-    await session.commit()
-    if sealed is None:
+    rows = await _execute(session, statement)
+    if not rows:
         raise SecretNotFound
+    sealed: bytes = rows[0][0]
     try:
         plaintext = crypto.open_sealed(sealed, secret_key=secret_key, associated_data=row_id.bytes)
     except InvalidTag:
@@ -180,12 +197,8 @@ async def reveal_secret(*, session: AsyncSession, secret_key: str, passphrase: s
 async def burn_secret(*, session: AsyncSession, secret_key: str, passphrase: str) -> None:
     """Destroy the secret unread, or raise `SecretNotFound`."""
     row_id = await _check_passphrase(session=session, secret_key=secret_key, passphrase=passphrase)
-    result = await session.exec(
-        delete(secrets_table).where(columns.id == row_id).returning(columns.id)
-    )
-    deleted = result.scalar_one_or_none()
-    await session.commit()
-    if deleted is None:
+    statement = delete(secrets_table).where(columns.id == row_id).returning(columns.id)
+    if not await _execute(session, statement):
         raise SecretNotFound
     telemetry.emit(telemetry.BURNED)
 
@@ -201,11 +214,8 @@ async def purge_expired(*, session: AsyncSession, batch_size: int) -> int:
             .with_for_update(skip_locked=True)
             .scalar_subquery()
         )
-        result = await session.exec(
-            delete(secrets_table).where(columns.id.in_(expired_ids)).returning(columns.id)
-        )
-        deleted = len(result.all())
-        await session.commit()
+        statement = delete(secrets_table).where(columns.id.in_(expired_ids)).returning(columns.id)
+        deleted = len(await _execute(session, statement))
         total += deleted
         if deleted < batch_size:
             if total:

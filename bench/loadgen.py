@@ -27,6 +27,7 @@ from urllib.parse import quote, urlsplit
 from bench.httpclient import Connection, ProtocolError
 
 REQUEST_TIMEOUT_SECONDS = 30.0
+CLIENT_STAGGER_SECONDS = 0.01
 PASSPHRASE = "correct horse battery staple"  # noqa: S105  (a benchmark fixture)
 TRANSPORT_ERRORS = (OSError, asyncio.IncompleteReadError, TimeoutError, ProtocolError)
 
@@ -118,7 +119,9 @@ async def _cycle_client(index: int, host: str, port: int, window: Window, rec: R
     connection = Connection(host, port)
     passphrase = quote(PASSPHRASE)
     iteration = 0
-    await _sleep_until(window.begin, window.stopped)
+    # Kept-alive connections opened all at once land on whichever worker wakes first, and
+    # the other worker idles: clients start apart, so the workers share them out.
+    await _sleep_until(window.begin + index * CLIENT_STAGGER_SECONDS, window.stopped)
     while not window.over():
         iteration += 1
         secret = f"benchmark secret {index}-{iteration} ".ljust(64, ".")

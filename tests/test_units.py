@@ -144,3 +144,15 @@ def test_main_exposes_the_asgi_app() -> None:
     import main
 
     assert main.app.title == "One-time secrets"
+
+
+async def test_trivial_parameters_hash_inline_and_real_ones_do_not() -> None:
+    cheap = PassphraseHasher(memory_kib=8, time_cost=1, parallelism=1, workers=1)
+    real = PassphraseHasher(memory_kib=19456, time_cost=2, parallelism=1, workers=1)
+    try:
+        assert cheap.runs_inline
+        assert not real.runs_inline
+        assert await cheap.verify("p", await cheap.hash("p"))
+    finally:
+        cheap.close()
+        real.close()
