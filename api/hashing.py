@@ -20,7 +20,6 @@ from passlib.hash import argon2
 
 from api.settings import Settings, get_settings
 
-
 # Below this a hash blocks the event loop for less than a thread hand-off would cost.
 INLINE_BELOW_SECONDS = 0.001
 
