@@ -15,6 +15,7 @@ Every step is one statement, atomic on its own, so each runs in autocommit: one 
 to the database, no BEGIN/COMMIT, and no transaction held while argon2 runs.
 """
 
+import asyncio
 import logging
 import uuid
 from collections.abc import Sequence
@@ -204,7 +205,13 @@ async def burn_secret(*, session: AsyncSession, secret_key: str, passphrase: str
 
 
 async def purge_expired(*, session: AsyncSession, batch_size: int) -> int:
-    """Delete expired secrets in batches of `batch_size`; return how many were deleted."""
+    """Delete expired secrets in batches of `batch_size`; return how many were deleted.
+
+    Each batch is its own statement; PURGE_PAUSE_SECONDS passes between batches so that a
+    large backlog does not crowd out reveals. On PostgreSQL, concurrent purgers skip each
+    other's rows.
+    """
+    pause = get_settings().purge_pause_seconds
     total = 0
     while True:
         expired_ids = (
@@ -221,6 +228,7 @@ async def purge_expired(*, session: AsyncSession, batch_size: int) -> int:
             if total:
                 telemetry.emit(telemetry.PURGED, total)
             return total
+        await asyncio.sleep(pause)
 
 
 async def count_live(*, session: AsyncSession) -> int:

@@ -29,6 +29,8 @@ class Settings(BaseSettings):
 
     purge_interval_seconds: float = Field(default=60, gt=0)
     purge_batch_size: int = Field(default=1000, ge=1)
+    # A breath between batches keeps a large purge from crowding out reveals.
+    purge_pause_seconds: float = Field(default=0.02, ge=0)
 
     argon2_memory_kib: int = Field(default=OWASP_ARGON2_MEMORY_KIB, ge=8)
     argon2_time_cost: int = Field(default=2, ge=1)
