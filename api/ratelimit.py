@@ -5,7 +5,9 @@ reveals and burns alike, since both check a passphrase). REST routes take the `l
 dependency; GraphQL mutations go through `GraphQLRateLimit`, which charges one hit per
 mutation field of the document, aliases included, before any of them runs.
 
-Counts use a moving window in `RATE_LIMIT_STORAGE_URL`: `memory://` counts per process,
+Counts use a sliding window counter (two counters per key, the previous window weighted: no
+per-hit lists to trim, so no thread hand-off in memory and one small Redis call) in
+`RATE_LIMIT_STORAGE_URL`: `memory://` counts per process,
 `redis://…` shares one count between processes and machines. If Redis fails, requests are
 not refused for it: counting falls back to this process's memory (so each process still
 applies the limits on its own), a warning is logged once, and Redis is tried again after
@@ -37,7 +39,7 @@ from graphql import (
 )
 from limits import RateLimitItem, parse_many
 from limits.aio.storage import MemoryStorage, RedisStorage, Storage
-from limits.aio.strategies import MovingWindowRateLimiter
+from limits.aio.strategies import SlidingWindowCounterRateLimiter
 from limits.errors import StorageError
 from strawberry.extensions import SchemaExtension
 
@@ -107,7 +109,7 @@ class Verdict:
 
 @dataclass(slots=True)
 class _Store:
-    strategy: MovingWindowRateLimiter
+    strategy: SlidingWindowCounterRateLimiter
     failing: bool = False
     retry_at: float = 0.0
 
@@ -118,7 +120,7 @@ class RateLimiter:
     def __init__(self) -> None:
         self._stores: dict[str, _Store] = {}
         self._pools: list[redis.asyncio.ConnectionPool] = []
-        self._fallback = MovingWindowRateLimiter(MemoryStorage())
+        self._fallback = SlidingWindowCounterRateLimiter(MemoryStorage())
 
     def _store(self, url: str) -> _Store:
         if url not in self._stores:
@@ -138,7 +140,7 @@ class RateLimiter:
                     wrap_exceptions=True,
                     connection_pool=pool,  # type: ignore[arg-type]
                 )
-            self._stores[url] = _Store(MovingWindowRateLimiter(storage))
+            self._stores[url] = _Store(SlidingWindowCounterRateLimiter(storage))
         return self._stores[url]
 
     async def hit(self, costs: Mapping[Bucket, int], client: str) -> Verdict:
@@ -172,7 +174,10 @@ class RateLimiter:
 
 
 async def _spend(
-    strategy: MovingWindowRateLimiter, costs: Mapping[Bucket, int], client: str, settings: Settings
+    strategy: SlidingWindowCounterRateLimiter,
+    costs: Mapping[Bucket, int],
+    client: str,
+    settings: Settings,
 ) -> Verdict:
     for bucket, cost in costs.items():
         for item in _limits_for(bucket, settings):

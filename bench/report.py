@@ -248,6 +248,11 @@ def _machine(results: dict[str, Any]) -> list[str]:
     ]
 
 
+def _worker_ms(run: dict[str, Any]) -> str:
+    costs = run.get("cpu_ms_per_cycle")
+    return f"{costs['workers']:.1f} ms" if costs else "—"
+
+
 def _notes(results: dict[str, Any]) -> list[str]:
     cycle = results["cycle"]
     ceiling = results["ceiling"]
@@ -263,16 +268,19 @@ def _notes(results: dict[str, Any]) -> list[str]:
         f"{service['cycles_per_second']:.1f} cycles/s against that ceiling, while the same two "
         f"cores also ran PostgreSQL ({_share(service, 'postgres')} of the machine), the load "
         f"generator ({_share(service, 'load generator')}) and the poller. The baseline ran "
-        f"{baseline['cycles_per_second']:.1f} cycles/s "
-        f"({ratio(service['cycles_per_second'], baseline['cycles_per_second']):.2f}x in the "
-        "service's favour).",
+        f"{baseline['cycles_per_second']:.1f} cycles/s (service ÷ baseline "
+        f"{ratio(service['cycles_per_second'], baseline['cycles_per_second']):.2f}x). CPU per "
+        f"cycle in the workers: {_worker_ms(service)} in the service, {_worker_ms(baseline)} "
+        "in the baseline.",
         f"- **Responsiveness**: `/healthz` p99 {service['healthz_ms']['p99']:.1f} ms in the "
         f"service against {baseline['healthz_ms']['p99']:.1f} ms in the baseline, which hashes "
         "on its event loop.",
         f"- **Overhead**: with the cheapest argon2 ({results['cheap_costs']['hash_ms']:.2f} ms "
         f"a hash) the service ran {cheap['cycles_per_second']:.0f} cycles/s, the baseline "
         f"{baseline_cheap['cycles_per_second']:.0f}: "
-        f"{ratio(cheap['cycles_per_second'], baseline_cheap['cycles_per_second']):.2f}x.",
+        f"{ratio(cheap['cycles_per_second'], baseline_cheap['cycles_per_second']):.2f}x. "
+        f"The workers spent {_worker_ms(cheap)} of CPU per cycle against the baseline's "
+        f"{_worker_ms(baseline_cheap)}: see the profile for where the difference goes.",
         f"- **Scale**: reveal p50 {small['latency_ms']['p50']:.2f} ms at "
         f"{_rows(small['size'])} rows, {large['latency_ms']['p50']:.2f} ms at "
         f"{_rows(large['size'])} rows "
