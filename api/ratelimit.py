@@ -75,7 +75,8 @@ RATE_LIMITED_RESPONSE: dict[int | str, dict[str, Any]] = {
                     "type": "object",
                     "properties": {"detail": {"type": "string"}},
                     "required": ["detail"],
-                }
+                },
+                "example": {"detail": TOO_MANY_REQUESTS},
             }
         },
         "headers": {

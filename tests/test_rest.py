@@ -143,3 +143,22 @@ async def test_openapi_documents_routes_without_graphql(client: httpx.AsyncClien
     schemas = spec["components"]["schemas"]
     assert schemas["CreateSecretRequest"]["examples"]
     assert schemas["CreatedSecretResponse"]["examples"]
+
+
+async def test_openapi_documents_every_failure_with_an_example(client: httpx.AsyncClient) -> None:
+    spec = (await client.get("/openapi.json")).json()
+    secret_routes = [
+        spec["paths"]["/generate"]["post"],
+        *spec["paths"]["/secrets/{secret_key}"].values(),
+    ]
+    for operation in secret_routes:
+        responses = operation["responses"]
+        assert {"422", "429", "503"} <= set(responses)
+        for status in ("422", "429", "503"):
+            assert responses[status]["content"]["application/json"]["example"]
+    for operation in (
+        spec["paths"]["/generate"]["post"],
+        spec["paths"]["/secrets/{secret_key}"]["post"],
+    ):
+        assert {"413", "415"} <= set(operation["responses"])
+    assert "503" in spec["paths"]["/readyz"]["get"]["responses"]

@@ -6,7 +6,9 @@ from fastapi import APIRouter, Depends, Path, Query, Response, status
 
 from api import service
 from api.db import SessionDep
+from api.errors import SecretNotFound
 from api.ratelimit import RATE_LIMITED_RESPONSE, Bucket, limit
+from api.rest.errors import UNAVAILABLE_DETAIL, UNSUPPORTED_MEDIA_DETAIL
 from api.rest.schemas import (
     PASSPHRASE_BOUND,
     CreatedSecretResponse,
@@ -19,18 +21,56 @@ from api.rest.schemas import (
 
 router = APIRouter()
 
-_NOT_FOUND: dict[int | str, dict[str, Any]] = {
-    404: {
+Responses = dict[int | str, dict[str, Any]]
+
+
+def _error(description: str, example: object) -> dict[str, Any]:
+    return {
         "model": ErrorResponse,
-        "description": "Unknown key, wrong passphrase, already revealed or expired: "
+        "description": description,
+        "content": {"application/json": {"example": {"detail": example}}},
+    }
+
+
+_NOT_FOUND: Responses = {
+    404: _error(
+        "Unknown key, wrong passphrase, already revealed or expired: "
         "one identical body for every case.",
+        SecretNotFound.message,
+    )
+}
+_BAD_BODY: Responses = {
+    400: _error("The body is not UTF-8 or nests too deeply.", "Request body is not valid UTF-8"),
+    413: _error(
+        "The body is larger than MAX_REQUEST_BYTES.", "Request body too large: at most 397312 bytes"
+    ),
+    415: _error("The body is not `application/json`.", UNSUPPORTED_MEDIA_DETAIL),
+}
+_UNAVAILABLE: Responses = {
+    503: _error(
+        "The database does not answer (down, or every connection busy).", UNAVAILABLE_DETAIL
+    )
+}
+_INVALID: Responses = {
+    422: {
+        "description": "A field is missing, has the wrong type or breaks a limit; the "
+        "rejected value is never quoted.",
+        "content": {
+            "application/json": {
+                "example": {
+                    "detail": [
+                        {
+                            "type": "value_error",
+                            "loc": ["body", "passphrase"],
+                            "msg": "passphrase must be at most 1024 characters",
+                        }
+                    ]
+                }
+            }
+        },
     }
 }
-_BAD_BODY: dict[int | str, dict[str, Any]] = {
-    400: {"model": ErrorResponse, "description": "The body is not UTF-8 or nests too deeply."},
-    413: {"model": ErrorResponse, "description": "The body is larger than MAX_REQUEST_BYTES."},
-    415: {"model": ErrorResponse, "description": "The body is not `application/json`."},
-}
+_SECRET_ROUTE: Responses = {**_INVALID, **RATE_LIMITED_RESPONSE, **_UNAVAILABLE}
 _CREATE_LIMIT = [Depends(limit(Bucket.CREATE))]
 _REVEAL_LIMIT = [Depends(limit(Bucket.REVEAL))]  # reveals and burns: both check a passphrase
 SecretKeyPath = Annotated[
@@ -49,7 +89,7 @@ PassphraseQuery = Annotated[
 @router.post(
     "/generate",
     response_model=CreatedSecretResponse,
-    responses={**_BAD_BODY, **RATE_LIMITED_RESPONSE},
+    responses={**_BAD_BODY, **_SECRET_ROUTE},
     dependencies=_CREATE_LIMIT,
     tags=["secrets"],
 )
@@ -67,7 +107,7 @@ async def generate(body: CreateSecretRequest, session: SessionDep) -> CreatedSec
 @router.get(
     "/secrets/{secret_key}",
     response_model=RevealedSecretResponse,
-    responses={**_NOT_FOUND, **RATE_LIMITED_RESPONSE},
+    responses={**_NOT_FOUND, **_SECRET_ROUTE},
     dependencies=_REVEAL_LIMIT,
     tags=["secrets"],
 )
@@ -88,7 +128,7 @@ async def reveal_by_query(
 @router.post(
     "/secrets/{secret_key}",
     response_model=RevealedSecretResponse,
-    responses={**_NOT_FOUND, **_BAD_BODY, **RATE_LIMITED_RESPONSE},
+    responses={**_NOT_FOUND, **_BAD_BODY, **_SECRET_ROUTE},
     dependencies=_REVEAL_LIMIT,
     tags=["secrets"],
 )
@@ -106,7 +146,7 @@ async def reveal_by_body(
     "/secrets/{secret_key}",
     status_code=status.HTTP_204_NO_CONTENT,
     response_class=Response,
-    responses={**_NOT_FOUND, **RATE_LIMITED_RESPONSE},
+    responses={**_NOT_FOUND, **_SECRET_ROUTE},
     dependencies=_REVEAL_LIMIT,
     tags=["secrets"],
 )
@@ -124,7 +164,7 @@ async def healthz() -> StatusResponse:
 @router.get(
     "/readyz",
     response_model=StatusResponse,
-    responses={503: {"model": ErrorResponse, "description": "The database does not answer."}},
+    responses=_UNAVAILABLE,
     tags=["probes"],
 )
 async def readyz(session: SessionDep) -> StatusResponse:

@@ -100,4 +100,6 @@ class ErrorResponse(BaseModel):
 class StatusResponse(BaseModel):
     """The answer of a health or readiness probe."""
 
+    model_config = ConfigDict(json_schema_extra={"examples": [{"status": "ok"}]})
+
     status: str
