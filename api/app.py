@@ -15,7 +15,7 @@ from api.gql.schema import build_schema
 from api.hashing import get_hasher
 from api.headers import SecurityHeadersMiddleware
 from api.logs import RequestLogMiddleware, configure_logging
-from api.metrics import MetricsMiddleware, install_metrics
+from api.metrics import install_metrics, record_request
 from api.migrations import upgrade_to_head
 from api.purge import purge_forever
 from api.ratelimit import RateLimiter
@@ -86,10 +86,8 @@ def create_app() -> FastAPI:
     # The body limit sits inside the headers, so its 413 carries them too.
     app.add_middleware(RequestBodyLimitMiddleware)
     app.add_middleware(SecurityHeadersMiddleware)
-    # Keep these two last (outermost), so every response, a 413 or 429 too, is counted and logged.
-    if settings.metrics:
-        app.add_middleware(MetricsMiddleware)
-    app.add_middleware(RequestLogMiddleware)
+    # Keep this last (outermost), so every response, a 413 or 429 too, is counted and logged.
+    app.add_middleware(RequestLogMiddleware, observers=[record_request] if settings.metrics else [])
 
     install_error_handlers(app)
     app.state.rate_limiter = RateLimiter()

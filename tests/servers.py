@@ -6,7 +6,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -46,7 +46,11 @@ class RunningServer:
 
 @contextlib.contextmanager
 def run_server(
-    env: dict[str, str], *, workers: int = 1, ready_timeout: float = 30
+    env: dict[str, str],
+    *,
+    workers: int = 1,
+    ready_timeout: float = 30,
+    extra_args: Sequence[str] = (),
 ) -> Iterator[RunningServer]:
     """Start `uvicorn main:app` with `env` on a free port; stop it (SIGTERM) on exit."""
     port = free_port()
@@ -69,6 +73,7 @@ def run_server(
                 str(port),
                 "--workers",
                 str(workers),
+                *extra_args,
             ],
             cwd=ROOT,
             env=full_env,

@@ -8,7 +8,6 @@ import os
 import shutil
 import socket
 import subprocess
-import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Iterator
@@ -26,7 +25,8 @@ from api import ratelimit, service
 from api.client_address import limit_key, parse_networks, resolve_client
 from api.ratelimit import Bucket, mutation_costs
 from api.settings import InvalidSettings, load_settings
-from tests.conftest import IN_CI, TEST_ENV
+from tests.conftest import IN_CI
+from tests.servers import free_port, run_server
 
 ROOT = Path(__file__).resolve().parents[1]
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -53,13 +53,6 @@ async def _require_redis() -> None:
         _skip_or_fail(f"Redis at {REDIS_URL} is unreachable ({type(exc).__name__})")
     finally:
         await connection.aclose()
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 @contextlib.asynccontextmanager
@@ -434,7 +427,7 @@ async def test_redis_outage_degrades_to_per_process_limits_and_recovers(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """Fail-open to this process's memory: never a 5xx, never unlimited, back when Redis is."""
-    port = _free_port()
+    port = free_port()
     configure(
         RATE_LIMIT_CREATE="3/minute",
         RATE_LIMIT_STORAGE_URL=f"redis://127.0.0.1:{port}/0",
@@ -468,7 +461,7 @@ async def test_unreachable_redis_from_the_start_never_fails_requests(
 ) -> None:
     configure(
         RATE_LIMIT_CREATE="2/minute",
-        RATE_LIMIT_STORAGE_URL=f"redis://127.0.0.1:{_free_port()}/0",
+        RATE_LIMIT_STORAGE_URL=f"redis://127.0.0.1:{free_port()}/0",
         RATE_LIMIT_KEY_PREFIX=prefix,
     )
     async with _client_from(app, "198.51.100.10") as http:
@@ -478,67 +471,28 @@ async def test_unreachable_redis_from_the_start_never_fails_requests(
 # --- several processes -------------------------------------------------------------------
 
 
-@contextlib.contextmanager
-def _uvicorn(port: int, env: dict[str, str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
-    command = [sys.executable, "-m", "uvicorn", "main:app", "--host", "127.0.0.1"]
-    command += ["--port", str(port), "--no-proxy-headers", "--log-level", "warning"]
-    with log.open("wb") as output:
-        process = subprocess.Popen(  # noqa: S603 - our own interpreter and arguments
-            command, cwd=ROOT, env=env, stdout=output, stderr=subprocess.STDOUT
-        )
-    try:
-        yield process
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
-async def _wait_ready(http: httpx.AsyncClient, port: int, log: Path) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        with contextlib.suppress(httpx.TransportError):
-            if (await http.get(f"http://127.0.0.1:{port}/healthz")).status_code == 200:
-                return
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"uvicorn on port {port} did not start:\n{_read(log)}")
-
-
-def _read(path: Path) -> str:
-    return path.read_text()
-
-
 async def test_two_processes_share_one_count_through_redis(
     redis_prefix: str, tmp_path: Path
 ) -> None:
-    base_env = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.startswith(("RATE_LIMIT", "DATABASE_URL", "TRUSTED_PROXIES"))
-    }
-    base_env |= TEST_ENV | {
+    env = {
         "RATE_LIMIT_CREATE": "5/minute",
         "RATE_LIMIT_REVEAL": "4/minute",
         "RATE_LIMIT_STORAGE_URL": REDIS_URL,
         "RATE_LIMIT_KEY_PREFIX": redis_prefix,
         "METRICS": "false",
     }
-    ports = [_free_port(), _free_port()]
-    logs = [tmp_path / f"uvicorn-{n}" for n in range(2)]
     with contextlib.ExitStack() as stack:
-        processes = [
+        servers = [
             stack.enter_context(
-                _uvicorn(port, base_env | {"DATABASE_URL": f"sqlite+aiosqlite:///{log}.db"}, log)
+                run_server(
+                    env | {"DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/{n}.db"},
+                    extra_args=("--no-proxy-headers", "--log-level", "warning"),
+                )
             )
-            for port, log in zip(ports, logs, strict=True)
+            for n in range(2)
         ]
-        bases = [f"http://127.0.0.1:{port}" for port in ports]
+        bases = [server.base_url for server in servers]
         async with httpx.AsyncClient(timeout=10) as http:
-            ready = (_wait_ready(http, port, log) for port, log in zip(ports, logs, strict=True))
-            await asyncio.gather(*ready)
             body = {"secret": SECRET, "passphrase": PASSPHRASE}
             creates = [await http.post(f"{bases[n % 2]}/generate", json=body) for n in range(10)]
             assert [r.status_code for r in creates] == [200] * 5 + [429] * 5
@@ -555,4 +509,4 @@ async def test_two_processes_share_one_count_through_redis(
             ]
             statuses = [(await request).status_code for request in spend]
             assert statuses == [404, 200, 404, 404, 429]
-    assert all(process.returncode is not None for process in processes)
+    assert all(server.process.returncode is not None for server in servers)

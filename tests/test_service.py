@@ -208,3 +208,23 @@ async def test_row_ids_are_random(session: AsyncSession) -> None:
     ).one()
     assert isinstance(row_id, uuid.UUID)
     assert row_id.version == 4
+
+
+async def test_database_errors_never_carry_bound_values(session: AsyncSession) -> None:
+    from sqlalchemy import insert
+    from sqlalchemy.exc import DBAPIError
+
+    canary = "canary-parameter-3d9a"
+    # No passphrase_hash: the database refuses the row, with our values bound to the statement.
+    statement = insert(secrets_table).values(
+        id=uuid.uuid4(),
+        lookup_hash=canary.encode(),
+        ciphertext=canary.encode(),
+        failed_attempts=0,
+        created_at=datetime.now(UTC),
+        expires_at=datetime.now(UTC),
+    )
+    with pytest.raises(DBAPIError) as caught:
+        await session.exec(statement)
+    await session.rollback()
+    assert "SQL parameters hidden" in str(caught.value)

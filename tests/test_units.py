@@ -156,3 +156,17 @@ async def test_trivial_parameters_hash_inline_and_real_ones_do_not() -> None:
     finally:
         cheap.close()
         real.close()
+
+
+@pytest.mark.parametrize(("processes", "expected"), [(None, 8), ("1", 8), ("2", 4), ("16", 1)])
+def test_hash_threads_share_the_cores_between_worker_processes(
+    monkeypatch: pytest.MonkeyPatch, processes: str | None, expected: int
+) -> None:
+    from api import hashing
+
+    monkeypatch.setattr(os, "cpu_count", lambda: 8)
+    if processes is None:
+        monkeypatch.delenv("WEB_CONCURRENCY", raising=False)
+    else:
+        monkeypatch.setenv("WEB_CONCURRENCY", processes)
+    assert hashing._default_workers() == expected
