@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 from fastapi import FastAPI
 
 from api.body_limit import RequestBodyLimitMiddleware
-from api.db import create_engine, create_sessionmaker
+from api.db import create_engine
 from api.docs_offline import install_offline_docs
 from api.gql.context import get_context
 from api.gql.router import SafeGraphQLRouter
@@ -42,7 +42,6 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings = get_settings()
     engine = create_engine(settings)
     app.state.engine = engine
-    app.state.sessionmaker = create_sessionmaker(engine)
     get_hasher()  # builds the dummy hash now rather than on the first request
     install_access_log_redaction()
     if settings.auto_migrate:
@@ -54,7 +53,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             await migration_engine.dispose()
     purge_task = asyncio.create_task(
         purge_forever(
-            app.state.sessionmaker,
+            engine,
             interval_seconds=settings.purge_interval_seconds,
             batch_size=settings.purge_batch_size,
         )

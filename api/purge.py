@@ -3,22 +3,18 @@
 import asyncio
 import logging
 
-from sqlalchemy.ext.asyncio import async_sessionmaker
-from sqlmodel.ext.asyncio.session import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from api import service
 
 logger = logging.getLogger(__name__)
 
 
-async def purge_forever(
-    sessionmaker: async_sessionmaker[AsyncSession], *, interval_seconds: float, batch_size: int
-) -> None:
+async def purge_forever(engine: AsyncEngine, *, interval_seconds: float, batch_size: int) -> None:
     """Purge expired secrets every `interval_seconds` until cancelled; survive database outages."""
     while True:
         try:
-            async with sessionmaker() as session:
-                purged = await service.purge_expired(session=session, batch_size=batch_size)
+            purged = await service.purge_expired(engine=engine, batch_size=batch_size)
             if purged:
                 logger.info("purged %d expired secrets", purged)
         except asyncio.CancelledError:

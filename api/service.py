@@ -23,13 +23,21 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import sqlmodel
 from cryptography.exceptions import InvalidTag
-from sqlalchemy import Executable, Row, Table, delete, func, insert, literal, select, update
+from sqlalchemy import (
+    Executable,
+    Table,
+    bindparam,
+    delete,
+    func,
+    insert,
+    literal,
+    select,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncEngine
-from sqlmodel.ext.asyncio.session import AsyncSession
 
-from api import crypto, telemetry
+from api import crypto, db, telemetry
 from api.errors import InvalidInput, SecretNotFound
 from api.hashing import get_hasher
 from api.settings import Settings, get_settings
@@ -38,9 +46,46 @@ from models import Secret
 logger = logging.getLogger(__name__)
 
 
-# Core column expressions keep the SQL explicit and typed.
+# Core column expressions keep the SQL explicit and typed. The statements are built once, with
+# bound parameters, so that each call only sends them.
 secrets_table: Table = Secret.__table__  # type: ignore[attr-defined]
 columns = secrets_table.c
+
+# Every column is given a value, so the INSERT names them all.
+_INSERT = insert(secrets_table)
+_CLAIM_ATTEMPT = (
+    update(secrets_table)
+    .where(
+        columns.lookup_hash == bindparam("digest"),
+        columns.expires_at > bindparam("now"),
+        columns.failed_attempts < bindparam("max_attempts"),
+    )
+    .values(failed_attempts=columns.failed_attempts + 1)
+    .returning(columns.id, columns.passphrase_hash, columns.failed_attempts)
+)
+_DELETE_LIVE = (
+    delete(secrets_table)
+    .where(columns.id == bindparam("id"), columns.expires_at > bindparam("now"))
+    .returning(columns.ciphertext)
+)
+_DELETE = delete(secrets_table).where(columns.id == bindparam("id")).returning(columns.id)
+_PURGE_BATCH = (
+    delete(secrets_table)
+    .where(
+        columns.id.in_(
+            select(columns.id)
+            .where(columns.expires_at <= bindparam("now"))
+            .limit(bindparam("batch_size"))
+            .with_for_update(skip_locked=True)
+            .scalar_subquery()
+        )
+    )
+    .returning(columns.id)
+)
+_COUNT_LIVE = (
+    select(func.count()).select_from(secrets_table).where(columns.expires_at > bindparam("now"))
+)
+_PING = select(literal(1))
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,14 +100,8 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-async def _execute(session: AsyncSession, statement: Executable) -> Sequence[Row[Any]]:
-    """Run one statement in autocommit on the session's engine and return its rows."""
-    engine = session.bind
-    assert isinstance(engine, AsyncEngine), "sessions are bound to the application's engine"
-    async with engine.connect() as connection:
-        await connection.execution_options(isolation_level="AUTOCOMMIT")
-        result = await connection.execute(statement)
-        return result.all() if result.returns_rows else ()
+async def _fetch(engine: AsyncEngine, statement: Executable, **parameters: Any) -> Sequence[Any]:
+    return await db.fetch(engine, statement, parameters)
 
 
 def _validate_passphrase(passphrase: str, settings: Settings) -> None:
@@ -102,7 +141,7 @@ def _resolve_ttl(ttl_seconds: int | None, settings: Settings) -> int:
 
 
 async def create_secret(
-    *, session: AsyncSession, secret: str, passphrase: str, ttl_seconds: int | None = None
+    *, engine: AsyncEngine, secret: str, passphrase: str, ttl_seconds: int | None = None
 ) -> CreatedSecret:
     """Store `secret` behind `passphrase` and return its new key and expiry."""
     settings = get_settings()
@@ -115,73 +154,57 @@ async def create_secret(
     row_id = uuid.uuid4()
     now = _now()
     expires_at = (now + timedelta(seconds=ttl)).replace(microsecond=0)
-    await _execute(
-        session,
-        insert(secrets_table).values(
-            id=row_id,
-            lookup_hash=crypto.lookup_hash(secret_key),
-            ciphertext=crypto.seal(plaintext, secret_key=secret_key, associated_data=row_id.bytes),
-            passphrase_hash=passphrase_hash,
-            failed_attempts=0,
-            created_at=now,
-            expires_at=expires_at,
-        ),
+    await _fetch(
+        engine,
+        _INSERT,
+        id=row_id,
+        lookup_hash=crypto.lookup_hash(secret_key),
+        ciphertext=crypto.seal(plaintext, secret_key=secret_key, associated_data=row_id.bytes),
+        passphrase_hash=passphrase_hash,
+        failed_attempts=0,
+        created_at=now,
+        expires_at=expires_at,
     )
     telemetry.emit(telemetry.CREATED)
     return CreatedSecret(secret_key=secret_key, expires_at=expires_at)
 
 
-async def _claim_attempt(
-    session: AsyncSession, secret_key: str
-) -> tuple[uuid.UUID, str, int] | None:
-    settings = get_settings()
-    statement = (
-        update(secrets_table)
-        .where(
-            columns.lookup_hash == crypto.lookup_hash(secret_key),
-            columns.expires_at > _now(),
-            columns.failed_attempts < settings.max_failed_attempts,
-        )
-        .values(failed_attempts=columns.failed_attempts + 1)
-        .returning(columns.id, columns.passphrase_hash, columns.failed_attempts)
+async def _claim_attempt(engine: AsyncEngine, secret_key: str) -> tuple[uuid.UUID, str, int] | None:
+    rows = await _fetch(
+        engine,
+        _CLAIM_ATTEMPT,
+        digest=crypto.lookup_hash(secret_key),
+        now=_now(),
+        max_attempts=get_settings().max_failed_attempts,
     )
-    rows = await _execute(session, statement)
     if not rows:
         return None
-    row = rows[0]
-    return row.id, row.passphrase_hash, row.failed_attempts
+    row_id, passphrase_hash, failed_attempts = rows[0]
+    return row_id, passphrase_hash, failed_attempts
 
 
-async def _check_passphrase(
-    *, session: AsyncSession, secret_key: str, passphrase: str
-) -> uuid.UUID:
+async def _check_passphrase(*, engine: AsyncEngine, secret_key: str, passphrase: str) -> uuid.UUID:
     """Spend one attempt on `passphrase`; return the row id if it matches."""
     settings = get_settings()
     _validate_passphrase(passphrase, settings)
     claim = (
-        await _claim_attempt(session, secret_key) if crypto.is_well_formed_key(secret_key) else None
+        await _claim_attempt(engine, secret_key) if crypto.is_well_formed_key(secret_key) else None
     )
     passphrase_hash = claim[1] if claim else None
     if await get_hasher().verify(passphrase, passphrase_hash) and claim is not None:
         return claim[0]
     if claim is not None:
         telemetry.emit(telemetry.FAILED_ATTEMPT)
-        if claim[2] >= settings.max_failed_attempts:
-            statement = delete(secrets_table).where(columns.id == claim[0]).returning(columns.id)
-            if await _execute(session, statement):
-                telemetry.emit(telemetry.DESTROYED_BY_ATTEMPT_LIMIT)
+        last_attempt = claim[2] >= settings.max_failed_attempts
+        if last_attempt and await _fetch(engine, _DELETE, id=claim[0]):
+            telemetry.emit(telemetry.DESTROYED_BY_ATTEMPT_LIMIT)
     raise SecretNotFound
 
 
-async def reveal_secret(*, session: AsyncSession, secret_key: str, passphrase: str) -> str:
+async def reveal_secret(*, engine: AsyncEngine, secret_key: str, passphrase: str) -> str:
     """Return the secret and delete it, or raise `SecretNotFound`. Succeeds at most once."""
-    row_id = await _check_passphrase(session=session, secret_key=secret_key, passphrase=passphrase)
-    statement = (
-        delete(secrets_table)
-        .where(columns.id == row_id, columns.expires_at > _now())
-        .returning(columns.ciphertext)
-    )
-    rows = await _execute(session, statement)
+    row_id = await _check_passphrase(engine=engine, secret_key=secret_key, passphrase=passphrase)
+    rows = await _fetch(engine, _DELETE_LIVE, id=row_id, now=_now())
     if not rows:
         raise SecretNotFound
     sealed: bytes = rows[0][0]
@@ -195,16 +218,15 @@ async def reveal_secret(*, session: AsyncSession, secret_key: str, passphrase: s
     return plaintext.decode("utf-8")
 
 
-async def burn_secret(*, session: AsyncSession, secret_key: str, passphrase: str) -> None:
+async def burn_secret(*, engine: AsyncEngine, secret_key: str, passphrase: str) -> None:
     """Destroy the secret unread, or raise `SecretNotFound`."""
-    row_id = await _check_passphrase(session=session, secret_key=secret_key, passphrase=passphrase)
-    statement = delete(secrets_table).where(columns.id == row_id).returning(columns.id)
-    if not await _execute(session, statement):
+    row_id = await _check_passphrase(engine=engine, secret_key=secret_key, passphrase=passphrase)
+    if not await _fetch(engine, _DELETE, id=row_id):
         raise SecretNotFound
     telemetry.emit(telemetry.BURNED)
 
 
-async def purge_expired(*, session: AsyncSession, batch_size: int) -> int:
+async def purge_expired(*, engine: AsyncEngine, batch_size: int) -> int:
     """Delete expired secrets in batches of `batch_size`; return how many were deleted.
 
     Each batch is its own statement; PURGE_PAUSE_SECONDS passes between batches so that a
@@ -214,15 +236,7 @@ async def purge_expired(*, session: AsyncSession, batch_size: int) -> int:
     pause = get_settings().purge_pause_seconds
     total = 0
     while True:
-        expired_ids = (
-            select(columns.id)
-            .where(columns.expires_at <= _now())
-            .limit(batch_size)
-            .with_for_update(skip_locked=True)
-            .scalar_subquery()
-        )
-        statement = delete(secrets_table).where(columns.id.in_(expired_ids)).returning(columns.id)
-        deleted = len(await _execute(session, statement))
+        deleted = len(await _fetch(engine, _PURGE_BATCH, now=_now(), batch_size=batch_size))
         total += deleted
         if deleted < batch_size:
             if total:
@@ -231,14 +245,12 @@ async def purge_expired(*, session: AsyncSession, batch_size: int) -> int:
         await asyncio.sleep(pause)
 
 
-async def count_live(*, session: AsyncSession) -> int:
+async def count_live(*, engine: AsyncEngine) -> int:
     """Return how many secrets are stored and not yet expired."""
-    statement = (
-        sqlmodel.select(func.count()).select_from(secrets_table).where(columns.expires_at > _now())
-    )
-    return int((await session.exec(statement)).one())
+    rows = await _fetch(engine, _COUNT_LIVE, now=_now())
+    return int(rows[0][0])
 
 
-async def ping(*, session: AsyncSession) -> None:
+async def ping(*, engine: AsyncEngine) -> None:
     """Run the cheapest possible query; raises if the database does not answer."""
-    await session.exec(sqlmodel.select(literal(1)))
+    await _fetch(engine, _PING)

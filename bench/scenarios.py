@@ -229,7 +229,7 @@ async def profile_workers(
         await asyncio.to_thread(spy.wait)
     await _collect(loader, out, seconds + 60)
     paths = [workdir / f"{label}-{pid}.folded" for pid in server.worker_pids]
-    return profiling.summarize(paths)
+    return profiling.summarize(paths, top=int(os.environ.get("BENCH_PROFILE_TOP", "12")))
 
 
 async def _reveal_run(
@@ -289,7 +289,7 @@ async def scale(
     server: Server, database_name: str, profile: Profile, workdir: Path
 ) -> dict[str, Any]:
     """Scenario 6: reveal latency at each table size, then a purge of many expired rows."""
-    from api.db import create_engine, create_sessionmaker
+    from api.db import create_engine
     from api.service import purge_expired
     from api.settings import Settings
 
@@ -358,7 +358,6 @@ async def scale(
 
         settings = Settings(database_url=database.sqlalchemy_url(database_name))
         engine = create_engine(settings)
-        sessionmaker = create_sessionmaker(engine)
         out = workdir / "purge-reveals.json"
         start = time.time() + 2.0
         process = await _reveal_run(server, keys, profile.reveal_rate, budget, out, start)
@@ -366,8 +365,7 @@ async def scale(
         meter = _scale_meter(server, process)
         purging = time.perf_counter()
         try:
-            async with sessionmaker() as session:
-                purged = await purge_expired(session=session, batch_size=settings.purge_batch_size)
+            purged = await purge_expired(engine=engine, batch_size=settings.purge_batch_size)
         finally:
             purge_seconds = time.perf_counter() - purging
             process.send_signal(signal.SIGTERM)

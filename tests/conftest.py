@@ -1,4 +1,4 @@
-"""Shared fixtures: every test that takes `client` or `session` runs on SQLite and PostgreSQL.
+"""Shared fixtures: every test that takes `client` or `engine` runs on SQLite and PostgreSQL.
 
 PostgreSQL runs get a database of their own, created for the run and dropped after it. When
 `CI=true`, an unreachable PostgreSQL fails the run instead of skipping it.
@@ -15,7 +15,7 @@ import httpx
 import pytest
 from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
-from sqlmodel.ext.asyncio.session import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from api.app import create_app
 from api.hashing import get_hasher
@@ -155,7 +155,7 @@ async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
 
 
 @pytest.fixture
-async def session(app: FastAPI) -> AsyncIterator[AsyncSession]:
-    """A database session on the application's engine."""
-    async with app.state.sessionmaker() as db_session:
-        yield db_session
+def engine(app: FastAPI) -> AsyncEngine:
+    """The application's database engine, as the service functions take it."""
+    engine: AsyncEngine = app.state.engine
+    return engine

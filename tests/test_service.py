@@ -8,7 +8,8 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
-from sqlalchemy import update
+from sqlalchemy import Executable, Result, update
+from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -18,122 +19,128 @@ from api.service import columns, secrets_table
 from models import Secret
 
 
-async def new_secret(session: AsyncSession, secret: str = "s3cr3t", ttl: int | None = None) -> str:
+async def new_secret(engine: AsyncEngine, secret: str = "s3cr3t", ttl: int | None = None) -> str:
     created = await service.create_secret(
-        session=session, secret=secret, passphrase="right", ttl_seconds=ttl
+        engine=engine, secret=secret, passphrase="right", ttl_seconds=ttl
     )
     return created.secret_key
 
 
-async def expire(session: AsyncSession, secret_key: str) -> None:
-    await session.exec(
+async def execute(engine: AsyncEngine, statement: Executable) -> Result[Any]:
+    async with engine.begin() as connection:
+        return await connection.execute(statement)
+
+
+async def expire(engine: AsyncEngine, secret_key: str) -> None:
+    await execute(
+        engine,
         update(secrets_table)
         .where(columns.lookup_hash == crypto.lookup_hash(secret_key))
-        .values(expires_at=datetime.now(UTC) - timedelta(seconds=1))
+        .values(expires_at=datetime.now(UTC) - timedelta(seconds=1)),
     )
-    await session.commit()
 
 
-async def row_exists(session: AsyncSession, secret_key: str) -> bool:
-    result = await session.exec(
-        select(columns.id).where(columns.lookup_hash == crypto.lookup_hash(secret_key))
+async def row_exists(engine: AsyncEngine, secret_key: str) -> bool:
+    result = await execute(
+        engine, select(columns.id).where(columns.lookup_hash == crypto.lookup_hash(secret_key))
     )
     return result.first() is not None
 
 
-async def test_reveal_once(session: AsyncSession) -> None:
-    key = await new_secret(session)
+async def test_reveal_once(engine: AsyncEngine) -> None:
+    key = await new_secret(engine)
     assert (
-        await service.reveal_secret(session=session, secret_key=key, passphrase="right") == "s3cr3t"
+        await service.reveal_secret(engine=engine, secret_key=key, passphrase="right") == "s3cr3t"
     )
-    assert not await row_exists(session, key)
+    assert not await row_exists(engine, key)
     with pytest.raises(SecretNotFound):
-        await service.reveal_secret(session=session, secret_key=key, passphrase="right")
+        await service.reveal_secret(engine=engine, secret_key=key, passphrase="right")
 
 
-async def test_attempt_limit_destroys_the_secret(session: AsyncSession, configure: Any) -> None:
+async def test_attempt_limit_destroys_the_secret(engine: AsyncEngine, configure: Any) -> None:
     configure(MAX_FAILED_ATTEMPTS="3")
-    key = await new_secret(session)
+    key = await new_secret(engine)
     for _ in range(2):
         with pytest.raises(SecretNotFound):
-            await service.reveal_secret(session=session, secret_key=key, passphrase="wrong")
-    assert await row_exists(session, key)
+            await service.reveal_secret(engine=engine, secret_key=key, passphrase="wrong")
+    assert await row_exists(engine, key)
     with pytest.raises(SecretNotFound):
-        await service.reveal_secret(session=session, secret_key=key, passphrase="wrong")
-    assert not await row_exists(session, key)
+        await service.reveal_secret(engine=engine, secret_key=key, passphrase="wrong")
+    assert not await row_exists(engine, key)
     with pytest.raises(SecretNotFound):
-        await service.reveal_secret(session=session, secret_key=key, passphrase="right")
+        await service.reveal_secret(engine=engine, secret_key=key, passphrase="right")
 
 
-async def test_right_passphrase_after_some_failures(session: AsyncSession) -> None:
-    key = await new_secret(session)
+async def test_right_passphrase_after_some_failures(engine: AsyncEngine) -> None:
+    key = await new_secret(engine)
     for _ in range(4):
         with pytest.raises(SecretNotFound):
-            await service.reveal_secret(session=session, secret_key=key, passphrase="wrong")
+            await service.reveal_secret(engine=engine, secret_key=key, passphrase="wrong")
     assert (
-        await service.reveal_secret(session=session, secret_key=key, passphrase="right") == "s3cr3t"
+        await service.reveal_secret(engine=engine, secret_key=key, passphrase="right") == "s3cr3t"
     )
 
 
-async def test_expired_secret_is_not_revealed_even_before_purge(session: AsyncSession) -> None:
-    key = await new_secret(session)
-    await expire(session, key)
-    assert await row_exists(session, key)
+async def test_expired_secret_is_not_revealed_even_before_purge(engine: AsyncEngine) -> None:
+    key = await new_secret(engine)
+    await expire(engine, key)
+    assert await row_exists(engine, key)
     with pytest.raises(SecretNotFound):
-        await service.reveal_secret(session=session, secret_key=key, passphrase="right")
+        await service.reveal_secret(engine=engine, secret_key=key, passphrase="right")
     with pytest.raises(SecretNotFound):
-        await service.burn_secret(session=session, secret_key=key, passphrase="right")
+        await service.burn_secret(engine=engine, secret_key=key, passphrase="right")
 
 
-async def test_purge_deletes_only_expired_in_batches(session: AsyncSession) -> None:
-    expired = [await new_secret(session) for _ in range(5)]
-    live = await new_secret(session)
+async def test_purge_deletes_only_expired_in_batches(engine: AsyncEngine) -> None:
+    expired = [await new_secret(engine) for _ in range(5)]
+    live = await new_secret(engine)
     for key in expired:
-        await expire(session, key)
+        await expire(engine, key)
     events: list[tuple[str, int]] = []
     telemetry.subscribe(lambda event, count: events.append((event, count)))
-    purged = await service.purge_expired(session=session, batch_size=2)
+    purged = await service.purge_expired(engine=engine, batch_size=2)
     assert purged >= 5
     assert (telemetry.PURGED, purged) in events
-    assert not any([await row_exists(session, key) for key in expired])
-    assert await row_exists(session, live)
-    assert await service.purge_expired(session=session, batch_size=2) == 0
+    assert not any([await row_exists(engine, key) for key in expired])
+    assert await row_exists(engine, live)
+    assert await service.purge_expired(engine=engine, batch_size=2) == 0
 
 
-async def test_purge_loop_runs_in_the_background(app: FastAPI, session: AsyncSession) -> None:
+async def test_purge_loop_runs_in_the_background(app: FastAPI, engine: AsyncEngine) -> None:
     from api.purge import purge_forever
 
-    key = await new_secret(session)
-    await expire(session, key)
+    key = await new_secret(engine)
+    await expire(engine, key)
     task = asyncio.create_task(
-        purge_forever(app.state.sessionmaker, interval_seconds=0.05, batch_size=10)
+        purge_forever(app.state.engine, interval_seconds=0.05, batch_size=10)
     )
     try:
         for _ in range(100):
-            if not await row_exists(session, key):
+            if not await row_exists(engine, key):
                 break
             await asyncio.sleep(0.05)
-        assert not await row_exists(session, key)
+        assert not await row_exists(engine, key)
     finally:
         task.cancel()
 
 
-async def test_count_live(session: AsyncSession) -> None:
-    before = await service.count_live(session=session)
-    key = await new_secret(session)
-    assert await service.count_live(session=session) == before + 1
-    await expire(session, key)
-    assert await service.count_live(session=session) == before
+async def test_count_live(engine: AsyncEngine) -> None:
+    before = await service.count_live(engine=engine)
+    key = await new_secret(engine)
+    assert await service.count_live(engine=engine) == before + 1
+    await expire(engine, key)
+    assert await service.count_live(engine=engine) == before
 
 
-async def test_nothing_readable_at_rest(session: AsyncSession) -> None:
+async def test_nothing_readable_at_rest(engine: AsyncEngine) -> None:
     secret, passphrase = "canary-secret-\u0000-9f3e", "canary-pass-41c7"
-    created = await service.create_secret(session=session, secret=secret, passphrase=passphrase)
-    row = (
-        await session.exec(
-            select(Secret).where(columns.lookup_hash == crypto.lookup_hash(created.secret_key))
-        )
-    ).one()
+    created = await service.create_secret(engine=engine, secret=secret, passphrase=passphrase)
+    async with AsyncSession(engine) as session:
+        row = (
+            await session.exec(
+                select(Secret).where(columns.lookup_hash == crypto.lookup_hash(created.secret_key))
+            )
+        ).one()
     stored = b"".join(
         value if isinstance(value, bytes) else str(value).encode()
         for value in row.model_dump().values()
@@ -146,41 +153,37 @@ async def test_nothing_readable_at_rest(session: AsyncSession) -> None:
     assert isinstance(row.ciphertext, bytes)
 
 
-async def test_ciphertext_is_bound_to_its_row(session: AsyncSession) -> None:
+async def test_ciphertext_is_bound_to_its_row(engine: AsyncEngine) -> None:
     """Swapping ciphertext between rows (a tampered database) is detected, never decrypted."""
-    first, second = await new_secret(session, "first"), await new_secret(session, "second")
+    first, second = await new_secret(engine, "first"), await new_secret(engine, "second")
     first_hash, second_hash = crypto.lookup_hash(first), crypto.lookup_hash(second)
     second_ciphertext = (
-        await session.exec(select(columns.ciphertext).where(columns.lookup_hash == second_hash))
-    ).one()
-    await session.exec(
+        await execute(engine, select(columns.ciphertext).where(columns.lookup_hash == second_hash))
+    ).scalar_one()
+    await execute(
+        engine,
         update(secrets_table)
         .where(columns.lookup_hash == first_hash)
-        .values(ciphertext=second_ciphertext)
+        .values(ciphertext=second_ciphertext),
     )
-    await session.commit()
     with pytest.raises(SecretNotFound):
-        await service.reveal_secret(session=session, secret_key=first, passphrase="right")
+        await service.reveal_secret(engine=engine, secret_key=first, passphrase="right")
 
 
-async def test_invalid_input_names_the_field(session: AsyncSession) -> None:
+async def test_invalid_input_names_the_field(engine: AsyncEngine) -> None:
     with pytest.raises(InvalidInput) as caught:
-        await service.create_secret(session=session, secret="s", passphrase="p", ttl_seconds=1)
+        await service.create_secret(engine=engine, secret="s", passphrase="p", ttl_seconds=1)
     assert caught.value.field == "ttl_seconds"
 
 
-async def test_twenty_concurrent_reveals_one_success(app: FastAPI, backend: str) -> None:
-    async with app.state.sessionmaker() as session:
-        key = await new_secret(session, "raced")
+async def test_twenty_concurrent_reveals_one_success(engine: AsyncEngine) -> None:
+    key = await new_secret(engine, "raced")
 
     async def attempt() -> str | None:
-        async with app.state.sessionmaker() as own_session:
-            try:
-                return await service.reveal_secret(
-                    session=own_session, secret_key=key, passphrase="right"
-                )
-            except SecretNotFound:
-                return None
+        try:
+            return await service.reveal_secret(engine=engine, secret_key=key, passphrase="right")
+        except SecretNotFound:
+            return None
 
     results = await asyncio.gather(*(attempt() for _ in range(20)))
     assert results.count("raced") == 1
@@ -201,16 +204,18 @@ async def test_twenty_concurrent_http_reveals_one_success(client: httpx.AsyncCli
     assert statuses == [200] + [404] * 19
 
 
-async def test_row_ids_are_random(session: AsyncSession) -> None:
-    key = await new_secret(session)
+async def test_row_ids_are_random(engine: AsyncEngine) -> None:
+    key = await new_secret(engine)
     row_id = (
-        await session.exec(select(columns.id).where(columns.lookup_hash == crypto.lookup_hash(key)))
-    ).one()
+        await execute(
+            engine, select(columns.id).where(columns.lookup_hash == crypto.lookup_hash(key))
+        )
+    ).scalar_one()
     assert isinstance(row_id, uuid.UUID)
     assert row_id.version == 4
 
 
-async def test_database_errors_never_carry_bound_values(session: AsyncSession) -> None:
+async def test_database_errors_never_carry_bound_values(engine: AsyncEngine) -> None:
     from sqlalchemy import insert
     from sqlalchemy.exc import DBAPIError
 
@@ -225,6 +230,5 @@ async def test_database_errors_never_carry_bound_values(session: AsyncSession) -
         expires_at=datetime.now(UTC),
     )
     with pytest.raises(DBAPIError) as caught:
-        await session.exec(statement)
-    await session.rollback()
+        await execute(engine, statement)
     assert "SQL parameters hidden" in str(caught.value)

@@ -1,18 +1,19 @@
-"""The per-request GraphQL context, built from the same session dependency as REST."""
+"""The per-request GraphQL context, built from the same engine dependency as REST."""
 
+from sqlalchemy.ext.asyncio import AsyncEngine
 from strawberry.fastapi import BaseContext
 
-from api.db import SessionDep
+from api.db import EngineDep
 
 
 class Context(BaseContext):
-    """Carries the request's database session to the resolvers."""
+    """Carries the application's database engine to the resolvers."""
 
-    def __init__(self, session: SessionDep) -> None:
+    def __init__(self, engine: AsyncEngine) -> None:
         super().__init__()
-        self.session = session
+        self.engine = engine
 
 
-async def get_context(session: SessionDep) -> Context:
-    """Build the context; FastAPI resolves `session` exactly as it does for REST routes."""
-    return Context(session)
+async def get_context(engine: EngineDep) -> Context:
+    """Build the context; FastAPI resolves `engine` exactly as it does for REST routes."""
+    return Context(engine)

@@ -5,7 +5,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Path, Query, Response, status
 
 from api import service
-from api.db import SessionDep
+from api.db import EngineDep
 from api.errors import SecretNotFound
 from api.ratelimit import RATE_LIMITED_RESPONSE, Bucket, limit
 from api.rest.errors import UNAVAILABLE_DETAIL, UNSUPPORTED_MEDIA_DETAIL
@@ -93,10 +93,10 @@ PassphraseQuery = Annotated[
     dependencies=_CREATE_LIMIT,
     tags=["secrets"],
 )
-async def generate(body: CreateSecretRequest, session: SessionDep) -> CreatedSecretResponse:
+async def generate(body: CreateSecretRequest, engine: EngineDep) -> CreatedSecretResponse:
     """Store a secret behind a passphrase and return the key that reveals it once."""
     created = await service.create_secret(
-        session=session,
+        engine=engine,
         secret=body.secret,
         passphrase=body.passphrase,
         ttl_seconds=body.ttl_seconds,
@@ -112,7 +112,7 @@ async def generate(body: CreateSecretRequest, session: SessionDep) -> CreatedSec
     tags=["secrets"],
 )
 async def reveal_by_query(
-    secret_key: SecretKeyPath, passphrase: PassphraseQuery, session: SessionDep
+    secret_key: SecretKeyPath, passphrase: PassphraseQuery, engine: EngineDep
 ) -> RevealedSecretResponse:
     """Reveal a secret once and delete it (passphrase in the query string).
 
@@ -120,7 +120,7 @@ async def reveal_by_query(
     passphrase out of URLs and logs.
     """
     secret = await service.reveal_secret(
-        session=session, secret_key=secret_key, passphrase=passphrase
+        engine=engine, secret_key=secret_key, passphrase=passphrase
     )
     return RevealedSecretResponse(secret=secret)
 
@@ -133,11 +133,11 @@ async def reveal_by_query(
     tags=["secrets"],
 )
 async def reveal_by_body(
-    secret_key: SecretKeyPath, body: RevealRequest, session: SessionDep
+    secret_key: SecretKeyPath, body: RevealRequest, engine: EngineDep
 ) -> RevealedSecretResponse:
     """Reveal a secret once and delete it (passphrase in the JSON body)."""
     secret = await service.reveal_secret(
-        session=session, secret_key=secret_key, passphrase=body.passphrase
+        engine=engine, secret_key=secret_key, passphrase=body.passphrase
     )
     return RevealedSecretResponse(secret=secret)
 
@@ -150,9 +150,9 @@ async def reveal_by_body(
     dependencies=_REVEAL_LIMIT,
     tags=["secrets"],
 )
-async def burn(secret_key: SecretKeyPath, passphrase: PassphraseQuery, session: SessionDep) -> None:
+async def burn(secret_key: SecretKeyPath, passphrase: PassphraseQuery, engine: EngineDep) -> None:
     """Destroy a secret unread."""
-    await service.burn_secret(session=session, secret_key=secret_key, passphrase=passphrase)
+    await service.burn_secret(engine=engine, secret_key=secret_key, passphrase=passphrase)
 
 
 @router.get("/healthz", response_model=StatusResponse, tags=["probes"])
@@ -167,7 +167,7 @@ async def healthz() -> StatusResponse:
     responses=_UNAVAILABLE,
     tags=["probes"],
 )
-async def readyz(session: SessionDep) -> StatusResponse:
+async def readyz(engine: EngineDep) -> StatusResponse:
     """Report ready when the database answers a trivial query."""
-    await service.ping(session=session)
+    await service.ping(engine=engine)
     return StatusResponse(status="ready")
