@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from fastapi import FastAPI
 
 from api.body_limit import RequestBodyLimitMiddleware
+from api.database import open_database
 from api.db import create_engine
 from api.docs_offline import install_offline_docs
 from api.gql.context import get_context
@@ -40,8 +41,8 @@ The same service is available as GraphQL at `/graphql`.
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     """Open the database, migrate, start purging; undo it all on shutdown."""
     settings = get_settings()
-    engine = create_engine(settings)
-    app.state.engine = engine
+    database = await open_database(create_engine(settings), settings)
+    app.state.database = database
     get_hasher()  # builds the dummy hash now rather than on the first request
     install_access_log_redaction()
     if settings.auto_migrate:
@@ -53,7 +54,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             await migration_engine.dispose()
     purge_task = asyncio.create_task(
         purge_forever(
-            engine,
+            database,
             interval_seconds=settings.purge_interval_seconds,
             batch_size=settings.purge_batch_size,
         )
@@ -64,7 +65,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         purge_task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await purge_task
-        await engine.dispose()
+        await database.aclose()
         await app.state.rate_limiter.aclose()
 
 

@@ -30,9 +30,9 @@ from prometheus_client.exposition import choose_encoder
 from prometheus_client.metrics_core import GaugeMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from api import service, telemetry
+from api.database import Database
 
 logger = logging.getLogger(__name__)
 
@@ -107,14 +107,14 @@ class LiveSecrets:
         self._counted_at = 0.0
         self._lock = asyncio.Lock()
 
-    async def refresh(self, engine: AsyncEngine) -> None:
+    async def refresh(self, db: Database) -> None:
         """Count again if the cached count is missing or older than `max_age_seconds`."""
         async with self._lock:  # concurrent scrapes share one count
             if self._value is not None and self.clock() - self._counted_at < self.max_age_seconds:
                 return
             try:
                 async with asyncio.timeout(LIVE_SECRETS_TIMEOUT_SECONDS):
-                    self._value = await service.count_live(engine=engine)
+                    self._value = await service.count_live(db=db)
                 self._counted_at = self.clock()
             except Exception as exc:  # a scrape must still answer while the database is down
                 logger.warning("could not count live secrets: %s", type(exc).__name__)
@@ -159,7 +159,7 @@ metrics_router = APIRouter()
 async def scrape(request: Request) -> Response:
     """Report every metric in the Prometheus (or OpenMetrics, if asked for) text format."""
     live: LiveSecrets = request.app.state.live_secrets
-    await live.refresh(request.app.state.engine)
+    await live.refresh(request.app.state.database)
     encode, content_type = choose_encoder(request.headers.get("accept", ""))
     body = encode(_Scrape(_counters_registry(), live))
     return Response(content=body, headers={"content-type": content_type})

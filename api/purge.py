@@ -3,18 +3,17 @@
 import asyncio
 import logging
 
-from sqlalchemy.ext.asyncio import AsyncEngine
-
 from api import service
+from api.database import Database
 
 logger = logging.getLogger(__name__)
 
 
-async def purge_forever(engine: AsyncEngine, *, interval_seconds: float, batch_size: int) -> None:
+async def purge_forever(db: Database, *, interval_seconds: float, batch_size: int) -> None:
     """Purge expired secrets every `interval_seconds` until cancelled; survive database outages."""
     while True:
         try:
-            purged = await service.purge_expired(engine=engine, batch_size=batch_size)
+            purged = await service.purge_expired(db=db, batch_size=batch_size)
             if purged:
                 logger.info("purged %d expired secrets", purged)
         except asyncio.CancelledError:

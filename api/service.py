@@ -18,14 +18,11 @@ to the database, no BEGIN/COMMIT, and no transaction held while argon2 runs.
 import asyncio
 import logging
 import uuid
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 from cryptography.exceptions import InvalidTag
 from sqlalchemy import (
-    Executable,
     Table,
     bindparam,
     delete,
@@ -35,9 +32,9 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.ext.asyncio import AsyncEngine
 
-from api import crypto, db, telemetry
+from api import crypto, telemetry
+from api.database import Database
 from api.errors import InvalidInput, SecretNotFound
 from api.hashing import get_hasher
 from api.settings import Settings, get_settings
@@ -100,10 +97,6 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-async def _fetch(engine: AsyncEngine, statement: Executable, **parameters: Any) -> Sequence[Any]:
-    return await db.fetch(engine, statement, parameters)
-
-
 def _validate_passphrase(passphrase: str, settings: Settings) -> None:
     if not passphrase:
         raise InvalidInput("passphrase", "passphrase must not be empty")
@@ -141,7 +134,7 @@ def _resolve_ttl(ttl_seconds: int | None, settings: Settings) -> int:
 
 
 async def create_secret(
-    *, engine: AsyncEngine, secret: str, passphrase: str, ttl_seconds: int | None = None
+    *, db: Database, secret: str, passphrase: str, ttl_seconds: int | None = None
 ) -> CreatedSecret:
     """Store `secret` behind `passphrase` and return its new key and expiry."""
     settings = get_settings()
@@ -154,8 +147,7 @@ async def create_secret(
     row_id = uuid.uuid4()
     now = _now()
     expires_at = (now + timedelta(seconds=ttl)).replace(microsecond=0)
-    await _fetch(
-        engine,
+    await db.fetch(
         _INSERT,
         id=row_id,
         lookup_hash=crypto.lookup_hash(secret_key),
@@ -169,9 +161,8 @@ async def create_secret(
     return CreatedSecret(secret_key=secret_key, expires_at=expires_at)
 
 
-async def _claim_attempt(engine: AsyncEngine, secret_key: str) -> tuple[uuid.UUID, str, int] | None:
-    rows = await _fetch(
-        engine,
+async def _claim_attempt(db: Database, secret_key: str) -> tuple[uuid.UUID, str, int] | None:
+    rows = await db.fetch(
         _CLAIM_ATTEMPT,
         digest=crypto.lookup_hash(secret_key),
         now=_now(),
@@ -183,28 +174,26 @@ async def _claim_attempt(engine: AsyncEngine, secret_key: str) -> tuple[uuid.UUI
     return row_id, passphrase_hash, failed_attempts
 
 
-async def _check_passphrase(*, engine: AsyncEngine, secret_key: str, passphrase: str) -> uuid.UUID:
+async def _check_passphrase(*, db: Database, secret_key: str, passphrase: str) -> uuid.UUID:
     """Spend one attempt on `passphrase`; return the row id if it matches."""
     settings = get_settings()
     _validate_passphrase(passphrase, settings)
-    claim = (
-        await _claim_attempt(engine, secret_key) if crypto.is_well_formed_key(secret_key) else None
-    )
+    claim = await _claim_attempt(db, secret_key) if crypto.is_well_formed_key(secret_key) else None
     passphrase_hash = claim[1] if claim else None
     if await get_hasher().verify(passphrase, passphrase_hash) and claim is not None:
         return claim[0]
     if claim is not None:
         telemetry.emit(telemetry.FAILED_ATTEMPT)
         last_attempt = claim[2] >= settings.max_failed_attempts
-        if last_attempt and await _fetch(engine, _DELETE, id=claim[0]):
+        if last_attempt and await db.fetch(_DELETE, id=claim[0]):
             telemetry.emit(telemetry.DESTROYED_BY_ATTEMPT_LIMIT)
     raise SecretNotFound
 
 
-async def reveal_secret(*, engine: AsyncEngine, secret_key: str, passphrase: str) -> str:
+async def reveal_secret(*, db: Database, secret_key: str, passphrase: str) -> str:
     """Return the secret and delete it, or raise `SecretNotFound`. Succeeds at most once."""
-    row_id = await _check_passphrase(engine=engine, secret_key=secret_key, passphrase=passphrase)
-    rows = await _fetch(engine, _DELETE_LIVE, id=row_id, now=_now())
+    row_id = await _check_passphrase(db=db, secret_key=secret_key, passphrase=passphrase)
+    rows = await db.fetch(_DELETE_LIVE, id=row_id, now=_now())
     if not rows:
         raise SecretNotFound
     sealed: bytes = rows[0][0]
@@ -218,15 +207,15 @@ async def reveal_secret(*, engine: AsyncEngine, secret_key: str, passphrase: str
     return plaintext.decode("utf-8")
 
 
-async def burn_secret(*, engine: AsyncEngine, secret_key: str, passphrase: str) -> None:
+async def burn_secret(*, db: Database, secret_key: str, passphrase: str) -> None:
     """Destroy the secret unread, or raise `SecretNotFound`."""
-    row_id = await _check_passphrase(engine=engine, secret_key=secret_key, passphrase=passphrase)
-    if not await _fetch(engine, _DELETE, id=row_id):
+    row_id = await _check_passphrase(db=db, secret_key=secret_key, passphrase=passphrase)
+    if not await db.fetch(_DELETE, id=row_id):
         raise SecretNotFound
     telemetry.emit(telemetry.BURNED)
 
 
-async def purge_expired(*, engine: AsyncEngine, batch_size: int) -> int:
+async def purge_expired(*, db: Database, batch_size: int) -> int:
     """Delete expired secrets in batches of `batch_size`; return how many were deleted.
 
     Each batch is its own statement; PURGE_PAUSE_SECONDS passes between batches so that a
@@ -236,7 +225,7 @@ async def purge_expired(*, engine: AsyncEngine, batch_size: int) -> int:
     pause = get_settings().purge_pause_seconds
     total = 0
     while True:
-        deleted = len(await _fetch(engine, _PURGE_BATCH, now=_now(), batch_size=batch_size))
+        deleted = len(await db.fetch(_PURGE_BATCH, now=_now(), batch_size=batch_size))
         total += deleted
         if deleted < batch_size:
             if total:
@@ -245,12 +234,12 @@ async def purge_expired(*, engine: AsyncEngine, batch_size: int) -> int:
         await asyncio.sleep(pause)
 
 
-async def count_live(*, engine: AsyncEngine) -> int:
+async def count_live(*, db: Database) -> int:
     """Return how many secrets are stored and not yet expired."""
-    rows = await _fetch(engine, _COUNT_LIVE, now=_now())
+    rows = await db.fetch(_COUNT_LIVE, now=_now())
     return int(rows[0][0])
 
 
-async def ping(*, engine: AsyncEngine) -> None:
+async def ping(*, db: Database) -> None:
     """Run the cheapest possible query; raises if the database does not answer."""
-    await _fetch(engine, _PING)
+    await db.fetch(_PING)

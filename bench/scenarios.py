@@ -289,6 +289,7 @@ async def scale(
     server: Server, database_name: str, profile: Profile, workdir: Path
 ) -> dict[str, Any]:
     """Scenario 6: reveal latency at each table size, then a purge of many expired rows."""
+    from api.database import open_database
     from api.db import create_engine
     from api.service import purge_expired
     from api.settings import Settings
@@ -357,7 +358,7 @@ async def scale(
         )
 
         settings = Settings(database_url=database.sqlalchemy_url(database_name))
-        engine = create_engine(settings)
+        db = await open_database(create_engine(settings), settings)
         out = workdir / "purge-reveals.json"
         start = time.time() + 2.0
         process = await _reveal_run(server, keys, profile.reveal_rate, budget, out, start)
@@ -365,11 +366,11 @@ async def scale(
         meter = _scale_meter(server, process)
         purging = time.perf_counter()
         try:
-            purged = await purge_expired(engine=engine, batch_size=settings.purge_batch_size)
+            purged = await purge_expired(db=db, batch_size=settings.purge_batch_size)
         finally:
             purge_seconds = time.perf_counter() - purging
             process.send_signal(signal.SIGTERM)
-            await engine.dispose()
+            await db.aclose()
         reveals = await _collect(process, out, 60)
         other = _foreign(meter, purge_seconds, reveals)
         left = await connection.fetchval("SELECT count(*) FROM secrets WHERE expires_at <= now()")

@@ -1,4 +1,4 @@
-"""Shared fixtures: every test that takes `client` or `engine` runs on SQLite and PostgreSQL.
+"""Shared fixtures: every test that takes `client` or `db` runs on SQLite and PostgreSQL.
 
 PostgreSQL runs get a database of their own, created for the run and dropped after it. When
 `CI=true`, an unreachable PostgreSQL fails the run instead of skipping it.
@@ -15,9 +15,9 @@ import httpx
 import pytest
 from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from api.app import create_app
+from api.database import Database
 from api.hashing import get_hasher
 from api.settings import get_settings
 
@@ -155,7 +155,7 @@ async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
 
 
 @pytest.fixture
-def engine(app: FastAPI) -> AsyncEngine:
-    """The application's database engine, as the service functions take it."""
-    engine: AsyncEngine = app.state.engine
-    return engine
+def db(app: FastAPI) -> Database:
+    """The application's database, as the service functions take it."""
+    database: Database = app.state.database
+    return database

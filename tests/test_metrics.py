@@ -13,10 +13,10 @@ from fastapi import FastAPI
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import update
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from api import crypto, service
 from api.app import create_app
+from api.database import Database
 from api.db import create_engine
 from api.metrics import LiveSecrets
 from api.route_label import UNMATCHED, route_template
@@ -107,17 +107,17 @@ async def test_counters_move_and_no_secret_reaches_metrics(
         assert canary not in after
 
 
-async def test_purged_secrets_are_counted(client: httpx.AsyncClient, engine: AsyncEngine) -> None:
+async def test_purged_secrets_are_counted(client: httpx.AsyncClient, db: Database) -> None:
     key = await create(client)
     expired = time.time() - 3600
-    async with engine.begin() as connection:
+    async with db.engine.begin() as connection:
         await connection.execute(
             update(service.secrets_table)
             .where(service.columns.lookup_hash == crypto.lookup_hash(key))
             .values(expires_at=datetime.fromtimestamp(expired, UTC))
         )
     before = await scrape(client)
-    purged = await service.purge_expired(engine=engine, batch_size=100)
+    purged = await service.purge_expired(db=db, batch_size=100)
     after = await scrape(client)
     assert purged >= 1
     name = "onetime_secrets_secrets_expired_purged_total"
@@ -125,14 +125,14 @@ async def test_purged_secrets_are_counted(client: httpx.AsyncClient, engine: Asy
 
 
 async def test_live_gauge_is_counted_at_scrape_and_cached(
-    client: httpx.AsyncClient, app: FastAPI, engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch
+    client: httpx.AsyncClient, app: FastAPI, db: Database, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     live: LiveSecrets = app.state.live_secrets
     now = time.monotonic() + 10 * live.max_age_seconds  # whatever was cached is stale
     monkeypatch.setattr(live, "clock", lambda: now)
 
     first = value(await scrape(client), "onetime_secrets_live_secrets")
-    assert first == await service.count_live(engine=engine)
+    assert first == await service.count_live(db=db)
 
     await create(client)
     cached = value(await scrape(client), "onetime_secrets_live_secrets")
@@ -146,12 +146,12 @@ async def test_live_gauge_is_absent_while_the_database_fails(app: FastAPI, tmp_p
     unreachable = create_engine(Settings(database_url=f"sqlite+aiosqlite:///{tmp_path}/no/such.db"))
     live = LiveSecrets()
     try:
-        await live.refresh(unreachable)
+        await live.refresh(Database(unreachable))
     finally:
         await unreachable.dispose()
     assert list(live.collect()) == []  # absent, not a stale or made-up number
 
-    await live.refresh(app.state.engine)  # an unknown count is not cached
+    await live.refresh(app.state.database)  # an unknown count is not cached
     (gauge,) = live.collect()
     assert gauge.name == "onetime_secrets_live_secrets"
     assert gauge.samples[0].value >= 0

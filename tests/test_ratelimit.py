@@ -19,10 +19,10 @@ import pytest
 import redis.asyncio
 from fastapi import FastAPI
 from graphql import parse
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from api import ratelimit, service
 from api.client_address import limit_key, parse_networks, resolve_client
+from api.database import Database
 from api.ratelimit import Bucket, mutation_costs
 from api.settings import InvalidSettings, load_settings
 from tests.conftest import IN_CI
@@ -256,7 +256,7 @@ async def test_reveal_and_burn_share_one_bucket_across_transports(
 
 
 async def test_graphql_over_the_limit_runs_nothing_and_says_why(
-    app: FastAPI, configure: Any, prefix: str, engine: AsyncEngine
+    app: FastAPI, configure: Any, prefix: str, db: Database
 ) -> None:
     configure(RATE_LIMIT_CREATE="3/minute", RATE_LIMIT_KEY_PREFIX=prefix)
     two = (
@@ -267,10 +267,10 @@ async def test_graphql_over_the_limit_runs_nothing_and_says_why(
         first = await http.post("/graphql", json={"query": two})
         assert first.status_code == 200
         assert first.json()["data"]["a"]["__typename"] == "CreatedSecret"
-        before = await service.count_live(engine=engine)
+        before = await service.count_live(db=db)
         # Two more would exceed 3/minute: neither runs, though one would have fitted.
         refused = await http.post("/graphql", json={"query": two})
-        assert await service.count_live(engine=engine) == before
+        assert await service.count_live(db=db) == before
         assert refused.status_code == 429
         retry_after = int(refused.headers["retry-after"])
         assert 1 <= retry_after <= 60

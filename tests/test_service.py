@@ -9,133 +9,126 @@ import httpx
 import pytest
 from fastapi import FastAPI
 from sqlalchemy import Executable, Result, update
-from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from api import crypto, service, telemetry
+from api.database import Database
 from api.errors import InvalidInput, SecretNotFound
 from api.service import columns, secrets_table
 from models import Secret
 
 
-async def new_secret(engine: AsyncEngine, secret: str = "s3cr3t", ttl: int | None = None) -> str:
-    created = await service.create_secret(
-        engine=engine, secret=secret, passphrase="right", ttl_seconds=ttl
-    )
+async def new_secret(db: Database, secret: str = "s3cr3t", ttl: int | None = None) -> str:
+    created = await service.create_secret(db=db, secret=secret, passphrase="right", ttl_seconds=ttl)
     return created.secret_key
 
 
-async def execute(engine: AsyncEngine, statement: Executable) -> Result[Any]:
-    async with engine.begin() as connection:
+async def execute(db: Database, statement: Executable) -> Result[Any]:
+    """Run `statement` in a transaction of its own, through SQLAlchemy."""
+    async with db.engine.begin() as connection:
         return await connection.execute(statement)
 
 
-async def expire(engine: AsyncEngine, secret_key: str) -> None:
+async def expire(db: Database, secret_key: str) -> None:
     await execute(
-        engine,
+        db,
         update(secrets_table)
         .where(columns.lookup_hash == crypto.lookup_hash(secret_key))
         .values(expires_at=datetime.now(UTC) - timedelta(seconds=1)),
     )
 
 
-async def row_exists(engine: AsyncEngine, secret_key: str) -> bool:
+async def row_exists(db: Database, secret_key: str) -> bool:
     result = await execute(
-        engine, select(columns.id).where(columns.lookup_hash == crypto.lookup_hash(secret_key))
+        db, select(columns.id).where(columns.lookup_hash == crypto.lookup_hash(secret_key))
     )
     return result.first() is not None
 
 
-async def test_reveal_once(engine: AsyncEngine) -> None:
-    key = await new_secret(engine)
-    assert (
-        await service.reveal_secret(engine=engine, secret_key=key, passphrase="right") == "s3cr3t"
-    )
-    assert not await row_exists(engine, key)
+async def test_reveal_once(db: Database) -> None:
+    key = await new_secret(db)
+    assert await service.reveal_secret(db=db, secret_key=key, passphrase="right") == "s3cr3t"
+    assert not await row_exists(db, key)
     with pytest.raises(SecretNotFound):
-        await service.reveal_secret(engine=engine, secret_key=key, passphrase="right")
+        await service.reveal_secret(db=db, secret_key=key, passphrase="right")
 
 
-async def test_attempt_limit_destroys_the_secret(engine: AsyncEngine, configure: Any) -> None:
+async def test_attempt_limit_destroys_the_secret(db: Database, configure: Any) -> None:
     configure(MAX_FAILED_ATTEMPTS="3")
-    key = await new_secret(engine)
+    key = await new_secret(db)
     for _ in range(2):
         with pytest.raises(SecretNotFound):
-            await service.reveal_secret(engine=engine, secret_key=key, passphrase="wrong")
-    assert await row_exists(engine, key)
+            await service.reveal_secret(db=db, secret_key=key, passphrase="wrong")
+    assert await row_exists(db, key)
     with pytest.raises(SecretNotFound):
-        await service.reveal_secret(engine=engine, secret_key=key, passphrase="wrong")
-    assert not await row_exists(engine, key)
+        await service.reveal_secret(db=db, secret_key=key, passphrase="wrong")
+    assert not await row_exists(db, key)
     with pytest.raises(SecretNotFound):
-        await service.reveal_secret(engine=engine, secret_key=key, passphrase="right")
+        await service.reveal_secret(db=db, secret_key=key, passphrase="right")
 
 
-async def test_right_passphrase_after_some_failures(engine: AsyncEngine) -> None:
-    key = await new_secret(engine)
+async def test_right_passphrase_after_some_failures(db: Database) -> None:
+    key = await new_secret(db)
     for _ in range(4):
         with pytest.raises(SecretNotFound):
-            await service.reveal_secret(engine=engine, secret_key=key, passphrase="wrong")
-    assert (
-        await service.reveal_secret(engine=engine, secret_key=key, passphrase="right") == "s3cr3t"
-    )
+            await service.reveal_secret(db=db, secret_key=key, passphrase="wrong")
+    assert await service.reveal_secret(db=db, secret_key=key, passphrase="right") == "s3cr3t"
 
 
-async def test_expired_secret_is_not_revealed_even_before_purge(engine: AsyncEngine) -> None:
-    key = await new_secret(engine)
-    await expire(engine, key)
-    assert await row_exists(engine, key)
+async def test_expired_secret_is_not_revealed_even_before_purge(db: Database) -> None:
+    key = await new_secret(db)
+    await expire(db, key)
+    assert await row_exists(db, key)
     with pytest.raises(SecretNotFound):
-        await service.reveal_secret(engine=engine, secret_key=key, passphrase="right")
+        await service.reveal_secret(db=db, secret_key=key, passphrase="right")
     with pytest.raises(SecretNotFound):
-        await service.burn_secret(engine=engine, secret_key=key, passphrase="right")
+        await service.burn_secret(db=db, secret_key=key, passphrase="right")
 
 
-async def test_purge_deletes_only_expired_in_batches(engine: AsyncEngine) -> None:
-    expired = [await new_secret(engine) for _ in range(5)]
-    live = await new_secret(engine)
+async def test_purge_deletes_only_expired_in_batches(db: Database) -> None:
+    expired = [await new_secret(db) for _ in range(5)]
+    live = await new_secret(db)
     for key in expired:
-        await expire(engine, key)
+        await expire(db, key)
     events: list[tuple[str, int]] = []
     telemetry.subscribe(lambda event, count: events.append((event, count)))
-    purged = await service.purge_expired(engine=engine, batch_size=2)
+    purged = await service.purge_expired(db=db, batch_size=2)
     assert purged >= 5
     assert (telemetry.PURGED, purged) in events
-    assert not any([await row_exists(engine, key) for key in expired])
-    assert await row_exists(engine, live)
-    assert await service.purge_expired(engine=engine, batch_size=2) == 0
+    assert not any([await row_exists(db, key) for key in expired])
+    assert await row_exists(db, live)
+    assert await service.purge_expired(db=db, batch_size=2) == 0
 
 
-async def test_purge_loop_runs_in_the_background(app: FastAPI, engine: AsyncEngine) -> None:
+async def test_purge_loop_runs_in_the_background(app: FastAPI, db: Database) -> None:
     from api.purge import purge_forever
 
-    key = await new_secret(engine)
-    await expire(engine, key)
-    task = asyncio.create_task(
-        purge_forever(app.state.engine, interval_seconds=0.05, batch_size=10)
-    )
+    key = await new_secret(db)
+    await expire(db, key)
+    task = asyncio.create_task(purge_forever(db, interval_seconds=0.05, batch_size=10))
     try:
         for _ in range(100):
-            if not await row_exists(engine, key):
+            if not await row_exists(db, key):
                 break
             await asyncio.sleep(0.05)
-        assert not await row_exists(engine, key)
+        assert not await row_exists(db, key)
     finally:
         task.cancel()
 
 
-async def test_count_live(engine: AsyncEngine) -> None:
-    before = await service.count_live(engine=engine)
-    key = await new_secret(engine)
-    assert await service.count_live(engine=engine) == before + 1
-    await expire(engine, key)
-    assert await service.count_live(engine=engine) == before
+async def test_count_live(db: Database) -> None:
+    before = await service.count_live(db=db)
+    key = await new_secret(db)
+    assert await service.count_live(db=db) == before + 1
+    await expire(db, key)
+    assert await service.count_live(db=db) == before
 
 
-async def test_nothing_readable_at_rest(engine: AsyncEngine) -> None:
+async def test_nothing_readable_at_rest(db: Database) -> None:
     secret, passphrase = "canary-secret-\u0000-9f3e", "canary-pass-41c7"
-    created = await service.create_secret(engine=engine, secret=secret, passphrase=passphrase)
-    async with AsyncSession(engine) as session:
+    created = await service.create_secret(db=db, secret=secret, passphrase=passphrase)
+    async with AsyncSession(db.engine) as session:
         row = (
             await session.exec(
                 select(Secret).where(columns.lookup_hash == crypto.lookup_hash(created.secret_key))
@@ -153,35 +146,35 @@ async def test_nothing_readable_at_rest(engine: AsyncEngine) -> None:
     assert isinstance(row.ciphertext, bytes)
 
 
-async def test_ciphertext_is_bound_to_its_row(engine: AsyncEngine) -> None:
+async def test_ciphertext_is_bound_to_its_row(db: Database) -> None:
     """Swapping ciphertext between rows (a tampered database) is detected, never decrypted."""
-    first, second = await new_secret(engine, "first"), await new_secret(engine, "second")
+    first, second = await new_secret(db, "first"), await new_secret(db, "second")
     first_hash, second_hash = crypto.lookup_hash(first), crypto.lookup_hash(second)
     second_ciphertext = (
-        await execute(engine, select(columns.ciphertext).where(columns.lookup_hash == second_hash))
+        await execute(db, select(columns.ciphertext).where(columns.lookup_hash == second_hash))
     ).scalar_one()
     await execute(
-        engine,
+        db,
         update(secrets_table)
         .where(columns.lookup_hash == first_hash)
         .values(ciphertext=second_ciphertext),
     )
     with pytest.raises(SecretNotFound):
-        await service.reveal_secret(engine=engine, secret_key=first, passphrase="right")
+        await service.reveal_secret(db=db, secret_key=first, passphrase="right")
 
 
-async def test_invalid_input_names_the_field(engine: AsyncEngine) -> None:
+async def test_invalid_input_names_the_field(db: Database) -> None:
     with pytest.raises(InvalidInput) as caught:
-        await service.create_secret(engine=engine, secret="s", passphrase="p", ttl_seconds=1)
+        await service.create_secret(db=db, secret="s", passphrase="p", ttl_seconds=1)
     assert caught.value.field == "ttl_seconds"
 
 
-async def test_twenty_concurrent_reveals_one_success(engine: AsyncEngine) -> None:
-    key = await new_secret(engine, "raced")
+async def test_twenty_concurrent_reveals_one_success(db: Database) -> None:
+    key = await new_secret(db, "raced")
 
     async def attempt() -> str | None:
         try:
-            return await service.reveal_secret(engine=engine, secret_key=key, passphrase="right")
+            return await service.reveal_secret(db=db, secret_key=key, passphrase="right")
         except SecretNotFound:
             return None
 
@@ -204,18 +197,16 @@ async def test_twenty_concurrent_http_reveals_one_success(client: httpx.AsyncCli
     assert statuses == [200] + [404] * 19
 
 
-async def test_row_ids_are_random(engine: AsyncEngine) -> None:
-    key = await new_secret(engine)
+async def test_row_ids_are_random(db: Database) -> None:
+    key = await new_secret(db)
     row_id = (
-        await execute(
-            engine, select(columns.id).where(columns.lookup_hash == crypto.lookup_hash(key))
-        )
+        await execute(db, select(columns.id).where(columns.lookup_hash == crypto.lookup_hash(key)))
     ).scalar_one()
     assert isinstance(row_id, uuid.UUID)
     assert row_id.version == 4
 
 
-async def test_database_errors_never_carry_bound_values(engine: AsyncEngine) -> None:
+async def test_database_errors_never_carry_bound_values(db: Database) -> None:
     from sqlalchemy import insert
     from sqlalchemy.exc import DBAPIError
 
@@ -230,5 +221,5 @@ async def test_database_errors_never_carry_bound_values(engine: AsyncEngine) -> 
         expires_at=datetime.now(UTC),
     )
     with pytest.raises(DBAPIError) as caught:
-        await execute(engine, statement)
+        await execute(db, statement)
     assert "SQL parameters hidden" in str(caught.value)

@@ -1,19 +1,18 @@
-"""The per-request GraphQL context, built from the same engine dependency as REST."""
+"""The per-request GraphQL context, built from the same database dependency as REST."""
 
-from sqlalchemy.ext.asyncio import AsyncEngine
 from strawberry.fastapi import BaseContext
 
-from api.db import EngineDep
+from api.database import Database, DatabaseDep
 
 
 class Context(BaseContext):
-    """Carries the application's database engine to the resolvers."""
+    """Carries the application's database to the resolvers."""
 
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, db: Database) -> None:
         super().__init__()
-        self.engine = engine
+        self.db = db
 
 
-async def get_context(engine: EngineDep) -> Context:
-    """Build the context; FastAPI resolves `engine` exactly as it does for REST routes."""
-    return Context(engine)
+async def get_context(db: DatabaseDep) -> Context:
+    """Build the context; FastAPI resolves `db` exactly as it does for REST routes."""
+    return Context(db)

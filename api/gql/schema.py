@@ -57,7 +57,7 @@ class Mutation:
         """Store a secret and return its key and expiry, or say which argument is invalid."""
         try:
             created = await service.create_secret(
-                engine=info.context.engine,
+                db=info.context.db,
                 secret=secret,
                 passphrase=passphrase,
                 ttl_seconds=None if ttl_seconds is UNSET else ttl_seconds,
@@ -73,7 +73,7 @@ class Mutation:
         """Return the secret and delete it, or `SecretNotFound`."""
         try:
             secret = await service.reveal_secret(
-                engine=info.context.engine, secret_key=secret_key, passphrase=passphrase
+                db=info.context.db, secret_key=secret_key, passphrase=passphrase
             )
         except (SecretNotFoundError, InvalidInputError):
             return SecretNotFound()
@@ -86,7 +86,7 @@ class Mutation:
         """Delete the secret without revealing it, or `SecretNotFound`."""
         try:
             await service.burn_secret(
-                engine=info.context.engine, secret_key=secret_key, passphrase=passphrase
+                db=info.context.db, secret_key=secret_key, passphrase=passphrase
             )
         except (SecretNotFoundError, InvalidInputError):
             return SecretNotFound()

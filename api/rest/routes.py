@@ -5,7 +5,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Path, Query, Response, status
 
 from api import service
-from api.db import EngineDep
+from api.database import DatabaseDep
 from api.errors import SecretNotFound
 from api.ratelimit import RATE_LIMITED_RESPONSE, Bucket, limit
 from api.rest.errors import UNAVAILABLE_DETAIL, UNSUPPORTED_MEDIA_DETAIL
@@ -93,10 +93,10 @@ PassphraseQuery = Annotated[
     dependencies=_CREATE_LIMIT,
     tags=["secrets"],
 )
-async def generate(body: CreateSecretRequest, engine: EngineDep) -> CreatedSecretResponse:
+async def generate(body: CreateSecretRequest, db: DatabaseDep) -> CreatedSecretResponse:
     """Store a secret behind a passphrase and return the key that reveals it once."""
     created = await service.create_secret(
-        engine=engine,
+        db=db,
         secret=body.secret,
         passphrase=body.passphrase,
         ttl_seconds=body.ttl_seconds,
@@ -112,16 +112,14 @@ async def generate(body: CreateSecretRequest, engine: EngineDep) -> CreatedSecre
     tags=["secrets"],
 )
 async def reveal_by_query(
-    secret_key: SecretKeyPath, passphrase: PassphraseQuery, engine: EngineDep
+    secret_key: SecretKeyPath, passphrase: PassphraseQuery, db: DatabaseDep
 ) -> RevealedSecretResponse:
     """Reveal a secret once and delete it (passphrase in the query string).
 
     Kept for compatibility with the original API; `POST /secrets/{secret_key}` keeps the
     passphrase out of URLs and logs.
     """
-    secret = await service.reveal_secret(
-        engine=engine, secret_key=secret_key, passphrase=passphrase
-    )
+    secret = await service.reveal_secret(db=db, secret_key=secret_key, passphrase=passphrase)
     return RevealedSecretResponse(secret=secret)
 
 
@@ -133,12 +131,10 @@ async def reveal_by_query(
     tags=["secrets"],
 )
 async def reveal_by_body(
-    secret_key: SecretKeyPath, body: RevealRequest, engine: EngineDep
+    secret_key: SecretKeyPath, body: RevealRequest, db: DatabaseDep
 ) -> RevealedSecretResponse:
     """Reveal a secret once and delete it (passphrase in the JSON body)."""
-    secret = await service.reveal_secret(
-        engine=engine, secret_key=secret_key, passphrase=body.passphrase
-    )
+    secret = await service.reveal_secret(db=db, secret_key=secret_key, passphrase=body.passphrase)
     return RevealedSecretResponse(secret=secret)
 
 
@@ -150,9 +146,9 @@ async def reveal_by_body(
     dependencies=_REVEAL_LIMIT,
     tags=["secrets"],
 )
-async def burn(secret_key: SecretKeyPath, passphrase: PassphraseQuery, engine: EngineDep) -> None:
+async def burn(secret_key: SecretKeyPath, passphrase: PassphraseQuery, db: DatabaseDep) -> None:
     """Destroy a secret unread."""
-    await service.burn_secret(engine=engine, secret_key=secret_key, passphrase=passphrase)
+    await service.burn_secret(db=db, secret_key=secret_key, passphrase=passphrase)
 
 
 @router.get("/healthz", response_model=StatusResponse, tags=["probes"])
@@ -167,7 +163,7 @@ async def healthz() -> StatusResponse:
     responses=_UNAVAILABLE,
     tags=["probes"],
 )
-async def readyz(engine: EngineDep) -> StatusResponse:
+async def readyz(db: DatabaseDep) -> StatusResponse:
     """Report ready when the database answers a trivial query."""
-    await service.ping(engine=engine)
+    await service.ping(db=db)
     return StatusResponse(status="ready")
