@@ -78,6 +78,10 @@ def create_app() -> FastAPI:
         version="0.1.0",
         description=DESCRIPTION,
         lifespan=lifespan,
+        # FastAPI's OpenTelemetry spans and logs would record request URLs (a passphrase in
+        # the query string) and exception messages, if a provider were ever configured;
+        # off, they also cost nothing per request. `/metrics` is the telemetry here.
+        telemetry={"tracing": False, "metrics": False, "logs": False, "operation_spans": False},
         # Served by install_offline_docs instead, from local files rather than a CDN.
         docs_url=None,
         redoc_url=None,

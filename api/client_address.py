@@ -26,6 +26,7 @@ def parse_networks(entries: tuple[str, ...]) -> tuple[IPNetwork, ...]:
     return tuple(ipaddress.ip_network(entry.strip(), strict=False) for entry in entries)
 
 
+@lru_cache(maxsize=4096)  # the same few peers send most requests
 def _parse_address(text: str) -> IPAddress | None:
     text = text.strip()
     if text.startswith("["):  # "[2001:db8::1]:443"
@@ -69,6 +70,7 @@ def resolve_client(
     return address
 
 
+@lru_cache(maxsize=4096)
 def limit_key(address: IPAddress | None) -> str:
     """Return the text a client is counted under: its IPv4 address or its IPv6 /64."""
     if address is None:

@@ -3,16 +3,16 @@
 Every step of the service is a single statement that is atomic on its own, built once with
 SQLAlchemy Core, so it runs in autocommit: one round trip, no BEGIN/COMMIT.
 
-- On PostgreSQL the SQL that SQLAlchemy compiled once runs on asyncpg's own pool. Building,
-  compiling and wrapping each statement anew, and checking connections in and out through
-  SQLAlchemy's pool, cost the workers more CPU than the database spent on the statement.
+- On PostgreSQL the SQL that SQLAlchemy compiled once runs on asyncpg connections from
+  `api.pgpool`. Building, compiling and wrapping each statement anew, and checking
+  connections in and out through SQLAlchemy's pool, cost the workers more CPU than the
+  database spent on the statement.
 - Elsewhere (the embedded SQLite) the statements run through the SQLAlchemy engine.
 
 Either way a failure of the database surfaces as SQLAlchemy's `DBAPIError`, with no
 statement and no values attached, and the transports answer it with 503.
 """
 
-import asyncio
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -27,6 +27,7 @@ from sqlalchemy.sql import ClauseElement
 from sqlalchemy.sql.compiler import SQLCompiler
 
 from api.db import CHECKOUTS_PER_REQUEST
+from api.pgpool import ConnectionPool
 from api.settings import Settings
 
 Rows = Sequence[Sequence[Any]]
@@ -75,74 +76,68 @@ def _compile_for_driver(statement: Executable, dialect: Dialect) -> _DriverState
     assert isinstance(compiled, SQLCompiler)
     names = tuple(compiled.positiontup or ())
     binds = {name: compiled.binds[name] for name in names}
+    if any(bind.expanding or bind.literal_execute for bind in binds.values()):
+        # Their SQL is only completed per call, from the values: not a statement built once.
+        raise NotImplementedError(f"expanding parameters cannot run on the driver: {statement}")
     processors = {}
     for name, bind in binds.items():
         processor = bind.type.dialect_impl(dialect).bind_processor(dialect)
         if processor is not None:
             processors[name] = processor
-    constants = {name: bind.value for name, bind in binds.items() if not bind.required}
+    constants = {name: bind.effective_value for name, bind in binds.items() if not bind.required}
     return _DriverStatement(compiled.string, names, constants, processors)
 
 
-async def _keep_session_state(_connection: asyncpg.Connection) -> None:
-    """Skip asyncpg's reset query on release: autocommit statements leave no state behind."""
-
-
 class AsyncpgDatabase(Database):
-    """Runs prebuilt statements, compiled once by SQLAlchemy, on asyncpg's own pool."""
+    """Runs prebuilt statements, compiled once by SQLAlchemy, on a pool of asyncpg connections."""
 
-    def __init__(self, engine: AsyncEngine, pool: asyncpg.Pool, acquire_timeout: float) -> None:
+    def __init__(self, engine: AsyncEngine, pool: ConnectionPool) -> None:
         super().__init__(engine)
         self.pool = pool
-        self.acquire_timeout = acquire_timeout
 
     @classmethod
-    async def open(cls, engine: AsyncEngine, settings: Settings) -> "AsyncpgDatabase":
-        """Create the pool (no connection is opened until a statement needs one)."""
+    def open(cls, engine: AsyncEngine, settings: Settings) -> "AsyncpgDatabase":
+        """Create the pool for `engine`'s URL; it connects when a statement first needs to."""
         arguments, options = engine.dialect.create_connect_args(engine.url)
-        pool = await asyncpg.create_pool(
-            *arguments,
-            **options,
-            min_size=0,
-            max_size=settings.db_pool_size,
-            timeout=settings.db_pool_timeout_seconds,
-            # A server that accepts TCP but never answers (frozen, partitioned, stuck on a
-            # lock) would otherwise hold a request forever.
-            command_timeout=settings.db_pool_timeout_seconds,
-            reset=_keep_session_state,
+
+        async def connect() -> asyncpg.Connection:
+            return await asyncpg.connect(
+                *arguments,
+                **options,
+                timeout=settings.db_pool_timeout_seconds,
+                # A server that accepts TCP but never answers (frozen, partitioned, stuck on
+                # a lock) would otherwise hold a request forever.
+                command_timeout=settings.db_pool_timeout_seconds,
+            )
+
+        pool = ConnectionPool(
+            connect,
+            size=settings.db_pool_size,
+            timeout=settings.db_pool_timeout_seconds / CHECKOUTS_PER_REQUEST,
         )
-        return cls(engine, pool, settings.db_pool_timeout_seconds / CHECKOUTS_PER_REQUEST)
+        return cls(engine, pool)
 
     async def fetch(self, statement: Executable, **parameters: Any) -> Rows:
         """Run `statement` with `parameters` on the driver and return its rows."""
         compiled = _compile_for_driver(statement, self.engine.dialect)
         arguments = compiled.arguments(parameters)
         try:
-            async with self.pool.acquire(timeout=self.acquire_timeout) as connection:
-                try:
-                    # asyncpg's Record is a sequence, though its stubs do not say so.
-                    return cast(Rows, await connection.fetch(compiled.sql, *arguments))
-                except BaseException:
-                    # Timed out, cut off or cancelled mid-statement: its state is unknown,
-                    # so it is closed rather than given to the next request.
-                    connection.terminate()
-                    raise
+            async with self.pool.connection() as connection:
+                # asyncpg's Record is a sequence, though its stubs do not say so.
+                return cast(Rows, await connection.fetch(compiled.sql, *arguments))
         except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as error:
             raise DBAPIError(None, None, error) from None
 
     async def aclose(self) -> None:
-        """Close the pool (waiting briefly for connections in use), then the engine."""
-        try:
-            await asyncio.wait_for(self.pool.close(), self.acquire_timeout)
-        except TimeoutError:
-            self.pool.terminate()
+        """Close the pool's connections, then the engine."""
+        await self.pool.close()
         await super().aclose()
 
 
 async def open_database(engine: AsyncEngine, settings: Settings) -> Database:
     """Return the database the service's statements run on, for `engine`."""
     if engine.dialect.driver == "asyncpg":
-        return await AsyncpgDatabase.open(engine, settings)
+        return AsyncpgDatabase.open(engine, settings)
     return Database(engine)
 
 

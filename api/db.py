@@ -1,4 +1,4 @@
-"""The SQLAlchemy engine: migrations, SQLite, and the schema's dialect."""
+"""The SQLAlchemy engine: the embedded SQLite's statements, migrations, the SQL dialect."""
 
 from typing import Any
 
@@ -21,9 +21,9 @@ def create_engine(settings: Settings, *, bound_statements: bool = True) -> Async
     statement fail after DB_POOL_TIMEOUT_SECONDS; migrations pass False, since a schema
     change may rightly take longer than a request may wait.
 
-    There is no pre-ping: with asyncpg it costs three round trips per checkout. A connection
-    found dead invalidates the whole pool instead, so after a database restart the requests
-    already holding stale connections get 503 and the following ones reconnect.
+    On PostgreSQL the service's own statements run on `api.pgpool` instead (see
+    `api.database`); this engine serves migrations and tools. There is no pre-ping: with
+    asyncpg it costs three round trips per checkout.
     """
     if settings.is_sqlite:
         engine = create_async_engine(

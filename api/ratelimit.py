@@ -199,8 +199,9 @@ def client_of(request: Request) -> str:
     """Return the key this request's client is counted under."""
     trusted = parse_networks(tuple(get_settings().trusted_proxies))
     peer = request.client.host if request.client else None
-    address = resolve_client(peer, request.headers.getlist("x-forwarded-for"), trusted)
-    return limit_key(address)
+    # Without trusted proxies the header is never believed, so it is not even read.
+    forwarded_for = request.headers.getlist("x-forwarded-for") if trusted else ()
+    return limit_key(resolve_client(peer, forwarded_for, trusted))
 
 
 async def check(request: Request, costs: Mapping[Bucket, int]) -> Verdict:

@@ -261,3 +261,28 @@ async def test_log_records_hold_no_secret(
     await assert_no_canary_in_database(database_url, canaries)
     hashes = [r.getMessage() for r in records if PASSPHRASE_HASH_PREFIX in _record_text(r)]
     assert not hashes, hashes[:1]
+
+
+async def test_fastapi_telemetry_records_no_span(client: httpx.AsyncClient) -> None:
+    """FastAPI's own OpenTelemetry spans would hold `url.query`: the GET passphrase.
+
+    Even with a tracer provider configured for the whole process, the service records none.
+    """
+    from opentelemetry import trace
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    trace.set_tracer_provider(provider)
+    try:
+        created = await client.post("/generate", json={"secret": "s", "passphrase": "canary-otel"})
+        key = created.json()["secret_key"]
+        revealed = await client.get(f"/secrets/{key}", params={"passphrase": "canary-otel"})
+        assert revealed.status_code == 200
+        assert await client.get("/secrets/nowhere", params={"passphrase": "x"})
+        assert exporter.get_finished_spans() == ()
+    finally:
+        provider.shutdown()
