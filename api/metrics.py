@@ -17,6 +17,7 @@ import logging
 import os
 import time
 from collections.abc import Callable, Iterable, Iterator
+from functools import lru_cache
 
 from fastapi import APIRouter, FastAPI, Request, Response
 from prometheus_client import (
@@ -85,11 +86,17 @@ def _count_event(event: str, count: int) -> None:
         counter.inc(count)
 
 
+@lru_cache(maxsize=1024)  # a bounded set: methods x route templates x statuses
+def _request_series(method: str, route: str, status: int) -> tuple[Counter, Histogram]:
+    method = method if method in _KNOWN_METHODS else "other"
+    return HTTP_REQUESTS.labels(method, route, str(status)), HTTP_DURATION.labels(method, route)
+
+
 def record_request(method: str, route: str, status: int, seconds: float) -> None:
     """Count and time one answered HTTP request under its route template."""
-    method = method if method in _KNOWN_METHODS else "other"
-    HTTP_REQUESTS.labels(method, route, str(status)).inc()
-    HTTP_DURATION.labels(method, route).observe(seconds)
+    requests, duration = _request_series(method, route, status)
+    requests.inc()
+    duration.observe(seconds)
 
 
 class LiveSecrets:

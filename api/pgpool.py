@@ -50,10 +50,19 @@ class ConnectionPool:
     async def _acquire(self) -> asyncpg.Connection:
         if self._closed:
             raise asyncpg.InterfaceError("the connection pool is closed")
-        async with asyncio.timeout(self._timeout):
-            await self._slots.acquire()
+        loop = asyncio.get_running_loop()
+        deadline = None
+        if self._slots.locked():
+            deadline = loop.time() + self._timeout
+            async with asyncio.timeout_at(deadline):
+                await self._slots.acquire()
+        else:
+            await self._slots.acquire()  # free: returns at once, and costs no timer
+        connection = self._take_idle()
+        if connection is None:
             try:
-                connection = self._take_idle() or await self._connect()
+                async with asyncio.timeout_at(deadline or loop.time() + self._timeout):
+                    connection = await self._connect()
             except BaseException:
                 self._slots.release()
                 raise
