@@ -18,7 +18,18 @@ from typing import Any
 OPERATIONS: tuple[tuple[str, str, str], ...] = (
     ("argon2 hash / verify", "stack", r"\(argon2/|passlib/handlers/argon2"),
     ("thread-pool hand-off (submit)", "stack", r"^ThreadPoolExecutor\.submit "),
-    ("SQLAlchemy + asyncpg, all", "stack", r"\((sqlalchemy|asyncpg)/"),
+    (
+        "database, all (SQLAlchemy, asyncpg, pools)",
+        "stack",
+        r"\((sqlalchemy|asyncpg)/|\(api/pgpool",
+    ),
+    ("… SQLAlchemy", "stack", r"\(sqlalchemy/"),
+    (
+        "… connection pool checkout and return",
+        "stack",
+        r"\((sqlalchemy/pool|asyncpg/pool\.py|api/pgpool)",
+    ),
+    ("… statements on the wire (asyncpg protocol)", "stack", r"^Connection\._do_execute \(asyncpg"),
     ("… pool pre-ping (SELECT 1 per checkout)", "stack", r"_async_ping|do_ping"),
     ("… BEGIN", "stack", r"^Transaction\.start \(asyncpg"),
     ("… COMMIT", "stack", r"^Transaction\.(__)?commit \(asyncpg"),

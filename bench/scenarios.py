@@ -229,7 +229,7 @@ async def profile_workers(
         await asyncio.to_thread(spy.wait)
     await _collect(loader, out, seconds + 60)
     paths = [workdir / f"{label}-{pid}.folded" for pid in server.worker_pids]
-    return profiling.summarize(paths, top=int(os.environ.get("BENCH_PROFILE_TOP", "12")))
+    return profiling.summarize(paths)
 
 
 async def _reveal_run(
