@@ -41,7 +41,7 @@ The same service is available as GraphQL at `/graphql`.
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     """Open the database, migrate, start purging; undo it all on shutdown."""
     settings = get_settings()
-    database = await open_database(create_engine(settings), settings)
+    database = open_database(create_engine(settings), settings)
     app.state.database = database
     get_hasher()  # builds the dummy hash now rather than on the first request
     install_access_log_redaction()

@@ -9,8 +9,9 @@ SQLAlchemy Core, so it runs in autocommit: one round trip, no BEGIN/COMMIT.
   database spent on the statement.
 - Elsewhere (the embedded SQLite) the statements run through the SQLAlchemy engine.
 
-Either way a failure of the database surfaces as SQLAlchemy's `DBAPIError`, with no
-statement and no values attached, and the transports answer it with 503.
+Either way a failure of the database surfaces as one of SQLAlchemy's errors (`DBAPIError`, or
+its pool's `TimeoutError` on SQLite) that carries no bound values, and the transports answer
+it with 503.
 """
 
 from collections.abc import Callable, Mapping, Sequence
@@ -88,17 +89,62 @@ def _compile_for_driver(statement: Executable, dialect: Dialect) -> _DriverState
     return _DriverStatement(compiled.string, names, constants, processors)
 
 
+# What a statement on asyncpg can raise when the database or the network fails.
+_DRIVER_ERRORS = (
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+    asyncpg.InternalClientError,  # e.g. no server with the wanted target_session_attrs
+    OSError,  # TimeoutError included
+)
+# DATABASE_URL query options asyncpg takes as they are; the timeouts come from the settings.
+_PASSED_OPTIONS = frozenset(
+    {
+        "host",
+        "port",
+        "user",
+        "password",
+        "database",
+        "ssl",
+        "direct_tls",
+        "target_session_attrs",
+        "server_settings",
+    }
+)
+
+
+def _driver_options(options: Mapping[str, Any]) -> dict[str, Any]:
+    """Check the connection options from DATABASE_URL, as asyncpg.connect takes them.
+
+    `prepared_statement_cache_size=0` (SQLAlchemy's name) or `statement_cache_size=0` turns
+    asyncpg's statement cache off, as PgBouncer in transaction mode needs.
+    """
+    driver_options = {key: value for key, value in options.items() if key in _PASSED_OPTIONS}
+    for name in ("prepared_statement_cache_size", "statement_cache_size"):
+        if name in options:
+            driver_options["statement_cache_size"] = int(options[name])
+    unknown = (
+        set(options) - _PASSED_OPTIONS - {"prepared_statement_cache_size", "statement_cache_size"}
+    )
+    if unknown:
+        raise ValueError(f"DATABASE_URL: options not supported: {', '.join(sorted(unknown))}")
+    return driver_options
+
+
 class AsyncpgDatabase(Database):
     """Runs prebuilt statements, compiled once by SQLAlchemy, on a pool of asyncpg connections."""
 
-    def __init__(self, engine: AsyncEngine, pool: ConnectionPool) -> None:
+    def __init__(
+        self, engine: AsyncEngine, pool: ConnectionPool, connect_options: Mapping[str, Any]
+    ) -> None:
         super().__init__(engine)
         self.pool = pool
+        self.connect_options = connect_options  # from DATABASE_URL, as asyncpg takes them
 
     @classmethod
     def open(cls, engine: AsyncEngine, settings: Settings) -> "AsyncpgDatabase":
         """Create the pool for `engine`'s URL; it connects when a statement first needs to."""
         arguments, options = engine.dialect.create_connect_args(engine.url)
+        options = _driver_options(options)
 
         async def connect() -> asyncpg.Connection:
             return await asyncpg.connect(
@@ -115,7 +161,7 @@ class AsyncpgDatabase(Database):
             size=settings.db_pool_size,
             timeout=settings.db_pool_timeout_seconds / CHECKOUTS_PER_REQUEST,
         )
-        return cls(engine, pool)
+        return cls(engine, pool, options)
 
     async def fetch(self, statement: Executable, **parameters: Any) -> Rows:
         """Run `statement` with `parameters` on the driver and return its rows."""
@@ -125,7 +171,7 @@ class AsyncpgDatabase(Database):
             async with self.pool.connection() as connection:
                 # asyncpg's Record is a sequence, though its stubs do not say so.
                 return cast(Rows, await connection.fetch(compiled.sql, *arguments))
-        except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as error:
+        except _DRIVER_ERRORS as error:
             raise DBAPIError(None, None, error) from None
 
     async def aclose(self) -> None:
@@ -134,7 +180,7 @@ class AsyncpgDatabase(Database):
         await super().aclose()
 
 
-async def open_database(engine: AsyncEngine, settings: Settings) -> Database:
+def open_database(engine: AsyncEngine, settings: Settings) -> Database:
     """Return the database the service's statements run on, for `engine`."""
     if engine.dialect.driver == "asyncpg":
         return AsyncpgDatabase.open(engine, settings)

@@ -22,7 +22,8 @@ def create_engine(settings: Settings, *, bound_statements: bool = True) -> Async
     change may rightly take longer than a request may wait.
 
     On PostgreSQL the service's own statements run on `api.pgpool` instead (see
-    `api.database`); this engine serves migrations and tools. There is no pre-ping: with
+    `api.database`), and this engine opens a connection only for tools and tests (migrations
+    pass `bound_statements=False` to an engine of their own). There is no pre-ping: with
     asyncpg it costs three round trips per checkout.
     """
     if settings.is_sqlite:

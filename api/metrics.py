@@ -88,12 +88,12 @@ def _count_event(event: str, count: int) -> None:
 
 @lru_cache(maxsize=1024)  # a bounded set: methods x route templates x statuses
 def _request_series(method: str, route: str, status: int) -> tuple[Counter, Histogram]:
-    method = method if method in _KNOWN_METHODS else "other"
     return HTTP_REQUESTS.labels(method, route, str(status)), HTTP_DURATION.labels(method, route)
 
 
 def record_request(method: str, route: str, status: int, seconds: float) -> None:
     """Count and time one answered HTTP request under its route template."""
+    method = method if method in _KNOWN_METHODS else "other"
     requests, duration = _request_series(method, route, status)
     requests.inc()
     duration.observe(seconds)

@@ -7,10 +7,14 @@ its statements run one at a time in autocommit and leave no session state behind
 connection can go back to the pool as it is.
 
 - At most `size` connections, opened when first needed and kept.
-- `acquire` waits at most `timeout` seconds for a free one, connecting included, then raises
-  `TimeoutError`.
+- `connection()` waits at most `timeout` seconds for a free one, connecting included, then
+  raises `TimeoutError`.
 - A connection the server closed (a restart) is noticed without a round trip and replaced.
-- A connection whose statement failed or was cancelled is closed, never handed out again.
+- A connection whose statement failed, timed out or was cancelled is closed in the
+  background and never handed out again. Closing asks the server to cancel a statement still
+  running first: one merely cut off could go on waiting for a lock and commit later, after its
+  caller was told it failed. Until it is closed it keeps its place in the pool, so a database
+  that stops answering cannot make the pool open connection after connection.
 """
 
 import asyncio
@@ -20,6 +24,13 @@ from contextlib import asynccontextmanager
 import asyncpg
 
 Connect = Callable[[], Awaitable[asyncpg.Connection]]
+# What closing a connection can raise besides cancellation: the server or the network failed.
+_CLOSE_ERRORS = (
+    OSError,
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+    asyncpg.InternalClientError,
+)
 
 
 class ConnectionPool:
@@ -32,6 +43,7 @@ class ConnectionPool:
         self._slots = asyncio.Semaphore(size)
         self._idle: list[asyncpg.Connection] = []
         self._lent: set[asyncpg.Connection] = set()
+        self._closing: set[asyncio.Task[None]] = set()
         self._closed = False
 
     @asynccontextmanager
@@ -41,11 +53,9 @@ class ConnectionPool:
         try:
             yield connection
         except BaseException:
-            # Timed out, cut off or cancelled mid-statement: its state is unknown.
-            connection.terminate()
+            self._close_in_background(connection)
             raise
-        finally:
-            self._release(connection)
+        self._release(connection)
 
     async def _acquire(self) -> asyncpg.Connection:
         if self._closed:
@@ -60,8 +70,10 @@ class ConnectionPool:
             await self._slots.acquire()  # free: returns at once, and costs no timer
         connection = self._take_idle()
         if connection is None:
+            if deadline is None:
+                deadline = loop.time() + self._timeout
             try:
-                async with asyncio.timeout_at(deadline or loop.time() + self._timeout):
+                async with asyncio.timeout_at(deadline):
                     connection = await self._connect()
             except BaseException:
                 self._slots.release()
@@ -82,6 +94,18 @@ class ConnectionPool:
             self._idle.append(connection)
         self._slots.release()
 
+    def _close_in_background(self, connection: asyncpg.Connection) -> None:
+        task = asyncio.get_running_loop().create_task(self._close_failed(connection))
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)
+
+    async def _close_failed(self, connection: asyncpg.Connection) -> None:
+        try:
+            await _close(connection, self._timeout)
+        finally:
+            self._lent.discard(connection)
+            self._slots.release()
+
     async def close(self) -> None:
         """Stop lending; wait up to the timeout for lent connections, then close them all."""
         self._closed = True
@@ -93,8 +117,16 @@ class ConnectionPool:
             for connection in self._lent:  # still busy: cut off
                 connection.terminate()
         idle, self._idle = self._idle, []
-        for connection in idle:
-            try:
-                await connection.close(timeout=self._timeout)
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
-                connection.terminate()
+        await asyncio.gather(*(_close(connection, self._timeout) for connection in idle))
+        await asyncio.gather(*self._closing, return_exceptions=True)
+
+
+async def _close(connection: asyncpg.Connection, within: float) -> None:
+    """Close politely (cancelling a running statement first); cut off what does not answer."""
+    try:
+        await connection.close(timeout=within)
+    except _CLOSE_ERRORS:
+        connection.terminate()
+    except asyncio.CancelledError:
+        connection.terminate()
+        raise

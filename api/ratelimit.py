@@ -90,7 +90,6 @@ RATE_LIMITED_RESPONSE: dict[int | str, dict[str, Any]] = {
 
 
 @lru_cache(maxsize=32)
-@lru_cache(maxsize=16)  # parsed on every request otherwise
 def parse_limits(text: str) -> tuple[RateLimitItem, ...]:
     """Parse `60/minute` (or several, `5/second;60/minute`) into limit items."""
     return tuple(parse_many(text))

@@ -358,7 +358,7 @@ async def scale(
         )
 
         settings = Settings(database_url=database.sqlalchemy_url(database_name))
-        db = await open_database(create_engine(settings), settings)
+        db = open_database(create_engine(settings), settings)
         out = workdir / "purge-reveals.json"
         start = time.time() + 2.0
         process = await _reveal_run(server, keys, profile.reveal_rate, budget, out, start)

@@ -65,7 +65,7 @@ async def connector(pg_dsn: str) -> AsyncIterator[Connector]:
 async def database(database_url: str) -> AsyncIterator[AsyncpgDatabase]:
     """The service's database on PostgreSQL, as `open_database` makes it."""
     settings = Settings(database_url=database_url, db_pool_size=1, db_pool_timeout_seconds=0.4)
-    database = await open_database(create_engine(settings), settings)
+    database = open_database(create_engine(settings), settings)
     try:
         assert isinstance(database, AsyncpgDatabase)
         yield database
@@ -150,8 +150,9 @@ async def test_failed_statement_closes_its_connection(connector: Connector) -> N
         with pytest.raises(asyncpg.DataError):
             async with pool.connection() as failed:
                 await failed.fetchval("SELECT 1/0")
-        assert failed.is_closed()
+        # Closed in the background; its place in the pool is free once it is.
         async with pool.connection() as connection:
+            assert failed.is_closed()
             assert connection is not failed
             assert await connection.fetchval("SELECT 1") == 1
     finally:
@@ -178,8 +179,8 @@ async def test_cancelled_statement_closes_its_connection(connector: Connector) -
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
-        assert lent[0].is_closed()
         async with pool.connection() as connection:
+            assert lent[0].is_closed()
             assert connection is not lent[0]
             assert await connection.fetchval("SELECT 1") == 1
     finally:
@@ -280,3 +281,54 @@ async def test_statements_completed_per_call_are_refused(database: AsyncpgDataba
     expanding = select(literal(1)).where(literal(1).in_(bindparam("values", expanding=True)))
     with pytest.raises(NotImplementedError):
         await database.fetch(expanding, values=[1, 2])
+
+
+async def _give_up_on_a_long_statement(pool: ConnectionPool, how: str, marker: str) -> None:
+    statement = f"SELECT pg_sleep(5), '{marker}'"
+    async with pool.connection() as connection:
+        if how == "timeout":
+            await connection.fetch(statement, timeout=0.2)
+        else:
+            task = asyncio.create_task(connection.fetch(statement))
+            await asyncio.sleep(0.2)
+            task.cancel()
+            await task
+
+
+@pytest.mark.parametrize("how", ["timeout", "cancel"])
+async def test_statement_given_up_is_cancelled_on_the_server(
+    connector: Connector, pg_dsn: str, how: str
+) -> None:
+    """A statement cut off on the client must not run on (waiting for a lock, say) and commit."""
+    pool = ConnectionPool(connector, size=2, timeout=1)
+    marker = f"given-up-{how}"
+    observer = await asyncpg.connect(pg_dsn)
+    try:
+        async with pool.connection() as connection:
+            pid = await connection.fetchval("SELECT pg_backend_pid()")
+        with pytest.raises((TimeoutError, asyncio.CancelledError)):
+            await _give_up_on_a_long_statement(pool, how, marker)
+        running = "SELECT count(*) FROM pg_stat_activity WHERE pid = $1 AND state = 'active'"
+        for _ in range(20):
+            if not await observer.fetchval(running, pid):
+                break
+            await asyncio.sleep(0.05)
+        assert await observer.fetchval(running, pid) == 0
+    finally:
+        await observer.close()
+        await pool.close()
+
+
+def test_database_url_options_are_checked_at_start(database_url: str) -> None:
+    def options(query: str) -> dict[str, object]:
+        settings = Settings(database_url=f"{database_url}?{query}")
+        database = open_database(create_engine(settings), settings)
+        assert isinstance(database, AsyncpgDatabase)
+        return dict(database.connect_options)
+
+    # SQLAlchemy's documented switch for PgBouncer reaches asyncpg as its own option.
+    assert options("prepared_statement_cache_size=0")["statement_cache_size"] == 0
+    assert options("ssl=disable")["ssl"] == "disable"
+    # An option the service does not pass on fails at start-up, not on every request.
+    with pytest.raises(ValueError, match="command_timeout"):
+        options("command_timeout=3")
