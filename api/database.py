@@ -98,18 +98,9 @@ _DRIVER_ERRORS = (
 )
 # DATABASE_URL query options asyncpg takes as they are; the timeouts come from the settings.
 _PASSED_OPTIONS = frozenset(
-    {
-        "host",
-        "port",
-        "user",
-        "password",
-        "database",
-        "ssl",
-        "direct_tls",
-        "target_session_attrs",
-        "server_settings",
-    }
+    {"host", "port", "user", "password", "database", "ssl", "target_session_attrs"}
 )
+_CACHE_OPTIONS = frozenset({"prepared_statement_cache_size", "statement_cache_size"})
 
 
 def _driver_options(options: Mapping[str, Any]) -> dict[str, Any]:
@@ -119,12 +110,9 @@ def _driver_options(options: Mapping[str, Any]) -> dict[str, Any]:
     asyncpg's statement cache off, as PgBouncer in transaction mode needs.
     """
     driver_options = {key: value for key, value in options.items() if key in _PASSED_OPTIONS}
-    for name in ("prepared_statement_cache_size", "statement_cache_size"):
-        if name in options:
-            driver_options["statement_cache_size"] = int(options[name])
-    unknown = (
-        set(options) - _PASSED_OPTIONS - {"prepared_statement_cache_size", "statement_cache_size"}
-    )
+    for name in _CACHE_OPTIONS & options.keys():
+        driver_options["statement_cache_size"] = int(options[name])
+    unknown = options.keys() - _PASSED_OPTIONS - _CACHE_OPTIONS
     if unknown:
         raise ValueError(f"DATABASE_URL: options not supported: {', '.join(sorted(unknown))}")
     return driver_options
