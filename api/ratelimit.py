@@ -7,7 +7,7 @@ mutation field of the document, aliases included, before any of them runs.
 
 Counts use a sliding window counter (two counters per key, the previous window weighted: no
 per-hit lists to trim, so no thread hand-off in memory and one small Redis call) in
-`RATE_LIMIT_STORAGE_URL`: `memory://` counts per process,
+`RATE_LIMIT_STORAGE_URL`: `memory://` counts per process (`api.local_limits`),
 `redis://…` shares one count between processes and machines. If Redis fails, requests are
 not refused for it: counting falls back to this process's memory (so each process still
 applies the limits on its own), a warning is logged once, and Redis is tried again after
@@ -38,12 +38,13 @@ from graphql import (
     get_operation_ast,
 )
 from limits import RateLimitItem, parse_many
-from limits.aio.storage import MemoryStorage, RedisStorage, Storage
+from limits.aio.storage import RedisStorage, Storage
 from limits.aio.strategies import SlidingWindowCounterRateLimiter
 from limits.errors import StorageError
 from strawberry.extensions import SchemaExtension
 
 from api.client_address import limit_key, parse_networks, resolve_client
+from api.local_limits import LocalWindowStorage
 from api.settings import Settings, get_settings
 
 logger = logging.getLogger(__name__)
@@ -121,13 +122,13 @@ class RateLimiter:
     def __init__(self) -> None:
         self._stores: dict[str, _Store] = {}
         self._pools: list[redis.asyncio.ConnectionPool] = []
-        self._fallback = SlidingWindowCounterRateLimiter(MemoryStorage())
+        self._fallback = SlidingWindowCounterRateLimiter(LocalWindowStorage())
 
     def _store(self, url: str) -> _Store:
         if url not in self._stores:
             storage: Storage
             if url.startswith("memory://"):
-                storage = MemoryStorage()
+                storage = LocalWindowStorage()
             else:
                 pool = redis.asyncio.ConnectionPool.from_url(
                     url,
