@@ -1,9 +1,10 @@
 """A client process for the race test: `python -m tests.faults.racer PLAN RESULTS`.
 
-The plan (JSON) names the service, the secrets and how many reveals to send for each; the
-process waits for the plan's start time, so that several such processes start together,
-then reveals every secret that many times, mixing REST GET, REST POST and GraphQL, and
-writes one JSON record per call to RESULTS.
+The plan (JSON) names the service, the secrets and how many reveals to send for each. Every
+secret has its moment, `start_at + position * spacing_seconds`, the same in every
+process: at that moment each process sends all its reveals of that secret at once, mixing
+REST GET, REST POST and GraphQL. So the processes race on every secret, however fast or slow
+each of them runs. One JSON record per call goes to RESULTS.
 """
 
 import asyncio
@@ -18,14 +19,12 @@ from tests.faults.client import REVEAL_TRANSPORTS, HttpClient, Outcome, reveal
 
 async def _race(plan: dict[str, Any]) -> list[dict[str, Any]]:
     http = HttpClient(plan["url"], timeout=plan.get("timeout", 60))
-    slots = asyncio.Semaphore(plan["concurrency"])
     offset = plan["client"]
 
     async def one(index: int, key: str, passphrase: str) -> dict[str, Any]:
         transport = REVEAL_TRANSPORTS[(index + offset) % len(REVEAL_TRANSPORTS)]
-        async with slots:
-            sent_at = time.time()
-            outcome: Outcome = await reveal(http, transport, key, passphrase)
+        sent_at = time.time()
+        outcome: Outcome = await reveal(http, transport, key, passphrase)
         return {
             "key": key,
             "client": offset,
@@ -34,13 +33,21 @@ async def _race(plan: dict[str, Any]) -> list[dict[str, Any]]:
             **outcome.as_dict(),
         }
 
-    calls = [
-        one(index, key, passphrase)
-        for key, passphrase in plan["secrets"]
-        for index in range(plan["reveals_per_secret"])
-    ]
-    await asyncio.sleep(max(0.0, plan["start_at"] - time.time()))
-    return await asyncio.gather(*calls)
+    async def secret_at_its_moment(
+        position: int, key: str, passphrase: str
+    ) -> list[dict[str, Any]]:
+        moment = plan["start_at"] + position * plan["spacing_seconds"]
+        await asyncio.sleep(max(0.0, moment - time.time()))
+        reveals = range(plan["reveals_per_secret"])
+        return await asyncio.gather(*(one(index, key, passphrase) for index in reveals))
+
+    per_secret = await asyncio.gather(
+        *(
+            secret_at_its_moment(position, key, passphrase)
+            for position, (key, passphrase) in enumerate(plan["secrets"])
+        )
+    )
+    return [record for records in per_secret for record in records]
 
 
 def main() -> None:

@@ -60,7 +60,7 @@ async def _run_clients(url: str, keys: list[str], workdir: Path) -> list[dict[st
                     "client": client,
                     "secrets": [[key, PASSPHRASE] for key in keys],
                     "reveals_per_secret": REVEALS_PER_CLIENT,
-                    "concurrency": 30,
+                    "spacing_seconds": 0.04,
                     "start_at": start_at,
                 }
             )
