@@ -28,7 +28,7 @@ from sqlalchemy.sql import ClauseElement
 from sqlalchemy.sql.compiler import SQLCompiler
 
 from api.db import CHECKOUTS_PER_REQUEST
-from api.pgpool import ConnectionPool
+from api.pgpool import DRIVER_ERRORS, ConnectionPool
 from api.settings import Settings
 
 Rows = Sequence[Sequence[Any]]
@@ -89,13 +89,6 @@ def _compile_for_driver(statement: Executable, dialect: Dialect) -> _DriverState
     return _DriverStatement(compiled.string, names, constants, processors)
 
 
-# What a statement on asyncpg can raise when the database or the network fails.
-_DRIVER_ERRORS = (
-    asyncpg.PostgresError,
-    asyncpg.InterfaceError,
-    asyncpg.InternalClientError,  # e.g. no server with the wanted target_session_attrs
-    OSError,  # TimeoutError included
-)
 # DATABASE_URL query options asyncpg takes as they are; the timeouts come from the settings.
 _PASSED_OPTIONS = frozenset(
     {"host", "port", "user", "password", "database", "ssl", "target_session_attrs"}
@@ -159,7 +152,7 @@ class AsyncpgDatabase(Database):
             async with self.pool.connection() as connection:
                 # asyncpg's Record is a sequence, though its stubs do not say so.
                 return cast(Rows, await connection.fetch(compiled.sql, *arguments))
-        except _DRIVER_ERRORS as error:
+        except DRIVER_ERRORS as error:
             raise DBAPIError(None, None, error) from None
 
     async def aclose(self) -> None:

@@ -24,12 +24,12 @@ from contextlib import asynccontextmanager
 import asyncpg
 
 Connect = Callable[[], Awaitable[asyncpg.Connection]]
-# What closing a connection can raise besides cancellation: the server or the network failed.
-_CLOSE_ERRORS = (
+# What asyncpg raises when the database or the network fails (TimeoutError is an OSError).
+DRIVER_ERRORS = (
     OSError,
     asyncpg.PostgresError,
     asyncpg.InterfaceError,
-    asyncpg.InternalClientError,
+    asyncpg.InternalClientError,  # e.g. no server with the wanted target_session_attrs
 )
 
 
@@ -125,7 +125,7 @@ async def _close(connection: asyncpg.Connection, within: float) -> None:
     """Close politely (cancelling a running statement first); cut off what does not answer."""
     try:
         await connection.close(timeout=within)
-    except _CLOSE_ERRORS:
+    except DRIVER_ERRORS:
         connection.terminate()
     except asyncio.CancelledError:
         connection.terminate()

@@ -12,7 +12,6 @@ import os
 import pwd
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -27,6 +26,7 @@ import httpx
 import pytest
 
 from tests.conftest import IN_CI, TEST_ENV
+from tests.servers import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 PG_OS_USER = "postgres"
@@ -42,14 +42,6 @@ def _pg_bin_dir() -> Path | None:
         return debian
     found = shutil.which("initdb")
     return Path(found).parent if found else None
-
-
-def free_port() -> int:
-    """Return a TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 def _children(pid: int) -> list[int]:
