@@ -1,4 +1,4 @@
-"""The application factory: wires settings, database, transports and background work."""
+"""The application factory: wires settings, storage, the two doors and background work."""
 
 import asyncio
 import contextlib
@@ -6,25 +6,26 @@ from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
 
-from api.body_limit import RequestBodyLimitMiddleware
-from api.database import open_database
-from api.db import create_engine
-from api.docs_offline import install_offline_docs
+from api.domain.hashing import get_hasher
+from api.domain.purge import purge_forever
+from api.gql import errors as gql_errors
 from api.gql.context import get_context
 from api.gql.router import SafeGraphQLRouter
 from api.gql.schema import build_schema
-from api.hashing import get_hasher
-from api.headers import SecurityHeadersMiddleware
-from api.logs import RequestLogMiddleware, configure_logging
-from api.metrics import install_metrics, record_request
-from api.migrations import upgrade_to_head
-from api.purge import purge_forever
-from api.ratelimit import RateLimiter
-from api.redaction import install_access_log_redaction
-from api.rest.errors import install_error_handlers
+from api.plumbing.body_limit import RequestBodyLimitMiddleware
+from api.plumbing.errors import ErrorShapes, install_error_handlers
+from api.plumbing.headers import SecurityHeadersMiddleware
+from api.plumbing.logs import RequestLogMiddleware, configure_logging
+from api.plumbing.metrics import install_metrics, record_request
+from api.plumbing.ratelimit import RateLimiter
+from api.rest import errors as rest_errors
+from api.rest.docs import install_offline_docs
 from api.rest.routes import router
 from api.settings import get_settings
+from api.storage.database import Database, create_engine
+from api.storage.migrations import upgrade_to_head
 
+GRAPHQL_PATH = "/graphql"
 DESCRIPTION = """
 Share a secret that can be read **exactly once**.
 
@@ -41,10 +42,9 @@ The same service is available as GraphQL at `/graphql`.
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     """Open the database, migrate, start purging; undo it all on shutdown."""
     settings = get_settings()
-    database = open_database(create_engine(settings), settings)
+    database = Database(create_engine(settings))
     app.state.database = database
     get_hasher()  # builds the dummy hash now rather than on the first request
-    install_access_log_redaction()
     if settings.auto_migrate:
         # A schema change may take longer than the statement timeout of the request engine.
         migration_engine = create_engine(settings, bound_statements=False)
@@ -57,6 +57,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             database,
             interval_seconds=settings.purge_interval_seconds,
             batch_size=settings.purge_batch_size,
+            pause_seconds=settings.purge_pause_seconds,
         )
     )
     try:
@@ -86,29 +87,38 @@ def create_app() -> FastAPI:
         docs_url=None,
         redoc_url=None,
     )
+    # Refusals that no route makes answer in the shape of the door the path belongs to.
+    shapes = ErrorShapes(
+        default=rest_errors.error_response, by_prefix={GRAPHQL_PATH: gql_errors.error_response}
+    )
     # Middleware: the last added runs first (outermost).
     # The body limit sits inside the headers, so its 413 carries them too.
-    app.add_middleware(RequestBodyLimitMiddleware)
+    app.add_middleware(RequestBodyLimitMiddleware, shapes=shapes)
     app.add_middleware(SecurityHeadersMiddleware)
     # Keep this last (outermost), so every response, a 413 or 429 too, is counted and logged.
     app.add_middleware(RequestLogMiddleware, observers=[record_request] if settings.metrics else [])
 
-    install_error_handlers(app)
+    install_error_handlers(app, shapes)
+    rest_errors.install_error_handlers(app)
     app.state.rate_limiter = RateLimiter()
 
-    # Routes.
+    # The REST door.
     app.include_router(router)
+    install_offline_docs(app)
+    # The GraphQL door.
     graphql_router = SafeGraphQLRouter(
         build_schema(),
+        # The path on the routes themselves (not an include prefix), so the route in the
+        # scope names it for logs and metrics.
+        path=GRAPHQL_PATH,
         context_getter=get_context,
         graphql_ide="graphiql" if settings.graphiql else None,
         include_in_schema=False,
         assets_url=settings.graphiql_assets_url,
     )
-    app.include_router(graphql_router, prefix="/graphql", include_in_schema=False)
+    app.include_router(graphql_router, include_in_schema=False)
     if settings.graphiql:
         app.include_router(graphql_router.assets_router)
-    install_offline_docs(app)
     if settings.metrics:
         install_metrics(app)
     return app

@@ -3,10 +3,13 @@
 The full run takes about ten minutes and rewrites `BENCHMARKS.md` and `bench/chart.png`;
 `--smoke` runs every scenario briefly, writes only under `bench/results/`, and fails on
 errors (a request that failed, a secret that came back wrong), never on timing.
+`BENCH_AB_REF` names the commit whose hand-written infrastructure the A/B runs against this
+tree (see `bench.ab`).
 """
 
 import argparse
 import asyncio
+import dataclasses
 import json
 import shutil
 import sys
@@ -17,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import (
+    ab,
     ceiling,
     database,
     environment,
@@ -130,6 +134,8 @@ async def run(profile: scenarios.Profile, workdir: Path) -> dict[str, Any]:
                     results["profiles"][label] = run.pop("profile")
                 results["cycle"][label] = run
 
+        results["ab"] = await _ab(profile, gate, attempts, default_argon2, workdir)
+
         sizes = ", ".join(f"{size:,}" for size in profile.table_sizes)
         print(f"[bench] scale: reveals with {sizes} rows, purge of {profile.purge_rows:,}")
         env = _server_env(url, CHEAP_ARGON2)
@@ -142,6 +148,97 @@ async def run(profile: scenarios.Profile, workdir: Path) -> dict[str, Any]:
     results["quiet_wait_seconds"] = gate.waited_seconds
     results["duration_seconds"] = time.monotonic() - started
     return results
+
+
+async def _ab(
+    profile: scenarios.Profile,
+    gate: procs.QuietGate,
+    attempts: dict[str, int],
+    argon2_env: dict[str, str],
+    workdir: Path,
+) -> dict[str, Any]:
+    """Run the A/B of the hand-written pieces (a reference commit) against this tree."""
+    ref = ab.reference()
+    if profile.ab_rounds < 1:
+        return {"ref": ref, "skipped": f"the {profile.name} profile runs no A/B"}
+    commit = ab.resolve(ref)
+    if commit is None:
+        reason = f"this checkout has no commit {ref} (set {ab.REF_ENV} to one it has)"
+        if profile.name == "smoke":
+            # A shallow CI checkout may lack the reference; the smoke run checks errors only.
+            print(f"[bench] A/B skipped: {reason}")
+            return {"ref": ref, "skipped": reason}
+        raise RuntimeError(f"A/B: {reason}")
+    started = time.monotonic()
+    ab_profile = dataclasses.replace(profile, cycle_seconds=profile.ab_seconds)
+    contenders = (ab.HAND_WRITTEN, ab.LIBRARIES)
+    # One database each: each service migrates its own schema at start, as in production.
+    names = {contender: await database.create_database() for contender in contenders}
+    runs: dict[str, list[dict[str, Any]]] = {contender: [] for contender in contenders}
+    unique: dict[str, set[str]] = {contender: set() for contender in contenders}
+    order: list[str] = []
+    try:
+        with ab.extracted(commit) as reference_tree:
+            trees = {ab.HAND_WRITTEN: reference_tree, ab.LIBRARIES: ROOT}
+            modules = {contender: ab.api_modules(tree) for contender, tree in trees.items()}
+            for tree in trees.values():
+                ab.check_source(tree)
+            for index in range(profile.ab_rounds):
+                # A B, then B A, ...: a drift of the machine over the run weighs on both alike.
+                pair = contenders if index % 2 == 0 else contenders[::-1]
+                for contender in pair:
+                    (other,) = (name for name in contenders if name != contender)
+                    label = f"ab-{contender}-{index + 1}"
+                    env = _server_env(database.sqlalchemy_url(names[contender]), argon2_env)
+                    env |= ab.server_env(trees[contender])
+
+                    async def measure(
+                        attempt: int,
+                        label: str = label,
+                        env: dict[str, str] = env,
+                        tree: Path = trees[contender],
+                        own: set[str] = modules[contender],
+                        theirs: set[str] = modules[other],
+                    ) -> dict[str, Any]:
+                        seconds = profile.ab_seconds
+                        print(f"[bench] {label}: {profile.clients} clients, {seconds:.0f} s")
+                        tag = f"{label}-{attempt + 1}"
+                        log = workdir / f"{tag}.log"
+                        with servers.running("main:app", env, log, cwd=tree) as server:
+                            run = await scenarios.cycle(
+                                server, ab_profile, workdir, tag, keep_latencies=True
+                            )
+                        # The server has exited: its import log is complete.
+                        run["unique_modules"] = ab.check_imports(log, own, theirs)
+                        return run
+
+                    run = await _least_disturbed(profile, gate, label, measure, attempts)
+                    unique[contender].update(run.pop("unique_modules"))
+                    # The round, not the attempt kept: `attempts` says how many it took.
+                    run["label"] = label
+                    runs[contender].append(run)
+                    order.append(label)
+    finally:
+        for name in names.values():
+            await database.drop_database(name)
+    result = {
+        "ref": ref,
+        "commit": commit,
+        "profile": profile.name,
+        "duration_seconds": time.monotonic() - started,
+        "rounds": profile.ab_rounds,
+        "seconds": profile.ab_seconds,
+        "order": order,
+        "contenders": {
+            contender: {
+                **ab.summarize(runs[contender]),
+                "unique_modules": sorted(unique[contender]),
+            }
+            for contender in contenders
+        },
+    }
+    print(f"[bench] A/B ({result['duration_seconds']:.0f} s): {report.ab_line(result)}")
+    return result
 
 
 def foreign_share(result: dict[str, Any]) -> float:

@@ -30,7 +30,7 @@ def _throughput(axes: Axes, results: dict[str, Any], params: str) -> None:
         colors.append(CEILING)
     axes.bar(names, values, color=colors)
     _label_bars(axes, values, "{:.1f}" if params == "default" else "{:.0f}")
-    title = "default argon2" if params == "default" else "cheapest argon2 (overhead)"
+    title = "default argon2" if params == "default" else "cheapest argon2 (overhead, information)"
     axes.set_title(f"Cycles/s, {title}")
     axes.set_ylabel("create + reveal cycles per second")
 

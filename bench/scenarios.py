@@ -39,6 +39,9 @@ class Profile:
     quiet_budget_seconds: float
     profile_seconds: float
     retries: int
+    # The A/B of hand-written infrastructure: rounds per contender, measured seconds a round.
+    ab_rounds: int
+    ab_seconds: float
 
 
 FULL = Profile(
@@ -57,6 +60,8 @@ FULL = Profile(
     quiet_budget_seconds=300,
     profile_seconds=10,
     retries=2,
+    ab_rounds=4,
+    ab_seconds=15,
 )
 SMOKE = Profile(
     name="smoke",
@@ -74,6 +79,8 @@ SMOKE = Profile(
     quiet_budget_seconds=0,
     profile_seconds=0,
     retries=0,
+    ab_rounds=1,
+    ab_seconds=3,
 )
 
 
@@ -140,8 +147,14 @@ def _cpu_report(seconds: dict[str, float], window: float, cores: int) -> dict[st
     }
 
 
-async def cycle(server: Server, profile: Profile, workdir: Path, label: str) -> dict[str, Any]:
-    """Scenarios 2, 3 and 7: create -> reveal loops, a /healthz poller, CPU and peak RSS."""
+async def cycle(
+    server: Server, profile: Profile, workdir: Path, label: str, *, keep_latencies: bool = False
+) -> dict[str, Any]:
+    """Scenarios 2, 3 and 7: create -> reveal loops, a /healthz poller, CPU and peak RSS.
+
+    With `keep_latencies` the result also holds every latency (`latencies_ms_raw`), for a
+    caller that pools several runs.
+    """
     start = time.time() + 2.0
     opens = start + profile.warmup_seconds
     closes = opens + profile.cycle_seconds
@@ -183,7 +196,9 @@ async def cycle(server: Server, profile: Profile, workdir: Path, label: str) -> 
     cores = os.cpu_count() or 1
     cycles = max(load["completed"], 1)
     worker_seconds = sum(cpu[f"worker {index + 1}"] for index in range(len(server.worker_pids)))
+    raw = {"latencies_ms_raw": load["latencies_ms"]} if keep_latencies else {}
     return {
+        **raw,
         "label": label,
         "clients": profile.clients,
         "window_seconds": load["window_seconds"],
@@ -289,10 +304,9 @@ async def scale(
     server: Server, database_name: str, profile: Profile, workdir: Path
 ) -> dict[str, Any]:
     """Scenario 6: reveal latency at each table size, then a purge of many expired rows."""
-    from api.database import open_database
-    from api.db import create_engine
-    from api.service import purge_expired
+    from api.domain.purge import purge_expired
     from api.settings import Settings
+    from api.storage.database import Database, create_engine
 
     passphrase_hash = handler(8, 1, 1).hash(PASSPHRASE)
     connection = await database.connect(database_name)
@@ -358,7 +372,7 @@ async def scale(
         )
 
         settings = Settings(database_url=database.sqlalchemy_url(database_name))
-        db = open_database(create_engine(settings), settings)
+        db = Database(create_engine(settings))
         out = workdir / "purge-reveals.json"
         start = time.time() + 2.0
         process = await _reveal_run(server, keys, profile.reveal_rate, budget, out, start)

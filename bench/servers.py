@@ -62,8 +62,14 @@ def _healthy(url: str) -> bool:
         return False
 
 
-def start(app: str, env: dict[str, str], log_path: Path, workers: int = 2) -> Server:
-    """Start `uvicorn APP --workers N` on a free port and wait until every worker answers."""
+def start(
+    app: str, env: dict[str, str], log_path: Path, workers: int = 2, cwd: Path = ROOT
+) -> Server:
+    """Start `uvicorn APP --workers N` in `cwd` on a free port; wait until every worker answers.
+
+    `python -m uvicorn` puts `cwd` first on `sys.path`, ahead of the editable install of this
+    tree, so a `cwd` holding another checkout serves that checkout's code.
+    """
     port = free_port()
     command = [
         sys.executable,
@@ -83,7 +89,7 @@ def start(app: str, env: dict[str, str], log_path: Path, workers: int = 2) -> Se
     with log_path.open("ab") as log:
         process = subprocess.Popen(  # noqa: S603
             command,
-            cwd=ROOT,
+            cwd=cwd,
             env={**os.environ, **env},
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -118,9 +124,9 @@ def stop(server: Server) -> None:
 
 
 @contextlib.contextmanager
-def running(app: str, env: dict[str, str], log_path: Path) -> Iterator[Server]:
-    """Run a server for the duration of a `with` block."""
-    server = start(app, env, log_path)
+def running(app: str, env: dict[str, str], log_path: Path, cwd: Path = ROOT) -> Iterator[Server]:
+    """Run a server (from the code in `cwd`) for the duration of a `with` block."""
+    server = start(app, env, log_path, cwd=cwd)
     try:
         yield server
     finally:

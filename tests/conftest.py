@@ -17,9 +17,9 @@ from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 
 from api.app import create_app
-from api.database import Database
-from api.hashing import get_hasher
+from api.domain.hashing import get_hasher
 from api.settings import get_settings
+from api.storage.database import Database
 
 PG_ADMIN_DSN = os.environ.get("TEST_PG_ADMIN_DSN", "postgresql://postgres@127.0.0.1:5432/test")
 IN_CI = os.environ.get("CI", "").lower() == "true"

@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 import pytest
 
-from api import telemetry
+from api.domain import events as domain_events
 
 GUESSES = 100
 
@@ -20,9 +20,9 @@ def events() -> Iterator[Counter[str]]:
     def listen(event: str, count: int) -> None:
         counts[event] += count
 
-    telemetry.subscribe(listen)
+    domain_events.subscribe(listen)
     yield counts
-    telemetry._listeners.remove(listen)
+    domain_events._listeners.remove(listen)
 
 
 async def create(client: httpx.AsyncClient) -> str:
@@ -31,8 +31,8 @@ async def create(client: httpx.AsyncClient) -> str:
 
 
 async def assert_destroyed(client: httpx.AsyncClient, key: str, events: Counter[str]) -> None:
-    assert events[telemetry.FAILED_ATTEMPT] == 5
-    assert events[telemetry.DESTROYED_BY_ATTEMPT_LIMIT] == 1
+    assert events[domain_events.FAILED_ATTEMPT] == 5
+    assert events[domain_events.DESTROYED_BY_ATTEMPT_LIMIT] == 1
     response = await client.post(f"/secrets/{key}", json={"passphrase": "right"})
     assert response.status_code == 404
 
@@ -94,6 +94,6 @@ async def test_aliases_over_the_limit_are_rejected_unevaluated(
     # Rejected before execution, by the token or the alias limit, whichever trips first.
     message = body["errors"][0]["message"]
     assert "tokens" in message or "aliases" in message
-    assert events[telemetry.FAILED_ATTEMPT] == 0
+    assert events[domain_events.FAILED_ATTEMPT] == 0
     revealed = await client.post(f"/secrets/{key}", json={"passphrase": "right"})
     assert revealed.json() == {"secret": "guard me"}

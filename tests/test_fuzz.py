@@ -42,7 +42,8 @@ LINKS = {
     },
     "Burn": {
         "operationId": "burn_secrets__secret_key__delete",
-        "parameters": {**_KEY, "passphrase": _PASSPHRASE},
+        "parameters": _KEY,
+        "requestBody": {"passphrase": _PASSPHRASE},
     },
 }
 

@@ -5,7 +5,7 @@ from typing import Any
 import httpx
 import pytest
 
-from api.gql.hardening import UNEXPECTED_ERROR_MESSAGE
+from api.gql.errors import UNEXPECTED_ERROR_MESSAGE
 
 
 async def post(client: httpx.AsyncClient, payload: Any) -> httpx.Response:
@@ -62,7 +62,7 @@ async def test_validation_errors_are_not_masked(client: httpx.AsyncClient) -> No
 async def test_unexpected_errors_are_masked_and_not_logged_verbatim(
     client: httpx.AsyncClient, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from api import service
+    from api.domain import service
 
     async def broken(**_: Any) -> str:
         raise RuntimeError("internal detail canary-8c1e")

@@ -15,7 +15,7 @@ from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 
 from api.app import create_app
-from api.logs import JsonFormatter, RequestIdFilter, ServiceLogHandler, configure_logging
+from api.plumbing.logs import JsonFormatter, RequestIdFilter, ServiceLogHandler, configure_logging
 from api.settings import Settings
 from tests.servers import run_server
 

@@ -14,13 +14,14 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import update
 
-from api import crypto, service
 from api.app import create_app
-from api.database import Database
-from api.db import create_engine
-from api.metrics import LiveSecrets
-from api.route_label import UNMATCHED, route_template
+from api.domain import crypto, service
+from api.domain.purge import purge_expired
+from api.plumbing.logs import UNMATCHED
+from api.plumbing.metrics import LiveSecrets
 from api.settings import Settings
+from api.storage.database import Database, create_engine
+from api.storage.statements import columns, secrets_table
 from tests.servers import run_server
 
 CANARY_SECRET = "canary-secret-3f1c9e"
@@ -112,12 +113,12 @@ async def test_purged_secrets_are_counted(client: httpx.AsyncClient, db: Databas
     expired = time.time() - 3600
     async with db.engine.begin() as connection:
         await connection.execute(
-            update(service.secrets_table)
-            .where(service.columns.lookup_hash == crypto.lookup_hash(key))
+            update(secrets_table)
+            .where(columns.lookup_hash == crypto.lookup_hash(key))
             .values(expires_at=datetime.fromtimestamp(expired, UTC))
         )
     before = await scrape(client)
-    purged = await service.purge_expired(db=db, batch_size=100)
+    purged = await purge_expired(db=db, batch_size=100)
     after = await scrape(client)
     assert purged >= 1
     name = "onetime_secrets_secrets_expired_purged_total"
@@ -215,35 +216,3 @@ def test_several_workers_report_one_sum(tmp_path: Path) -> None:
             totals.add(value(text, "onetime_secrets_http_requests_total", **HEALTHZ))
     assert totals == {sent}
     assert sum(healthz_served_per_worker(multiproc).values()) == sent
-
-
-def _endpoint() -> None:
-    """Stands in for a matched route's endpoint."""
-
-
-@pytest.mark.parametrize(
-    ("path", "params", "template"),
-    [
-        ("/secrets/" + "a" * 32, {"secret_key": "a" * 32}, "/secrets/{secret_key}"),
-        ("/secrets/secrets", {"secret_key": "secrets"}, "/secrets/{secret_key}"),
-        ("/a/b/bc", {"x": "b"}, "/a/{x}/bc"),
-        ("/u/ab/ab", {"a": "ab", "b": "ab"}, "/u/{a}/{b}"),
-        (
-            "/graphql-assets/react@18.2.0/umd/r.js",
-            {"asset": "react@18.2.0/umd/r.js"},
-            "/graphql-assets/{asset}",
-        ),
-        ("/graphql", {}, "/graphql"),
-        # A converted value that no longer spells the path (007 -> 7): never guess.
-        ("/items/007", {"item": 7}, UNMATCHED),
-    ],
-)
-def test_route_template_puts_parameters_back(
-    path: str, params: dict[str, object], template: str
-) -> None:
-    scope = {"type": "http", "path": path, "path_params": params, "endpoint": _endpoint}
-    assert route_template(scope) == template
-
-
-def test_route_template_of_an_unrouted_request() -> None:
-    assert route_template({"type": "http", "path": "/secrets/x/y", "path_params": {}}) == UNMATCHED

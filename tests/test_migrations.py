@@ -72,7 +72,7 @@ async def test_upgrade_matches_models_and_downgrade_empties(empty_database: str)
 async def test_app_migrates_on_start_and_is_idempotent(empty_database: str) -> None:
     from sqlalchemy.ext.asyncio import AsyncEngine
 
-    from api.migrations import upgrade_to_head
+    from api.storage.migrations import upgrade_to_head
 
     engine: AsyncEngine = create_async_engine(empty_database, poolclass=NullPool)
     try:

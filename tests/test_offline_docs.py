@@ -15,9 +15,9 @@ from fastapi import FastAPI
 from strawberry.http.ides import get_graphql_ide_html
 
 from api.app import create_app
-from api.docs_offline import DOCS_CONTENT_SECURITY_POLICY
+from api.gql.graphiql import NODE_MODULES, GraphiQLAssets, OfflineGraphQLRouter
 from api.gql.schema import build_schema
-from api.graphiql import NODE_MODULES, GraphiQLAssets, OfflineGraphQLRouter
+from api.rest.docs import DOCS_CONTENT_SECURITY_POLICY
 from tests.conftest import IN_CI
 
 WEB_GRAPHIQL = NODE_MODULES.parent

@@ -20,11 +20,14 @@ import redis.asyncio
 from fastapi import FastAPI
 from graphql import parse
 
-from api import ratelimit, service
-from api.client_address import limit_key, parse_networks, resolve_client
-from api.database import Database
-from api.ratelimit import Bucket, mutation_costs
+from api.domain import service
+from api.gql.ratelimit import MutationWithoutBucket, mutation_buckets, mutation_costs
+from api.gql.schema import build_schema
+from api.plumbing import ratelimit
+from api.plumbing.client_address import limit_key, parse_networks, resolve_client
+from api.plumbing.ratelimit import Bucket
 from api.settings import InvalidSettings, load_settings
+from api.storage.database import Database
 from tests.conftest import IN_CI
 from tests.servers import free_port, run_server
 
@@ -155,6 +158,34 @@ def test_limit_key_groups_ipv6_by_64_and_keeps_ipv4() -> None:
 # --- counting GraphQL mutations ------------------------------------------------------
 
 
+BUCKETS = mutation_buckets(build_schema())
+
+
+def test_every_mutation_has_a_bucket_from_its_field() -> None:
+    assert BUCKETS == {
+        "createSecret": Bucket.CREATE,
+        "revealSecret": Bucket.REVEAL,
+        "burnSecret": Bucket.REVEAL,
+    }
+
+
+def test_a_mutation_without_a_bucket_fails_the_schema() -> None:
+    import strawberry
+
+    @strawberry.type
+    class Query:
+        ok: bool = True
+
+    @strawberry.type
+    class Mutation:
+        @strawberry.mutation
+        def unlimited(self) -> bool:
+            return True
+
+    with pytest.raises(MutationWithoutBucket, match="unlimited"):
+        mutation_buckets(strawberry.Schema(query=Query, mutation=Mutation))
+
+
 def test_mutation_costs_count_aliases_fragments_and_buckets() -> None:
     document = parse(
         """
@@ -171,9 +202,9 @@ def test_mutation_costs_count_aliases_fragments_and_buckets() -> None:
         query Q { limits { maxSecretBytes } }
         """
     )
-    assert mutation_costs(document, "M") == {Bucket.REVEAL: 3, Bucket.CREATE: 1}
-    assert mutation_costs(document, "Q") == {}
-    assert mutation_costs(document, "missing") == {}
+    assert mutation_costs(document, "M", BUCKETS) == {Bucket.REVEAL: 3, Bucket.CREATE: 1}
+    assert mutation_costs(document, "Q", BUCKETS) == {}
+    assert mutation_costs(document, "missing", BUCKETS) == {}
 
 
 # --- settings ------------------------------------------------------------------------

@@ -12,10 +12,11 @@ from sqlalchemy import Executable, Result, update
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from api import crypto, service, telemetry
-from api.database import Database
-from api.errors import InvalidInput, SecretNotFound
-from api.service import columns, secrets_table
+from api.domain import crypto, events, service
+from api.domain.errors import InvalidInput, SecretNotFound
+from api.domain.purge import purge_expired, purge_forever
+from api.storage.database import Database
+from api.storage.statements import columns, secrets_table
 from models import Secret
 
 
@@ -91,22 +92,22 @@ async def test_purge_deletes_only_expired_in_batches(db: Database) -> None:
     live = await new_secret(db)
     for key in expired:
         await expire(db, key)
-    events: list[tuple[str, int]] = []
-    telemetry.subscribe(lambda event, count: events.append((event, count)))
-    purged = await service.purge_expired(db=db, batch_size=2)
+    reported: list[tuple[str, int]] = []
+    events.subscribe(lambda event, count: reported.append((event, count)))
+    purged = await purge_expired(db=db, batch_size=2)
     assert purged >= 5
-    assert (telemetry.PURGED, purged) in events
+    assert (events.PURGED, purged) in reported
     assert not any([await row_exists(db, key) for key in expired])
     assert await row_exists(db, live)
-    assert await service.purge_expired(db=db, batch_size=2) == 0
+    assert await purge_expired(db=db, batch_size=2) == 0
 
 
 async def test_purge_loop_runs_in_the_background(app: FastAPI, db: Database) -> None:
-    from api.purge import purge_forever
-
     key = await new_secret(db)
     await expire(db, key)
-    task = asyncio.create_task(purge_forever(db, interval_seconds=0.05, batch_size=10))
+    task = asyncio.create_task(
+        purge_forever(db, interval_seconds=0.05, batch_size=10, pause_seconds=0)
+    )
     try:
         for _ in range(100):
             if not await row_exists(db, key):

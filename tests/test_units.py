@@ -1,15 +1,13 @@
-"""Small modules on their own: settings, crypto, hashing, redaction."""
+"""Small modules on their own: settings, crypto, hashing."""
 
 import asyncio
-import logging
 import os
 
 import pytest
 from cryptography.exceptions import InvalidTag
 
-from api import crypto
-from api.hashing import PassphraseHasher
-from api.redaction import AccessLogRedactor, redact_path
+from api.domain import crypto
+from api.domain.hashing import PassphraseHasher
 from api.settings import InvalidSettings, Settings, load_settings
 
 
@@ -112,34 +110,6 @@ async def test_hashing_runs_off_the_event_loop() -> None:
     assert ticks >= 5
 
 
-@pytest.mark.parametrize(
-    ("path", "expected"),
-    [
-        ("/secrets/7c20a8cbe33d78142d4e670665165b19?passphrase=hunter2", "/secrets/{secret_key}"),
-        ("/secrets/anything", "/secrets/{secret_key}"),
-        ("/generate", "/generate"),
-        ("/graphql?query=x", "/graphql"),
-    ],
-)
-def test_redact_path(path: str, expected: str) -> None:
-    assert redact_path(path) == expected
-
-
-def test_access_log_redactor_rewrites_uvicorn_records() -> None:
-    record = logging.LogRecord(
-        "uvicorn.access",
-        logging.INFO,
-        __file__,
-        1,
-        '%s - "%s %s HTTP/%s" %d',
-        ("127.0.0.1:5000", "GET", "/secrets/abc?passphrase=hunter2", "1.1", 200),
-        None,
-    )
-    assert AccessLogRedactor().filter(record)
-    assert "hunter2" not in record.getMessage()
-    assert "abc" not in record.getMessage()
-
-
 def test_main_exposes_the_asgi_app() -> None:
     import main
 
@@ -162,7 +132,7 @@ async def test_trivial_parameters_hash_inline_and_real_ones_do_not() -> None:
 def test_hash_threads_share_the_cores_between_worker_processes(
     monkeypatch: pytest.MonkeyPatch, processes: str | None, expected: int
 ) -> None:
-    from api import hashing
+    from api.domain import hashing
 
     monkeypatch.setattr(os, "cpu_count", lambda: 8)
     if processes is None:

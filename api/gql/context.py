@@ -2,7 +2,8 @@
 
 from strawberry.fastapi import BaseContext
 
-from api.database import Database, DatabaseDep
+from api.deps import DatabaseDep
+from api.storage.database import Database
 
 
 class Context(BaseContext):

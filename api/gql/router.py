@@ -1,9 +1,9 @@
-"""The GraphQL endpoint: the offline-GraphiQL router, with every malformed request a JSON 400.
+"""The GraphQL endpoint: the offline-GraphiQL router, refusing malformed requests in kind.
 
 Strawberry answers a request it cannot parse with a plain-text 400, and a body that is not
-UTF-8, nests too deeply or is not a JSON object makes it fail with a 500. Here each of those
-is a 400, and a body that is not JSON a 415, with a GraphQL-shaped JSON body:
-`{"errors": [{"message": …}]}`.
+UTF-8, nests too deeply, holds an integer too long to parse or is not a JSON object makes
+it fail with a 500. Here each of those is a 400, and a body that is not JSON a 415, in the
+GraphQL response shape with a code (`api.gql.errors`).
 """
 
 import json
@@ -11,14 +11,11 @@ from typing import Any
 
 from cross_web import HTTPException
 from fastapi import Request, Response
-from fastapi.responses import JSONResponse
 from strawberry import UNSET
 
-from api.graphiql import OfflineGraphQLRouter
-
-NOT_AN_OBJECT = "Expected a JSON object"
-NOT_JSON = "Unable to parse request body as JSON"
-UNSUPPORTED_MEDIA = "Content-Type must be application/json"
+from api.gql.errors import error_response
+from api.gql.graphiql import OfflineGraphQLRouter
+from api.plumbing.media_types import NOT_AN_OBJECT, NOT_JSON, NOT_JSON_MEDIA_TYPE, is_json
 
 
 class SafeGraphQLRouter(OfflineGraphQLRouter):
@@ -28,7 +25,9 @@ class SafeGraphQLRouter(OfflineGraphQLRouter):
         """Parse a request body, `variables` or `extensions`; only objects (or batches) pass."""
         try:
             value = json.loads(data)
-        except (UnicodeDecodeError, RecursionError):
+        except (ValueError, RecursionError):
+            # ValueError covers malformed JSON, bytes that are not UTF-8 and integers longer
+            # than Python converts (4,300 digits).
             raise HTTPException(400, NOT_JSON) from None
         if not isinstance(value, dict | list):
             raise HTTPException(400, NOT_AN_OBJECT)
@@ -37,19 +36,19 @@ class SafeGraphQLRouter(OfflineGraphQLRouter):
     async def run(  # type: ignore[override]
         self, request: Request, context: Any = UNSET, root_value: Any = UNSET
     ) -> Response:
-        """Execute the request; a request Strawberry rejects gets a JSON error body."""
-        if (
-            request.scope["type"] == "http"
-            and request.method == "POST"
-            and "application/json" not in request.headers.get("content-type", "")
-        ):
-            return _error(415, UNSUPPORTED_MEDIA)
+        """Execute the request; a request Strawberry rejects gets a GraphQL-shaped error."""
+        if request.scope["type"] == "http" and request.method == "POST":
+            if not is_json(request.headers.get("content-type")):
+                return error_response(415, NOT_JSON_MEDIA_TYPE)
+            # Strawberry matches "application/json" as a case-sensitive substring; the type
+            # was parsed above, so it hears the canonical spelling.
+            request.scope["headers"] = [
+                (name, b"application/json" if name == b"content-type" else value)
+                for name, value in request.scope["headers"]
+            ]
+            request = Request(request.scope, request.receive)
         try:
             response: Response = await super().run(request, context, root_value)
         except HTTPException as error:
-            return _error(error.status_code, error.reason)
+            return error_response(error.status_code, error.reason)
         return response
-
-
-def _error(status_code: int, message: str) -> JSONResponse:
-    return JSONResponse({"errors": [{"message": message}]}, status_code)

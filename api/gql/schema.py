@@ -1,15 +1,25 @@
-"""The Strawberry schema: resolvers call the service layer and map its errors to unions."""
+"""The Strawberry schema: resolvers call the service layer and map its errors to unions.
+
+`ServiceUnavailable` is not caught here: it is an error, not a result, and `api.gql.errors`
+turns it into `SERVICE_UNAVAILABLE` once for every field.
+"""
+
+from datetime import datetime
 
 import strawberry
 from strawberry import UNSET
+from strawberry.schema.config import StrawberryConfig
 from strawberry.types import Info
 
-from api import service
-from api.errors import InvalidInput as InvalidInputError
-from api.errors import SecretNotFound as SecretNotFoundError
+from api.domain import service
+from api.domain.errors import InvalidInput as InvalidInputError
+from api.domain.errors import SecretNotFound as SecretNotFoundError
 from api.gql.context import Context
-from api.gql.hardening import QuietSchema, extensions
+from api.gql.errors import QuietSchema
+from api.gql.hardening import extensions
+from api.gql.ratelimit import GraphQLRateLimit, mutation_buckets, rate_limited
 from api.gql.types import (
+    DATETIME,
     BurnedSecret,
     BurnSecretResult,
     CreatedSecret,
@@ -20,7 +30,7 @@ from api.gql.types import (
     RevealSecretResult,
     SecretNotFound,
 )
-from api.ratelimit import GraphQLRateLimit
+from api.plumbing.ratelimit import Bucket
 from api.settings import get_settings
 
 
@@ -42,11 +52,19 @@ class Query:
         )
 
 
+def _invalid(error: InvalidInputError) -> InvalidInput:
+    head, *rest = error.field.split("_")
+    return InvalidInput(field=head + "".join(part.title() for part in rest), message=error.message)
+
+
 @strawberry.type
 class Mutation:
-    """Every operation that changes state."""
+    """Every operation that changes state; each names the rate-limit bucket it spends."""
 
-    @strawberry.mutation(description="Store a secret behind a passphrase; returns its key.")
+    @strawberry.mutation(
+        description="Store a secret behind a passphrase; returns its key.",
+        metadata=rate_limited(Bucket.CREATE),
+    )
     async def create_secret(
         self,
         info: Info[Context, None],
@@ -63,41 +81,55 @@ class Mutation:
                 ttl_seconds=None if ttl_seconds is UNSET else ttl_seconds,
             )
         except InvalidInputError as error:
-            return InvalidInput(field=_graphql_name(error.field), message=error.message)
+            return _invalid(error)
         return CreatedSecret(secret_key=created.secret_key, expires_at=created.expires_at)
 
-    @strawberry.mutation(description="Reveal a secret once; it is deleted as it is returned.")
+    @strawberry.mutation(
+        description="Reveal a secret once; it is deleted as it is returned.",
+        metadata=rate_limited(Bucket.REVEAL),
+    )
     async def reveal_secret(
         self, info: Info[Context, None], secret_key: str, passphrase: str
     ) -> RevealSecretResult:
-        """Return the secret and delete it, or `SecretNotFound`."""
+        """Return the secret and delete it, or `SecretNotFound`, or which argument is invalid."""
         try:
             secret = await service.reveal_secret(
                 db=info.context.db, secret_key=secret_key, passphrase=passphrase
             )
-        except (SecretNotFoundError, InvalidInputError):
+        except SecretNotFoundError:
             return SecretNotFound()
+        except InvalidInputError as error:
+            return _invalid(error)
         return RevealedSecret(secret=secret)
 
-    @strawberry.mutation(description="Destroy a secret unread.")
+    @strawberry.mutation(
+        description="Destroy a secret unread.", metadata=rate_limited(Bucket.REVEAL)
+    )
     async def burn_secret(
         self, info: Info[Context, None], secret_key: str, passphrase: str
     ) -> BurnSecretResult:
-        """Delete the secret without revealing it, or `SecretNotFound`."""
+        """Delete the secret without revealing it, or `SecretNotFound`, or `InvalidInput`."""
         try:
             await service.burn_secret(
                 db=info.context.db, secret_key=secret_key, passphrase=passphrase
             )
-        except (SecretNotFoundError, InvalidInputError):
+        except SecretNotFoundError:
             return SecretNotFound()
+        except InvalidInputError as error:
+            return _invalid(error)
         return BurnedSecret(secret_key=secret_key)
 
 
-def _graphql_name(field: str) -> str:
-    head, *rest = field.split("_")
-    return head + "".join(part.title() for part in rest)
-
-
 def build_schema() -> QuietSchema:
-    """Build the schema with its limits, error masking and introspection switch."""
-    return QuietSchema(query=Query, mutation=Mutation, extensions=[*extensions(), GraphQLRateLimit])
+    """Build the schema with its limits, error masking and introspection switch.
+
+    Fails if a mutation names no rate-limit bucket.
+    """
+    schema = QuietSchema(
+        query=Query,
+        mutation=Mutation,
+        extensions=[*extensions(), GraphQLRateLimit],
+        config=StrawberryConfig(scalar_map={datetime: DATETIME}),
+    )
+    mutation_buckets(schema)
+    return schema

@@ -1,11 +1,21 @@
-"""GraphQL object types and result unions."""
+"""GraphQL object types, result unions and the `DateTime` scalar."""
 
 from datetime import datetime
 from typing import Annotated
 
 import strawberry
 
-from api.errors import SecretNotFound as SecretNotFoundError
+from api.domain import clock
+from api.domain.errors import SecretNotFound as SecretNotFoundError
+
+# Replaces Strawberry's ISO `DateTime` (which writes `+00:00`) through the schema's
+# `scalar_map`, so GraphQL writes timestamps exactly as REST does.
+DATETIME = strawberry.scalar(
+    name="DateTime",
+    description="An RFC 3339 timestamp in UTC, to the second: `2026-12-08T13:00:51Z`.",
+    serialize=clock.format_timestamp,
+    parse_value=clock.parse_timestamp,
+)
 
 
 @strawberry.type(description="A stored secret: share the key, send the passphrase separately.")
@@ -39,7 +49,7 @@ class SecretNotFound:
     message: str = SecretNotFoundError.message
 
 
-@strawberry.type(description="An argument breaks a documented limit.")
+@strawberry.type(description="An argument breaks a documented limit; its value is never quoted.")
 class InvalidInput:
     """Which argument was rejected and why."""
 
@@ -61,6 +71,8 @@ class Limits:
 
 CreateSecretResult = Annotated[CreatedSecret | InvalidInput, strawberry.union("CreateSecretResult")]
 RevealSecretResult = Annotated[
-    RevealedSecret | SecretNotFound, strawberry.union("RevealSecretResult")
+    RevealedSecret | SecretNotFound | InvalidInput, strawberry.union("RevealSecretResult")
 ]
-BurnSecretResult = Annotated[BurnedSecret | SecretNotFound, strawberry.union("BurnSecretResult")]
+BurnSecretResult = Annotated[
+    BurnedSecret | SecretNotFound | InvalidInput, strawberry.union("BurnSecretResult")
+]

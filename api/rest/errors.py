@@ -1,95 +1,85 @@
-"""Exception handlers: domain errors and failures become JSON bodies that leak nothing."""
+"""How the REST door answers the service's domain errors and rejected bodies.
+
+- `SecretNotFound` → 404, one body for every cause.
+- `InvalidInput`, or a body field of the wrong type → 422 naming the field, never its value.
+- `ServiceUnavailable` → 503 with `Retry-After`.
+- A body that is not a JSON object → 400, one that is not JSON at all → 415, with the
+  GraphQL door's words.
+"""
 
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 from fastapi import FastAPI, Request
-from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
-from sqlalchemy.exc import DBAPIError
-from sqlalchemy.exc import TimeoutError as PoolTimeoutError
-from starlette.exceptions import HTTPException
-from starlette.routing import Match
 
-from api.errors import InvalidInput, SecretNotFound
-from api.headers import SECURITY_HEADERS
+from api.domain import inputs
+from api.domain.errors import InvalidInput, SecretNotFound, ServiceUnavailable
+from api.plumbing.media_types import NOT_AN_OBJECT, NOT_JSON, NOT_JSON_MEDIA_TYPE
 
 logger = logging.getLogger(__name__)
 
-UNAVAILABLE_DETAIL = "Service temporarily unavailable: the database does not answer"
-UNSUPPORTED_MEDIA_DETAIL = "Content-Type must be application/json"
-_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 # Only these keys of a validation error are safe: `input` and `ctx` may quote the rejected
 # value, which is a secret or a passphrase.
 _SAFE_ERROR_KEYS = ("type", "loc", "msg")
+# What pydantic says of a whole body that is missing or not an object.
+_NOT_AN_OBJECT_TYPES = frozenset({"missing", "model_attributes_type", "dict_type", "model_type"})
 
 
-def _validation_error(loc: list[str | int], msg: str, error_type: str) -> dict[str, Any]:
-    return {"type": error_type, "loc": loc, "msg": msg}
+def error_response(
+    status_code: int, message: str, headers: Mapping[str, str] | None = None
+) -> Response:
+    """Return a REST error response: `{"detail": message}`."""
+    return JSONResponse({"detail": message}, status_code, headers=dict(headers or {}))
 
 
-async def _on_request_validation(request: Request, exc: Exception) -> JSONResponse:
+def _field_error(error: Mapping[str, Any]) -> dict[str, Any]:
+    safe = {key: error[key] for key in _SAFE_ERROR_KEYS if key in error}
+    loc = safe.get("loc", ())
+    if error.get("type") == "string_unicode" and len(loc) == 2:
+        # A lone surrogate: the service's words for it, as the GraphQL door says them.
+        safe["msg"] = inputs.not_text_message(str(loc[1]))
+    return safe
+
+
+async def _on_request_validation(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)
     if isinstance(exc.body, bytes) and exc.body:
         # FastAPI hands a body over unparsed only when its Content-Type is not JSON.
-        return JSONResponse({"detail": UNSUPPORTED_MEDIA_DETAIL}, status_code=415)
-    detail = [
-        {key: error[key] for key in _SAFE_ERROR_KEYS if key in error} for error in exc.errors()
-    ]
-    return JSONResponse({"detail": detail}, status_code=422)
+        return error_response(415, NOT_JSON_MEDIA_TYPE)
+    errors = exc.errors()
+    if any(error["type"] == "json_invalid" for error in errors):
+        return error_response(400, NOT_JSON)
+    if any(
+        tuple(error["loc"]) == ("body",) and error["type"] in _NOT_AN_OBJECT_TYPES
+        for error in errors
+    ):
+        return error_response(400, NOT_AN_OBJECT)
+    return JSONResponse({"detail": [_field_error(error) for error in errors]}, status_code=422)
 
 
-async def _on_invalid_input(request: Request, exc: Exception) -> JSONResponse:
+async def _on_invalid_input(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, InvalidInput)
     where = "query" if exc.field in request.query_params else "body"
-    detail = [_validation_error([where, exc.field], exc.message, "value_error")]
+    detail = [{"type": "value_error", "loc": [where, exc.field], "msg": exc.message}]
     return JSONResponse({"detail": detail}, status_code=422)
 
 
-async def _on_secret_not_found(request: Request, exc: Exception) -> JSONResponse:
-    return JSONResponse({"detail": SecretNotFound.message}, status_code=404)
+async def _on_secret_not_found(request: Request, exc: Exception) -> Response:
+    return error_response(404, SecretNotFound.message)
 
 
-def _allowed_methods(request: Request) -> str:
-    probe = {key: request.scope.get(key) for key in ("type", "path", "root_path", "app")}
-    return ", ".join(
-        method
-        for method in _METHODS
-        if any(
-            route.matches({**probe, "method": method, "headers": [], "query_string": b""})[0]
-            == Match.FULL
-            for route in request.app.router.routes
-        )
-    )
-
-
-async def _on_http_exception(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, HTTPException)
-    if exc.status_code == 405:
-        # Starlette names only the methods of the first route on the path; list them all.
-        exc.headers = {**(exc.headers or {}), "Allow": _allowed_methods(request)}
-    return await http_exception_handler(request, exc)
-
-
-async def _on_database_unavailable(request: Request, exc: Exception) -> JSONResponse:
-    # The exception text may hold SQL parameters; log only its type.
-    logger.warning("database unavailable: %s", type(exc).__name__)
-    return JSONResponse({"detail": UNAVAILABLE_DETAIL}, status_code=503)
-
-
-async def _on_unexpected_error(request: Request, exc: Exception) -> JSONResponse:
-    # Starlette answers this outside every middleware, so the protective headers come here.
-    headers = {name.decode(): value.decode() for name, value in SECURITY_HEADERS}
-    return JSONResponse({"detail": "Internal Server Error"}, status_code=500, headers=headers)
+async def _on_service_unavailable(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, ServiceUnavailable)
+    logger.warning("REST 503: %s", exc.message)
+    return error_response(503, exc.message, {"Retry-After": str(exc.retry_after_seconds)})
 
 
 def install_error_handlers(app: FastAPI) -> None:
-    """Register every exception handler of the REST API on `app`."""
+    """Register the REST door's handlers for domain errors and rejected bodies."""
     app.add_exception_handler(RequestValidationError, _on_request_validation)
-    app.add_exception_handler(HTTPException, _on_http_exception)
     app.add_exception_handler(InvalidInput, _on_invalid_input)
     app.add_exception_handler(SecretNotFound, _on_secret_not_found)
-    for error in (DBAPIError, PoolTimeoutError, OSError):
-        app.add_exception_handler(error, _on_database_unavailable)
-    app.add_exception_handler(Exception, _on_unexpected_error)
+    app.add_exception_handler(ServiceUnavailable, _on_service_unavailable)

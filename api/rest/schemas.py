@@ -3,21 +3,31 @@
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, PlainSerializer
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, StrictInt
 from pydantic.config import JsonDict
 
+from api.domain import clock
 from api.settings import get_settings
 
 _defaults = get_settings()
 
 # The limits are documented in the schema but enforced by the service, which names them in
-# its messages and reads them at run time.
-PASSPHRASE_BOUND: JsonDict = {"maxLength": _defaults.max_passphrase_length}
+# its messages (the same on both doors) and reads them at run time.
+PASSPHRASE_BOUND: JsonDict = {"minLength": 1, "maxLength": _defaults.max_passphrase_length}
 _TTL_BOUNDS: JsonDict = {"minimum": _defaults.min_ttl_seconds, "maximum": _defaults.max_ttl_seconds}
+
+
+def _integral_float_to_int(value: object) -> object:
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+# JSON Schema's `integer` (and GraphQL's `Int`) admit 60.0 but not "60", " 60 ", "6_0" or
+# true, which pydantic's lax mode would turn into integers.
+JsonInteger = Annotated[StrictInt, BeforeValidator(_integral_float_to_int)]
 
 Rfc3339Utc = Annotated[
     datetime,
-    PlainSerializer(lambda value: value.strftime("%Y-%m-%dT%H:%M:%SZ"), return_type=str),
+    PlainSerializer(clock.format_timestamp, return_type=str),
 ]
 
 
@@ -34,17 +44,16 @@ class CreateSecretRequest(BaseModel):
     )
 
     secret: str = Field(
-        min_length=1,
+        json_schema_extra={"minLength": 1},
         description=f"The text to share, at most MAX_SECRET_BYTES ({_defaults.max_secret_bytes} "
         "by default) bytes of UTF-8.",
     )
     passphrase: str = Field(
-        min_length=1,
         description=f"Needed to reveal the secret, at most MAX_PASSPHRASE_LENGTH "
         f"({_defaults.max_passphrase_length} by default) characters.",
         json_schema_extra=PASSPHRASE_BOUND,
     )
-    ttl_seconds: int | None = Field(
+    ttl_seconds: JsonInteger | None = Field(
         default=None,
         description=f"Lifetime in seconds, between MIN_TTL_SECONDS ({_defaults.min_ttl_seconds}) "
         f"and MAX_TTL_SECONDS ({_defaults.max_ttl_seconds}); "
@@ -78,7 +87,7 @@ class RevealRequest(BaseModel):
         extra="forbid", json_schema_extra={"examples": [{"passphrase": "my_passphrase"}]}
     )
 
-    passphrase: str = Field(min_length=1, json_schema_extra=PASSPHRASE_BOUND)
+    passphrase: str = Field(json_schema_extra=PASSPHRASE_BOUND)
 
 
 class RevealedSecretResponse(BaseModel):
@@ -87,14 +96,6 @@ class RevealedSecretResponse(BaseModel):
     model_config = ConfigDict(json_schema_extra={"examples": [{"secret": "my_secret"}]})
 
     secret: str
-
-
-class ErrorResponse(BaseModel):
-    """A failure with a human-readable reason."""
-
-    model_config = ConfigDict(json_schema_extra={"examples": [{"detail": "Secret not found"}]})
-
-    detail: str
 
 
 class StatusResponse(BaseModel):

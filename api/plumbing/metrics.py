@@ -2,7 +2,7 @@
 
 - HTTP requests are counted and timed by method, **route template** and status; the raw path
   (which holds the secret key) is never a label, and an unrouted request is `unmatched`.
-- Domain counters follow the events the service reports through `api.telemetry`.
+- Domain counters follow the events the service reports through `api.domain.events`.
 - The live-secrets gauge is counted in the database when scraped, at most once every
   `LIVE_SECRETS_MAX_AGE_SECONDS` per process: one indexed `count(*)` per interval is cheap,
   and unlike a gauge kept in memory it is right across workers, machines and restarts.
@@ -32,8 +32,8 @@ from prometheus_client.metrics_core import GaugeMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 
-from api import service, telemetry
-from api.database import Database
+from api.domain import events, service
+from api.storage.database import Database
 
 logger = logging.getLogger(__name__)
 
@@ -59,21 +59,21 @@ HTTP_DURATION = Histogram(
     ["method", "route"],
 )
 DOMAIN_EVENTS: dict[str, Counter] = {
-    telemetry.CREATED: Counter("onetime_secrets_secrets_created", "Secrets stored."),
-    telemetry.REVEALED: Counter(
+    events.CREATED: Counter("onetime_secrets_secrets_created", "Secrets stored."),
+    events.REVEALED: Counter(
         "onetime_secrets_secrets_revealed", "Secrets revealed once and deleted."
     ),
-    telemetry.BURNED: Counter(
+    events.BURNED: Counter(
         "onetime_secrets_secrets_burned", "Secrets destroyed unread by a holder of the key."
     ),
-    telemetry.PURGED: Counter(
+    events.PURGED: Counter(
         "onetime_secrets_secrets_expired_purged", "Expired secrets deleted by the purge task."
     ),
-    telemetry.FAILED_ATTEMPT: Counter(
+    events.FAILED_ATTEMPT: Counter(
         "onetime_secrets_failed_passphrase_attempts",
         "Wrong passphrases tried against a stored secret (unknown keys are not counted).",
     ),
-    telemetry.DESTROYED_BY_ATTEMPT_LIMIT: Counter(
+    events.DESTROYED_BY_ATTEMPT_LIMIT: Counter(
         "onetime_secrets_secrets_destroyed_by_attempt_limit",
         "Secrets deleted because MAX_FAILED_ATTEMPTS wrong passphrases were tried.",
     ),
@@ -174,6 +174,6 @@ async def scrape(request: Request) -> Response:
 
 def install_metrics(app: FastAPI) -> None:
     """Add `GET /metrics` to `app` and start counting domain events."""
-    telemetry.subscribe(_count_event)
+    events.subscribe(_count_event)
     app.state.live_secrets = LiveSecrets()
     app.include_router(metrics_router)

@@ -6,12 +6,12 @@ passes the limit, reading stops and the client gets the same `413`. Either way t
 holds at most one chunk beyond the limit, whatever the client sends.
 """
 
-import json
-
 from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
+from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from api.plumbing.errors import ErrorShapes
 from api.settings import get_settings
 
 _STATUS = 413
@@ -32,11 +32,15 @@ class RequestBodyLimitMiddleware:
     """Answers `413` with a JSON body to any HTTP request whose body exceeds the limit.
 
     The limit is `max_body_bytes`, or else `Settings.request_body_limit` read per request.
+    With `shapes`, the 413 takes the error shape of the door the path belongs to.
     """
 
-    def __init__(self, app: ASGIApp, max_body_bytes: int | None = None) -> None:
+    def __init__(
+        self, app: ASGIApp, max_body_bytes: int | None = None, shapes: ErrorShapes | None = None
+    ) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
+        self.shapes = shapes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Refuse an oversized declared body; count an undeclared one as it arrives."""
@@ -48,7 +52,7 @@ class RequestBodyLimitMiddleware:
             limit = get_settings().request_body_limit
         declared = _content_length(scope)
         if declared is not None and declared > limit:
-            await _send_too_large(send, limit)
+            await self._too_large(scope, receive, send, limit)
             return
 
         received = 0
@@ -82,7 +86,16 @@ class RequestBodyLimitMiddleware:
             if not exceeded or response_started:
                 raise
         if exceeded and not response_started:
-            await _send_too_large(send, limit)
+            await self._too_large(scope, receive, send, limit)
+
+    async def _too_large(self, scope: Scope, receive: Receive, send: Send, limit: int) -> None:
+        message = f"Request body too large: at most {limit} bytes"
+        response: Response
+        if self.shapes is None:
+            response = JSONResponse({"detail": message}, _STATUS)
+        else:
+            response = self.shapes.for_scope(scope)(_STATUS, message, None)
+        await response(scope, receive, send)
 
 
 def _content_length(scope: Scope) -> int | None:
@@ -93,20 +106,3 @@ def _content_length(scope: Scope) -> int | None:
         return int(value)
     except ValueError:
         return None  # the server rejects a malformed length; the body is counted anyway
-
-
-async def _send_too_large(send: Send, limit: int) -> None:
-    body = json.dumps(
-        {"detail": f"Request body too large: at most {limit} bytes"}, separators=(",", ":")
-    ).encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": _STATUS,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(body)).encode()),
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})

@@ -19,10 +19,10 @@ from typing import Any, TextIO
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api.route_label import route_template
 from api.settings import Settings
 
 REQUEST_ID_HEADER = b"x-request-id"
+UNMATCHED = "unmatched"
 _SAFE_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 # The fields a record may carry beyond its message; anything else passed as `extra` is dropped.
 CONTEXT_FIELDS = ("request_id", "method", "route", "status", "duration_ms")
@@ -102,11 +102,22 @@ def configure_logging(settings: Settings) -> None:
         uvicorn_logger = logging.getLogger(name)
         uvicorn_logger.handlers.clear()
         uvicorn_logger.propagate = True
+    # Replaced by `api.access`: uvicorn's line holds the raw path and query string. With no
+    # handler anywhere up its chain, uvicorn skips the line entirely.
     uvicorn_access = logging.getLogger("uvicorn.access")
-    if uvicorn_access.handlers:
-        # Replaced by `api.access`; without handlers uvicorn skips its access line entirely.
-        uvicorn_access.handlers.clear()
-        uvicorn_access.propagate = False
+    uvicorn_access.handlers.clear()
+    uvicorn_access.propagate = False
+
+
+def route_template(scope: Scope) -> str:
+    """Return the template of the route that handled `scope` (`/secrets/{secret_key}`).
+
+    Routing records the matched route in the scope; a request that matched none, or a
+    mount's sub-path, gets a fixed label rather than anything taken from its raw path,
+    which may hold a secret key.
+    """
+    path = getattr(scope.get("route"), "path", None)
+    return path if isinstance(path, str) and path else UNMATCHED
 
 
 def _incoming_request_id(scope: Scope) -> str | None:

@@ -18,7 +18,7 @@ from fastapi.responses import FileResponse, HTMLResponse
 from strawberry.fastapi import GraphQLRouter
 from strawberry.http.ides import get_graphql_ide_html
 
-NODE_MODULES = Path(__file__).resolve().parent.parent / "web" / "graphiql" / "node_modules"
+NODE_MODULES = Path(__file__).resolve().parents[2] / "web" / "graphiql" / "node_modules"
 LOCAL_ASSETS_PATH = "/graphql-assets"
 
 _CDN = "https://unpkg.com"

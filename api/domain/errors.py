@@ -1,0 +1,35 @@
+"""Domain errors raised by the service layer and mapped once by each door."""
+
+
+class SecretNotFound(Exception):
+    """The secret cannot be revealed: unknown, expired, already read, or wrong passphrase.
+
+    One error for every case on purpose, so callers cannot tell which it was.
+    """
+
+    message = "Secret not found"
+
+    def __init__(self) -> None:
+        super().__init__(self.message)
+
+
+class InvalidInput(Exception):
+    """A request value breaks a documented limit. The message names the field and the limit.
+
+    `field` is the snake_case name of the argument; the message never quotes its value.
+    """
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+        self.message = message
+
+
+class ServiceUnavailable(Exception):
+    """The service cannot take the request now (the database does not answer); retry later."""
+
+    message = "Service temporarily unavailable: the database does not answer"
+
+    def __init__(self, retry_after_seconds: int) -> None:
+        super().__init__(self.message)
+        self.retry_after_seconds = retry_after_seconds

@@ -1,0 +1,146 @@
+"""How the GraphQL door reports failures: every answer has the GraphQL response shape.
+
+Each error carries `extensions.code`, whatever the HTTP status, so a client needs one parser:
+
+- `GRAPHQL_PARSE_FAILED`, `GRAPHQL_VALIDATION_FAILED` (document limits included) and
+  `BAD_USER_INPUT` (a variable of the wrong type) come from graphql-core, whose messages
+  would quote the rejected value: they are rewritten without it.
+- `RATE_LIMITED` (HTTP 429) and `SERVICE_UNAVAILABLE` (HTTP 503), both with
+  `retryAfterSeconds` and a `Retry-After` header, as REST answers them.
+- `INTERNAL_SERVER_ERROR`: a failure of our own code, masked and logged by type only.
+- HTTP-level refusals (400, 404, 405, 413, 415) get the code of their status.
+
+Expected outcomes of a resolver (not found, invalid input) are union members, not errors.
+"""
+
+import logging
+import re
+from collections.abc import Mapping
+
+import strawberry
+from graphql import GraphQLError, GraphQLSyntaxError
+from starlette.responses import JSONResponse, Response
+from strawberry.extensions import MaskErrors
+from strawberry.types.execution import ExecutionContext
+
+from api.domain.errors import ServiceUnavailable
+
+logger = logging.getLogger(__name__)
+
+UNEXPECTED_ERROR_MESSAGE = "Unexpected error."
+SERVICE_UNAVAILABLE_CODE = "SERVICE_UNAVAILABLE"
+_STATUS_CODES = {
+    400: "BAD_REQUEST",
+    404: "NOT_FOUND",
+    405: "METHOD_NOT_ALLOWED",
+    413: "PAYLOAD_TOO_LARGE",
+    415: "UNSUPPORTED_MEDIA_TYPE",
+    429: "RATE_LIMITED",
+    500: "INTERNAL_SERVER_ERROR",
+    503: SERVICE_UNAVAILABLE_CODE,
+}
+
+_VALUE_PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
+    # "Variable '$x' got invalid value 123; Int cannot …" → "Variable '$x' got invalid value; …"
+    (re.compile(r"got invalid value .*?(; |$)", re.DOTALL), r"got invalid value\1"),
+    # "String cannot represent a non string value: 123" → "… value."
+    (re.compile(r"(cannot represent [^:]*?value): .*?(; |$)", re.DOTALL), r"\1\2"),
+    # "Expected value of type 'Int', found \"abc\"; …" → "Expected value of type 'Int'; …"
+    (re.compile(r"(Expected value of type '[^']+'), found .*?(; |\.$|$)", re.DOTALL), r"\1\2"),
+)
+
+
+def error_response(
+    status_code: int, message: str, headers: Mapping[str, str] | None = None
+) -> Response:
+    """Return an HTTP-level refusal of a GraphQL request, in the GraphQL response shape."""
+    code = _STATUS_CODES.get(status_code, "BAD_REQUEST" if status_code < 500 else "INTERNAL")
+    body = {"errors": [{"message": message, "extensions": {"code": code}}]}
+    return JSONResponse(body, status_code, headers=dict(headers or {}))
+
+
+def redact_values(message: str) -> str:
+    """Remove any quoted input value from a graphql-core error message."""
+    for pattern, replacement in _VALUE_PATTERNS:
+        message = pattern.sub(replacement, message)
+    return message
+
+
+def is_unexpected(error: GraphQLError) -> bool:
+    """Whether `error` comes from a failure in our code rather than from the request."""
+    original = error.original_error
+    return (
+        original is not None
+        and not isinstance(original, GraphQLError)
+        and not isinstance(original, ServiceUnavailable)
+    )
+
+
+def _request_error_code(error: GraphQLError) -> str:
+    if isinstance(error, GraphQLSyntaxError):
+        return "GRAPHQL_PARSE_FAILED"
+    if error.message.startswith("Variable '$"):
+        return "BAD_USER_INPUT"
+    return "GRAPHQL_VALIDATION_FAILED"
+
+
+class SafeErrors(MaskErrors):
+    """Gives every error a code: masks our failures, strips values, maps unavailability."""
+
+    def __init__(self) -> None:
+        super().__init__(should_mask_error=is_unexpected, error_message=UNEXPECTED_ERROR_MESSAGE)
+
+    def _process_errors(self, errors: list[GraphQLError]) -> list[GraphQLError]:
+        return [self._process_error(error) for error in errors]
+
+    def _process_error(self, error: GraphQLError) -> GraphQLError:
+        if isinstance(error.original_error, ServiceUnavailable):
+            return self._unavailable(error, error.original_error)
+        if is_unexpected(error):
+            return _with_code(self.anonymise_error(error), "INTERNAL_SERVER_ERROR")
+        if error.extensions and "code" in error.extensions:
+            return error
+        return _with_code(error, _request_error_code(error), redact_values(error.message))
+
+    def _unavailable(self, error: GraphQLError, cause: ServiceUnavailable) -> GraphQLError:
+        logger.warning("GraphQL %s: %s", SERVICE_UNAVAILABLE_CODE, cause.message)
+        response = getattr(self.execution_context.context, "response", None)
+        if response is not None:
+            # As REST answers it, so proxies and retrying clients see the same status.
+            response.status_code = 503
+            response.headers["Retry-After"] = str(cause.retry_after_seconds)
+        extensions = {
+            "code": SERVICE_UNAVAILABLE_CODE,
+            "retryAfterSeconds": cause.retry_after_seconds,
+        }
+        return GraphQLError(
+            cause.message, nodes=error.nodes, path=error.path, extensions=extensions
+        )
+
+
+def _with_code(error: GraphQLError, code: str, message: str | None = None) -> GraphQLError:
+    return GraphQLError(
+        message=error.message if message is None else message,
+        nodes=error.nodes,
+        source=error.source,
+        positions=error.positions,
+        path=error.path,
+        original_error=error.original_error,
+        extensions={**(error.extensions or {}), "code": code},
+    )
+
+
+class QuietSchema(strawberry.Schema):
+    """A schema that logs unexpected errors by type and path only, never by message."""
+
+    def process_errors(
+        self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
+    ) -> None:
+        """Log failures of our own code; request errors are the client's business."""
+        for error in errors:
+            if is_unexpected(error):
+                logger.error(
+                    "GraphQL resolver failed: %s at %s",
+                    type(error.original_error).__name__,
+                    error.path,
+                )

@@ -1,0 +1,130 @@
+"""Rate limits on the GraphQL door: a document's mutations are charged before any runs.
+
+Each mutation field names its bucket in its metadata (`rate_limited(Bucket.CREATE)`);
+`mutation_buckets` reads them from the schema, and building the schema fails if a mutation
+has none, so a new mutation cannot slip past the limits.
+"""
+
+from collections.abc import AsyncIterator, Mapping
+from functools import lru_cache
+from typing import Any
+
+import strawberry
+from graphql import (
+    DocumentNode,
+    ExecutionResult,
+    FieldNode,
+    FragmentDefinitionNode,
+    FragmentSpreadNode,
+    GraphQLError,
+    InlineFragmentNode,
+    OperationType,
+    SelectionSetNode,
+    get_operation_ast,
+)
+from starlette import status
+from starlette.requests import Request
+from strawberry.extensions import SchemaExtension
+from strawberry.types.base import StrawberryObjectDefinition
+
+from api.plumbing.ratelimit import TOO_MANY_REQUESTS, Bucket, Verdict, check
+
+_BUCKET_KEY = "rate_limit_bucket"
+RATE_LIMITED_CODE = "RATE_LIMITED"
+
+
+def rate_limited(bucket: Bucket) -> dict[str, Any]:
+    """Field metadata that charges each run of the mutation to `bucket`."""
+    return {_BUCKET_KEY: bucket}
+
+
+class MutationWithoutBucket(TypeError):
+    """A mutation field was declared without `rate_limited(…)` metadata."""
+
+
+@lru_cache(maxsize=8)
+def mutation_buckets(schema: strawberry.Schema) -> Mapping[str, Bucket]:
+    """Return the bucket of every mutation field, by its GraphQL name."""
+    mutation = schema.get_type_by_name("Mutation")
+    if not isinstance(mutation, StrawberryObjectDefinition):
+        return {}
+    buckets: dict[str, Bucket] = {}
+    for field in mutation.fields:
+        name = schema.config.name_converter.get_graphql_name(field)
+        metadata: Mapping[str, Any] = field.metadata or {}
+        bucket = metadata.get(_BUCKET_KEY)
+        if not isinstance(bucket, Bucket):
+            raise MutationWithoutBucket(f"mutation {name} has no rate-limit bucket")
+        buckets[name] = bucket
+    return buckets
+
+
+def mutation_costs(
+    document: DocumentNode, operation_name: str | None, buckets: Mapping[str, Bucket]
+) -> dict[Bucket, int]:
+    """Count the limited mutation fields an operation will run, per bucket.
+
+    Each response key (alias) counts once, through fragments too. `@skip` and `@include`
+    are not evaluated, so a skipped field still counts: an upper bound, never an undercount.
+    """
+    operation = get_operation_ast(document, operation_name)
+    if operation is None or operation.operation is not OperationType.MUTATION:
+        return {}
+    fragments = {
+        definition.name.value: definition
+        for definition in document.definitions
+        if isinstance(definition, FragmentDefinitionNode)
+    }
+    response_keys: dict[str, str] = {}
+    visited: set[str] = set()
+
+    def collect(selection_set: SelectionSetNode) -> None:
+        for selection in selection_set.selections:
+            if isinstance(selection, FieldNode):
+                key = (selection.alias or selection.name).value
+                response_keys.setdefault(key, selection.name.value)
+            elif isinstance(selection, InlineFragmentNode):
+                collect(selection.selection_set)
+            elif isinstance(selection, FragmentSpreadNode):
+                name = selection.name.value
+                if name not in visited and name in fragments:
+                    visited.add(name)
+                    collect(fragments[name].selection_set)
+
+    collect(operation.selection_set)
+    costs: dict[Bucket, int] = {}
+    for field in response_keys.values():
+        if field in buckets:
+            bucket = buckets[field]
+            costs[bucket] = costs.get(bucket, 0) + 1
+    return costs
+
+
+class GraphQLRateLimit(SchemaExtension):
+    """Charges a document's mutations to the client's buckets before any of them runs.
+
+    Over the limit, nothing runs: the answer is HTTP 429 with `Retry-After`, and a GraphQL
+    body whose only error has `extensions.code` `RATE_LIMITED` and `retryAfterSeconds`.
+    """
+
+    async def on_execute(self) -> AsyncIterator[None]:
+        """Spend the document's hits, or replace its execution with the refusal."""
+        context = self.execution_context
+        request = getattr(context.context, "request", None)
+        document = context.graphql_document
+        if isinstance(request, Request) and document is not None:
+            buckets = mutation_buckets(context.schema)
+            costs = mutation_costs(document, context.operation_name, buckets)
+            verdict = await check(request, costs) if costs else Verdict(allowed=True)
+            if not verdict.allowed:
+                response = context.context.response
+                response.status_code = status.HTTP_429_TOO_MANY_REQUESTS
+                response.headers["Retry-After"] = str(verdict.retry_after)
+                extensions = {
+                    "code": RATE_LIMITED_CODE,
+                    "retryAfterSeconds": verdict.retry_after,
+                }
+                context.result = ExecutionResult(
+                    data=None, errors=[GraphQLError(TOO_MANY_REQUESTS, extensions=extensions)]
+                )
+        yield

@@ -1,0 +1,165 @@
+"""Per-client rate limits: the buckets, the limiter and its storage. Each door adapts it.
+
+Two buckets: `create` (`RATE_LIMIT_CREATE`) and `reveal` (`RATE_LIMIT_REVEAL`, spent by
+reveals and burns alike, since both check a passphrase). The REST door spends them in a
+dependency (`api.rest.ratelimit`), the GraphQL door per mutation field before any runs
+(`api.gql.ratelimit`).
+
+Counts use `limits`' sliding window counter (two counters per key, the previous window
+weighted) in `RATE_LIMIT_STORAGE_URL`: `memory://` counts per process, `redis://…` shares
+one count between processes and machines. If Redis fails, requests are not refused for it:
+counting falls back to this process's memory (so each process still applies the limits on
+its own), a warning is logged once, and Redis is tried again after `STORAGE_RETRY_SECONDS`.
+Keys hold the bucket and the client's address, nothing else.
+"""
+
+import enum
+import logging
+import math
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import lru_cache
+
+import redis.asyncio
+from limits import RateLimitItem, parse_many
+from limits.aio.storage import MemoryStorage, RedisStorage, Storage
+from limits.aio.strategies import SlidingWindowCounterRateLimiter
+from limits.errors import StorageError
+from starlette.requests import HTTPConnection
+
+from api.plumbing.client_address import limit_key, parse_networks, resolve_client
+from api.settings import Settings, get_settings
+
+logger = logging.getLogger(__name__)
+
+TOO_MANY_REQUESTS = "Too many requests: retry after the number of seconds in Retry-After"
+STORAGE_TIMEOUT_SECONDS = 0.5
+STORAGE_RETRY_SECONDS = 5.0
+
+
+class Bucket(enum.StrEnum):
+    """What a request spends: creating a secret, or one passphrase check."""
+
+    CREATE = "create"
+    REVEAL = "reveal"
+
+
+@lru_cache(maxsize=32)
+def parse_limits(text: str) -> tuple[RateLimitItem, ...]:
+    """Parse `60/minute` (or several, `5/second;60/minute`) into limit items."""
+    return tuple(parse_many(text))
+
+
+def _limits_for(bucket: Bucket, settings: Settings) -> tuple[RateLimitItem, ...]:
+    text = settings.rate_limit_create if bucket is Bucket.CREATE else settings.rate_limit_reveal
+    return parse_limits(text)
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """Whether a request may proceed and, if not, how many seconds until it could."""
+
+    allowed: bool
+    retry_after: int = 0
+
+
+@dataclass(slots=True)
+class _Store:
+    strategy: SlidingWindowCounterRateLimiter
+    failing: bool = False
+    retry_at: float = 0.0
+
+
+class RateLimiter:
+    """Counts hits per bucket and client in the configured storage."""
+
+    def __init__(self) -> None:
+        self._stores: dict[str, _Store] = {}
+        self._pools: list[redis.asyncio.ConnectionPool] = []
+        self._fallback = SlidingWindowCounterRateLimiter(MemoryStorage())
+
+    def _store(self, url: str) -> _Store:
+        if url not in self._stores:
+            storage: Storage
+            if url.startswith("memory://"):
+                storage = MemoryStorage()
+            else:
+                pool = redis.asyncio.ConnectionPool.from_url(
+                    url,
+                    socket_timeout=STORAGE_TIMEOUT_SECONDS,
+                    socket_connect_timeout=STORAGE_TIMEOUT_SECONDS,
+                )
+                self._pools.append(pool)
+                storage = RedisStorage(
+                    f"async+{url}",
+                    implementation="redispy",
+                    wrap_exceptions=True,
+                    connection_pool=pool,  # type: ignore[arg-type]
+                )
+            self._stores[url] = _Store(SlidingWindowCounterRateLimiter(storage))
+        return self._stores[url]
+
+    async def hit(self, costs: Mapping[Bucket, int], client: str) -> Verdict:
+        """Spend `costs` for `client`; refuse at the first bucket that has too few left."""
+        settings = get_settings()
+        store = self._store(settings.rate_limit_storage_url)
+        if store.failing and time.monotonic() < store.retry_at:
+            return await _spend(self._fallback, costs, client, settings)
+        try:
+            verdict = await _spend(store.strategy, costs, client, settings)
+        except StorageError as error:
+            if not store.failing:
+                logger.warning(
+                    "rate-limit storage failed (%s); counting per process until it answers",
+                    type(error.storage_error).__name__,
+                )
+            store.failing = True
+            store.retry_at = time.monotonic() + STORAGE_RETRY_SECONDS
+            return await _spend(self._fallback, costs, client, settings)
+        if store.failing:
+            logger.info("rate-limit storage answers again; counts are shared once more")
+            store.failing = False
+        return verdict
+
+    async def aclose(self) -> None:
+        """Close the Redis connections; the limiter reconnects if used again."""
+        pools, self._pools = self._pools, []
+        self._stores.clear()
+        for pool in pools:
+            await pool.aclose()
+
+
+async def _spend(
+    strategy: SlidingWindowCounterRateLimiter,
+    costs: Mapping[Bucket, int],
+    client: str,
+    settings: Settings,
+) -> Verdict:
+    for bucket, cost in costs.items():
+        for item in _limits_for(bucket, settings):
+            identifiers = (settings.rate_limit_key_prefix, bucket.value, client)
+            if await strategy.hit(item, *identifiers, cost=cost):
+                continue
+            if cost > item.amount:
+                return Verdict(allowed=False, retry_after=item.get_expiry())
+            stats = await strategy.get_window_stats(item, *identifiers)
+            return Verdict(
+                allowed=False, retry_after=max(1, math.ceil(stats.reset_time - time.time()))
+            )
+    return Verdict(allowed=True)
+
+
+def client_of(connection: HTTPConnection) -> str:
+    """Return the key this request's client is counted under."""
+    trusted = parse_networks(tuple(get_settings().trusted_proxies))
+    peer = connection.client.host if connection.client else None
+    # Without trusted proxies the header is never believed, so it is not even read.
+    forwarded_for = connection.headers.getlist("x-forwarded-for") if trusted else ()
+    return limit_key(resolve_client(peer, forwarded_for, trusted))
+
+
+async def check(connection: HTTPConnection, costs: Mapping[Bucket, int]) -> Verdict:
+    """Spend `costs` for the client of `connection` with the application's limiter."""
+    limiter: RateLimiter = connection.app.state.rate_limiter
+    return await limiter.hit(costs, client_of(connection))

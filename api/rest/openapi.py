@@ -1,0 +1,88 @@
+"""What the OpenAPI document says each REST route may answer besides success."""
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+from api.domain.errors import SecretNotFound, ServiceUnavailable
+from api.plumbing.media_types import NOT_JSON, NOT_JSON_MEDIA_TYPE
+from api.plumbing.ratelimit import TOO_MANY_REQUESTS
+
+Responses = dict[int | str, dict[str, Any]]
+
+
+class ErrorResponse(BaseModel):
+    """A failure with a human-readable reason."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{"detail": "Secret not found"}]})
+
+    detail: str
+
+
+_RETRY_AFTER = {
+    "Retry-After": {
+        "description": "Seconds to wait before the next attempt can succeed.",
+        "schema": {"type": "integer", "minimum": 1},
+    }
+}
+
+
+def _error(description: str, example: object, **extra: Any) -> dict[str, Any]:
+    return {
+        "model": ErrorResponse,
+        "description": description,
+        "content": {"application/json": {"example": {"detail": example}}},
+        **extra,
+    }
+
+
+NOT_FOUND: Responses = {
+    404: _error(
+        "Unknown key, wrong passphrase, already revealed or expired: "
+        "one identical body for every case.",
+        SecretNotFound.message,
+    )
+}
+BAD_BODY: Responses = {
+    400: _error("The body is not a JSON object, not UTF-8 or nests too deeply.", NOT_JSON),
+    413: _error(
+        "The body is larger than MAX_REQUEST_BYTES.", "Request body too large: at most 397312 bytes"
+    ),
+    415: _error("The body is not `application/json`.", NOT_JSON_MEDIA_TYPE),
+}
+UNAVAILABLE: Responses = {
+    503: _error(
+        "The database does not answer (down, or every connection busy); retry after "
+        "`Retry-After` seconds.",
+        ServiceUnavailable.message,
+        headers=_RETRY_AFTER,
+    )
+}
+RATE_LIMITED: Responses = {
+    429: _error(
+        "Too many requests from this client; retry after `Retry-After` seconds.",
+        TOO_MANY_REQUESTS,
+        headers=_RETRY_AFTER,
+    )
+}
+INVALID: Responses = {
+    422: {
+        "description": "A field is missing, has the wrong type or breaks a limit; the "
+        "rejected value is never quoted. Unknown fields are refused too (`extra_forbidden`), "
+        "so a misspelt `ttl` cannot silently become the default lifetime.",
+        "content": {
+            "application/json": {
+                "example": {
+                    "detail": [
+                        {
+                            "type": "value_error",
+                            "loc": ["body", "passphrase"],
+                            "msg": "passphrase must be at most 1024 characters",
+                        }
+                    ]
+                }
+            }
+        },
+    }
+}
+SECRET_ROUTE: Responses = {**INVALID, **RATE_LIMITED, **UNAVAILABLE}

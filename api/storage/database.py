@@ -1,0 +1,113 @@
+"""The SQLAlchemy engine, and the `Database` that runs the service's statements on it.
+
+Every step of the service is a single statement that is atomic on its own, built once with
+SQLAlchemy Core, so it runs in autocommit: one round trip, no BEGIN/COMMIT, no ORM session.
+A failure of the database (down, frozen, every connection busy) surfaces as
+`DatabaseUnavailable`, which carries no SQL and no bound values.
+
+SQLAlchemy's own pool and asyncpg dialect carry the statements. An asyncpg pool of our own,
+fed SQL compiled once, was measured against this at the default argon2 parameters and was
+not 5% ahead (see BENCHMARKS.md, "Hand-written infrastructure"), so it was removed.
+"""
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import Executable, event
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from api.settings import Settings
+
+Rows = Sequence[Sequence[Any]]
+
+SQLITE_BUSY_TIMEOUT_MS = 10_000
+# A reveal checks a connection out twice (to claim an attempt, then to delete the row) and
+# gives it back while argon2 runs, so each wait gets an equal share of DB_POOL_TIMEOUT_SECONDS:
+# under overload the request as a whole still answers 503 within that time.
+CHECKOUTS_PER_REQUEST = 2
+# DATABASE_URL options for asyncpg; anything else would fail every connection, so it is
+# refused at start-up. `prepared_statement_cache_size=0` is for PgBouncer in transaction mode.
+POSTGRES_URL_OPTIONS = frozenset({"ssl", "target_session_attrs", "prepared_statement_cache_size"})
+# What a database that is down, frozen or saturated raises (TimeoutError is an OSError).
+UNAVAILABLE_ERRORS = (DBAPIError, PoolTimeoutError, OSError)
+
+
+class DatabaseUnavailable(Exception):
+    """The database did not answer in time; the message names only the failure's type."""
+
+
+def create_engine(settings: Settings, *, bound_statements: bool = True) -> AsyncEngine:
+    """Create the async engine for `settings.database_url` with a bounded pool.
+
+    On PostgreSQL, `bound_statements` (the default, for serving requests) makes every
+    statement fail after DB_POOL_TIMEOUT_SECONDS; migrations pass False, since a schema
+    change may rightly take longer than a request may wait. There is no pre-ping: with
+    asyncpg it costs a round trip per checkout, and a dead connection fails fast anyway.
+    """
+    pool_timeout = settings.db_pool_timeout_seconds / CHECKOUTS_PER_REQUEST
+    if settings.is_sqlite:
+        engine = create_async_engine(
+            settings.database_url,
+            hide_parameters=True,
+            pool_size=settings.db_pool_size,
+            max_overflow=0,
+            pool_timeout=pool_timeout,
+            connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
+        )
+        event.listen(engine.sync_engine, "connect", _configure_sqlite)
+        return engine
+    connect_args: dict[str, Any] = {"timeout": settings.db_pool_timeout_seconds}
+    if bound_statements:
+        # A server that accepts TCP but never answers (frozen, partitioned, stuck on a lock)
+        # would otherwise hold a request forever.
+        connect_args["command_timeout"] = settings.db_pool_timeout_seconds
+    engine = create_async_engine(
+        settings.database_url,
+        # Errors and logs must never carry bound values: ciphertext, hashes, lookup digests.
+        hide_parameters=True,
+        pool_size=settings.db_pool_size,
+        max_overflow=0,
+        pool_timeout=pool_timeout,
+        connect_args=connect_args,
+    )
+    unknown = set(engine.url.query) - POSTGRES_URL_OPTIONS
+    if unknown:
+        raise ValueError(f"DATABASE_URL: options not supported: {', '.join(sorted(unknown))}")
+    return engine
+
+
+def _configure_sqlite(dbapi_connection: Any, _record: Any) -> None:
+    # WAL lets readers run beside the writer; the busy timeout makes racing writers from
+    # several processes wait their turn instead of failing with "database is locked".
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()
+
+
+class Database:
+    """Runs prebuilt statements through a SQLAlchemy engine, each in autocommit."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+
+    async def fetch(self, statement: Executable, **parameters: Any) -> Rows:
+        """Run `statement` with `parameters`; return its rows as tuples (none if it has none).
+
+        Raises `DatabaseUnavailable` when the database fails or no connection frees up in time.
+        """
+        try:
+            async with self.engine.connect() as connection:
+                await connection.execution_options(isolation_level="AUTOCOMMIT")
+                result = await connection.execute(statement, parameters)
+                return result.all() if result.returns_rows else ()
+        except UNAVAILABLE_ERRORS as error:
+            # The original may quote SQL; its type is enough to diagnose.
+            raise DatabaseUnavailable(type(error).__name__) from None
+
+    async def aclose(self) -> None:
+        """Close every connection."""
+        await self.engine.dispose()

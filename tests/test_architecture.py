@@ -1,0 +1,87 @@
+"""The rules of the layout, checked rather than remembered.
+
+`[tool.importlinter]` in pyproject.toml holds the contracts: the layers (app → doors →
+shared dependencies → plumbing → domain → storage → settings), no web framework in the
+domain or storage, and doors that never import each other. Here they run, once on the tree
+as it is and once on a copy with a planted violation of each kind, so a contract that
+stopped catching anything would fail too. And both doors call the same service functions.
+"""
+
+import ast
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+LINT_IMPORTS = Path(sys.executable).with_name("lint-imports")
+SERVICE_FUNCTIONS = {"create_secret", "reveal_secret", "burn_secret"}
+
+
+def lint_imports(root: Path) -> subprocess.CompletedProcess[str]:
+    """Run import-linter on the project at `root`."""
+    return subprocess.run(  # noqa: S603 - our own tool, no shell, arguments built here
+        [str(LINT_IMPORTS), "--no-cache"],
+        cwd=root,
+        env={"PYTHONPATH": str(root), "PATH": str(LINT_IMPORTS.parent)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_the_import_contracts_hold() -> None:
+    result = lint_imports(ROOT)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "3 kept, 0 broken" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("module", "planted", "contract"),
+    [
+        ("api/rest/docs.py", "from api.gql import schema", "The two doors never import each other"),
+        (
+            "api/gql/types.py",
+            "from api.rest import schemas",
+            "The two doors never import each other",
+        ),
+        ("api/domain/service.py", "import fastapi", "import no web framework"),
+        ("api/storage/purge.py", "from starlette import status", "import no web framework"),
+        ("api/storage/purge.py", "from api.domain import service", "Layers"),
+        ("api/domain/inputs.py", "from api.plumbing import logs", "Layers"),
+    ],
+)
+def test_a_planted_violation_is_caught(
+    tmp_path: Path, module: str, planted: str, contract: str
+) -> None:
+    for name in ("api", "models"):
+        shutil.copytree(ROOT / name, tmp_path / name, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(ROOT / "pyproject.toml", tmp_path / "pyproject.toml")
+    with (tmp_path / module).open("a", encoding="utf-8") as source:
+        source.write(f"\n{planted}  # noqa\n")
+    result = lint_imports(tmp_path)
+    assert result.returncode != 0, result.stdout
+    broken = [line for line in result.stdout.splitlines() if line.endswith("BROKEN")]
+    assert any(contract in line for line in broken), result.stdout
+
+
+def _service_calls(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    return {
+        node.func.attr
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Attribute)
+        and isinstance(node.func.value, ast.Name)
+        and node.func.value.id == "service"
+    }
+
+
+def test_both_doors_call_the_same_service_functions() -> None:
+    rest = _service_calls(ROOT / "api" / "rest" / "routes.py")
+    graphql = _service_calls(ROOT / "api" / "gql" / "schema.py")
+    assert rest >= SERVICE_FUNCTIONS
+    assert graphql >= SERVICE_FUNCTIONS
