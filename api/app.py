@@ -19,6 +19,7 @@ from api.plumbing.logs import RequestLogMiddleware, configure_logging
 from api.plumbing.metrics import install_metrics, record_request
 from api.plumbing.ratelimit import RateLimiter
 from api.rest import errors as rest_errors
+from api.rest import receipts as rest_receipts
 from api.rest.docs import install_offline_docs
 from api.rest.routes import router
 from api.settings import get_settings
@@ -86,6 +87,9 @@ def create_app() -> FastAPI:
         # Served by install_offline_docs instead, from local files rather than a CDN.
         docs_url=None,
         redoc_url=None,
+        # A redirect to the path without its trailing slash would repeat the key and the
+        # query string (a passphrase) in `Location`: such paths are simply unknown (404).
+        redirect_slashes=False,
     )
     # Refusals that no route makes answer in the shape of the door the path belongs to.
     shapes = ErrorShapes(
@@ -104,6 +108,7 @@ def create_app() -> FastAPI:
 
     # The REST door.
     app.include_router(router)
+    app.include_router(rest_receipts.router)
     install_offline_docs(app)
     # The GraphQL door.
     graphql_router = SafeGraphQLRouter(

@@ -26,6 +26,8 @@ class Settings(BaseSettings):
     max_secret_bytes: int = Field(default=65_536, ge=1)
     max_passphrase_length: int = Field(default=1024, ge=1)
     max_failed_attempts: int = Field(default=5, ge=1)
+    # How long a receipt outlives its secret's expiry before the purge removes it.
+    receipt_retention_seconds: int = Field(default=604_800, ge=0)
 
     purge_interval_seconds: float = Field(default=60, gt=0)
     purge_batch_size: int = Field(default=1000, ge=1)
@@ -51,6 +53,7 @@ class Settings(BaseSettings):
 
     rate_limit_create: str = "60/minute"
     rate_limit_reveal: str = "60/minute"
+    rate_limit_receipt: str = "60/minute"
     rate_limit_storage_url: str = "memory://"
     rate_limit_key_prefix: str = "ots"
     # Comma-separated addresses or CIDR ranges, e.g. `10.0.0.1,172.16.0.0/12` (JSON works too).
@@ -63,7 +66,7 @@ class Settings(BaseSettings):
     db_pool_size: int = Field(default=10, ge=1)
     db_pool_timeout_seconds: float = Field(default=5, gt=0)
 
-    @field_validator("rate_limit_create", "rate_limit_reveal")
+    @field_validator("rate_limit_create", "rate_limit_reveal", "rate_limit_receipt")
     @classmethod
     def _rate_limit_parses(cls, value: str) -> str:
         try:

@@ -57,6 +57,7 @@ def _server_env(url: str, argon2_env: dict[str, str]) -> dict[str, str]:
         # The benchmark measures capacity, not the abuse limits.
         "RATE_LIMIT_CREATE": "1000000/second",
         "RATE_LIMIT_REVEAL": "1000000/second",
+        "RATE_LIMIT_RECEIPT": "1000000/second",
         "LOG_LEVEL": "WARNING",
         # What `--workers 2` means, for code that sizes itself by the number of workers.
         "WEB_CONCURRENCY": "2",

@@ -96,7 +96,7 @@ async def insert_revealable(
     records = []
     keys = []
     for index in range(count):
-        key = crypto.new_secret_key()
+        key = crypto.new_key()
         secret = f"bulk-loaded secret {index} ".ljust(64, ".")
         row_id = uuid.uuid4()
         sealed = crypto.seal(secret.encode(), secret_key=key, associated_data=row_id.bytes)

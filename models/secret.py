@@ -3,7 +3,7 @@
 import uuid
 from datetime import datetime
 
-from sqlalchemy import Column, DateTime, Integer, LargeBinary, String
+from sqlalchemy import Column, DateTime, Integer, LargeBinary, String, Uuid
 from sqlmodel import Field, SQLModel
 
 import models.base  # noqa: F401  (sets the naming convention before the table is declared)
@@ -31,4 +31,8 @@ class Secret(SQLModel, table=True):
     created_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
     expires_at: datetime = Field(
         sa_column=Column(DateTime(timezone=True), nullable=False, index=True)
+    )
+    # The sender's receipt; none for secrets stored before receipts existed.
+    receipt_id: uuid.UUID | None = Field(
+        default=None, sa_column=Column(Uuid, nullable=True, index=True)
     )

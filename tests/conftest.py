@@ -33,6 +33,7 @@ TEST_ENV = {
     # The suite calls from one address far faster than a person; rate-limit tests lower these.
     "RATE_LIMIT_CREATE": "1000000/minute",
     "RATE_LIMIT_REVEAL": "1000000/minute",
+    "RATE_LIMIT_RECEIPT": "1000000/minute",
 }
 
 

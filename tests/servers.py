@@ -21,6 +21,7 @@ BASE_ENV = {
     "ALLOW_WEAK_ARGON2": "true",
     "RATE_LIMIT_CREATE": "1000000/minute",
     "RATE_LIMIT_REVEAL": "1000000/minute",
+    "RATE_LIMIT_RECEIPT": "1000000/minute",
 }
 
 

@@ -10,7 +10,6 @@ The second table does the same for refusals made before any resolver or route ru
 its own shape, GraphQL's with a code.
 """
 
-import json
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -26,171 +25,22 @@ from api.domain import crypto
 from api.settings import Settings
 from api.storage.database import Database, create_engine
 from api.storage.statements import columns, secrets_table
+from tests.doors import (
+    NOT_FOUND,
+    PASSPHRASE,
+    RECEIPT_NOT_FOUND,
+    SECRET,
+    Door,
+    GraphQL,
+    Outcome,
+    Rest,
+    invalid,
+    json_body,
+)
 from tests.servers import free_port
 
-PASSPHRASE = "canary-passphrase-d00r"
-SECRET = "canary-secret-d00r"
 LONE_SURROGATE = "\ud800"
 MALFORMED_KEY = "not-a-key"
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """What an answer means, whichever door gave it. `None` in an expected row: not pinned."""
-
-    kind: str
-    field: str | None = None
-    message: str | None = None
-    retry_after: int | None = None
-    value: str | None = None
-
-    def matches(self, actual: "Outcome") -> bool:
-        """Whether `actual` agrees with every part this expectation pins."""
-        return all(
-            expected is None or expected == getattr(actual, name)
-            for name, expected in self.__dict__.items()
-        )
-
-
-NOT_FOUND = Outcome("not_found", message="Secret not found")
-
-
-def invalid(name: str | None, message: str | None = None) -> Outcome:
-    """Invalid input on `name` (snake_case), with the service's message."""
-    return Outcome("invalid", field=name, message=message)
-
-
-def _snake(name: str) -> str:
-    return "".join(f"_{char.lower()}" if char.isupper() else char for char in name)
-
-
-def _json(payload: object) -> bytes:
-    # ensure_ascii keeps lone surrogates as escapes, as a client in another language sends them.
-    return json.dumps(payload, ensure_ascii=True).encode()
-
-
-JSON = {"content-type": "application/json"}
-
-
-# -- The two doors, read into outcomes ----------------------------------------------------------
-
-
-def _rest_outcome(response: httpx.Response, success: str) -> Outcome:
-    if response.status_code in (200, 204):
-        body = response.json() if response.content else {}
-        return Outcome(success, value=body.get("secret") or body.get("secret_key"))
-    body = response.json()
-    retry_after = response.headers.get("retry-after")
-    if response.status_code == 404:
-        return Outcome("not_found", message=body["detail"])
-    if response.status_code == 422:
-        (error,) = body["detail"]
-        return Outcome("invalid", field=str(error["loc"][-1]), message=error["msg"])
-    if response.status_code in (429, 503):
-        kind = "rate_limited" if response.status_code == 429 else "unavailable"
-        assert retry_after is not None
-        return Outcome(kind, message=body["detail"], retry_after=int(retry_after))
-    raise AssertionError(f"unexpected REST answer {response.status_code}: {response.text}")
-
-
-class Rest:
-    """The REST door."""
-
-    name = "rest"
-
-    def __init__(self, client: httpx.AsyncClient) -> None:
-        self.client = client
-
-    async def create(self, **arguments: Any) -> Outcome:
-        response = await self.client.post("/generate", content=_json(arguments), headers=JSON)
-        return _rest_outcome(response, "created")
-
-    async def reveal(self, key: str, passphrase: str) -> Outcome:
-        body = _json({"passphrase": passphrase})
-        response = await self.client.post(f"/secrets/{key}", content=body, headers=JSON)
-        return _rest_outcome(response, "revealed")
-
-    async def burn(self, key: str, passphrase: str) -> Outcome:
-        body = _json({"passphrase": passphrase})
-        response = await self.client.request(
-            "DELETE", f"/secrets/{key}", content=body, headers=JSON
-        )
-        return _rest_outcome(response, "burned")
-
-
-_MUTATIONS = {
-    "createSecret": (
-        "mutation($secret: String!, $passphrase: String!, $ttlSeconds: Int) {"
-        " createSecret(secret: $secret, passphrase: $passphrase, ttlSeconds: $ttlSeconds) {"
-        " __typename ... on CreatedSecret { secretKey } ... on InvalidInput { field message }"
-        " } }"
-    ),
-    "revealSecret": (
-        "mutation($secretKey: String!, $passphrase: String!) {"
-        " revealSecret(secretKey: $secretKey, passphrase: $passphrase) {"
-        " __typename ... on RevealedSecret { secret } ... on SecretNotFound { message }"
-        " ... on InvalidInput { field message } } }"
-    ),
-    "burnSecret": (
-        "mutation($secretKey: String!, $passphrase: String!) {"
-        " burnSecret(secretKey: $secretKey, passphrase: $passphrase) {"
-        " __typename ... on BurnedSecret { secretKey } ... on SecretNotFound { message }"
-        " ... on InvalidInput { field message } } }"
-    ),
-}
-_SUCCESS = {"CreatedSecret": "created", "RevealedSecret": "revealed", "BurnedSecret": "burned"}
-
-
-class GraphQL:
-    """The GraphQL door."""
-
-    name = "graphql"
-
-    def __init__(self, client: httpx.AsyncClient) -> None:
-        self.client = client
-
-    async def _run(self, mutation: str, variables: dict[str, Any]) -> Outcome:
-        body = _json({"query": _MUTATIONS[mutation], "variables": variables})
-        response = await self.client.post("/graphql", content=body, headers=JSON)
-        payload = response.json()
-        if payload.get("errors"):
-            (error,) = payload["errors"]
-            code = error["extensions"]["code"]
-            retry_after = error["extensions"].get("retryAfterSeconds")
-            if code == "BAD_USER_INPUT":  # the type system refused a variable
-                return Outcome("invalid", message=error["message"])
-            kinds = {"RATE_LIMITED": "rate_limited", "SERVICE_UNAVAILABLE": "unavailable"}
-            assert code in kinds, payload
-            expected_status = 429 if code == "RATE_LIMITED" else 503
-            assert response.status_code == expected_status
-            assert response.headers["retry-after"] == str(retry_after)
-            return Outcome(kinds[code], message=error["message"], retry_after=retry_after)
-        assert response.status_code == 200, response.text
-        result = payload["data"][mutation]
-        typename = result["__typename"]
-        if typename in _SUCCESS:
-            return Outcome(
-                _SUCCESS[typename], value=result.get("secret") or result.get("secretKey")
-            )
-        if typename == "SecretNotFound":
-            return Outcome("not_found", message=result["message"])
-        assert typename == "InvalidInput", payload
-        return Outcome("invalid", field=_snake(result["field"]), message=result["message"])
-
-    async def create(self, **arguments: Any) -> Outcome:
-        names = {"secret": "secret", "passphrase": "passphrase", "ttl_seconds": "ttlSeconds"}
-        return await self._run(
-            "createSecret", {names[key]: value for key, value in arguments.items()}
-        )
-
-    async def reveal(self, key: str, passphrase: str) -> Outcome:
-        return await self._run("revealSecret", {"secretKey": key, "passphrase": passphrase})
-
-    async def burn(self, key: str, passphrase: str) -> Outcome:
-        return await self._run("burnSecret", {"secretKey": key, "passphrase": passphrase})
-
-
-Door = Rest | GraphQL
 
 
 @pytest.fixture(params=["rest", "graphql"])
@@ -203,10 +53,15 @@ def door(request: pytest.FixtureRequest, client: httpx.AsyncClient) -> Door:
 
 
 async def _stored_key(db: Database, door: Door) -> str:
+    return (await _stored(door))[0]
+
+
+async def _stored(door: Door) -> tuple[str, str]:
     created = await door.create(secret=SECRET, passphrase=PASSPHRASE)
     assert created.kind == "created", created
     assert created.value is not None
-    return created.value
+    assert created.receipt_key is not None
+    return created.value, created.receipt_key
 
 
 async def _attempts(db: Database, key: str) -> int | None:
@@ -276,6 +131,52 @@ def burn_stored(passphrase: str, *, check_untouched: bool = False) -> Step:
         if check_untouched:
             assert await _attempts(db, key) == 0
         return outcome
+
+    return step
+
+
+def receipt_after(before: str = "") -> Step:
+    """Read the receipt of a fresh secret after the recipient or the sender acted on it."""
+
+    async def step(door: Door, db: Database) -> Outcome:
+        key, receipt_key = await _stored(door)
+        if before == "revealed":
+            await door.reveal(key, PASSPHRASE)
+        elif before == "burned":
+            await door.burn(key, PASSPHRASE)
+        elif before == "revoked":
+            await door.revoke(receipt_key)
+        return await door.receipt(receipt_key)
+
+    return step
+
+
+def revoke_then(then: str) -> Step:
+    """Revoke a fresh secret; `then` the recipient reveals it, or the sender revokes again."""
+
+    async def step(door: Door, db: Database) -> Outcome:
+        key, receipt_key = await _stored(door)
+        revoked = await door.revoke(receipt_key)
+        assert revoked.value == "revoked", revoked
+        if then == "reveal":
+            return await door.reveal(key, PASSPHRASE)
+        return await door.revoke(receipt_key)
+
+    return step
+
+
+def receipt_by(which: str) -> Step:
+    """Look up a receipt with the wrong kind of key, or reveal with a receipt key."""
+
+    async def step(door: Door, db: Database) -> Outcome:
+        key, receipt_key = await _stored(door)
+        if which == "secret key":
+            return await door.receipt(key)
+        if which == "malformed":
+            return await door.receipt(MALFORMED_KEY)
+        if which == "unknown":
+            return await door.revoke(uuid.uuid4().hex)
+        return await door.reveal(receipt_key, PASSPHRASE)
 
     return step
 
@@ -393,6 +294,17 @@ ROWS = [
         burn_stored(LONE_SURROGATE, check_untouched=True),
         invalid("passphrase", f"passphrase {NOT_TEXT}"),
     ),
+    # Receipts: the sender's side.
+    Row("receipt, pending", receipt_after(), Outcome("receipt", value="pending")),
+    Row("receipt, revealed", receipt_after("revealed"), Outcome("receipt", value="revealed")),
+    Row("receipt, burned", receipt_after("burned"), Outcome("receipt", value="burned")),
+    Row("receipt, revoked", receipt_after("revoked"), Outcome("receipt", value="revoked")),
+    Row("reveal after a revoke", revoke_then("reveal"), NOT_FOUND),
+    Row("revoke again", revoke_then("revoke"), Outcome("receipt", value="revoked")),
+    Row("receipt by a secret key", receipt_by("secret key"), RECEIPT_NOT_FOUND),
+    Row("receipt by a malformed key", receipt_by("malformed"), RECEIPT_NOT_FOUND),
+    Row("revoke an unknown receipt", receipt_by("unknown"), RECEIPT_NOT_FOUND),
+    Row("reveal by a receipt key", receipt_by("receipt key"), NOT_FOUND),
     # Rate limited: the same message and Retry-After on both doors.
     Row(
         "create, rate limited",
@@ -405,6 +317,12 @@ ROWS = [
         twice(reveal_key(uuid.uuid4().hex)),
         Outcome("rate_limited", message=TOO_MANY, retry_after=None),
         {"RATE_LIMIT_REVEAL": "1/hour"},
+    ),
+    Row(
+        "receipt, rate limited",
+        twice(receipt_by("malformed")),
+        Outcome("rate_limited", message=TOO_MANY, retry_after=None),
+        {"RATE_LIMIT_RECEIPT": "1/hour"},
     ),
 ]
 
@@ -445,6 +363,8 @@ UNAVAILABLE_STEPS: dict[str, Step] = {
     "create": create_with(secret=SECRET, passphrase=PASSPHRASE),
     "reveal": reveal_key(uuid.uuid4().hex),
     "burn": lambda door, db: door.burn(uuid.uuid4().hex, PASSPHRASE),
+    "receipt": lambda door, db: door.receipt(uuid.uuid4().hex),
+    "revoke": lambda door, db: door.revoke(uuid.uuid4().hex),
 }
 
 
@@ -518,7 +438,7 @@ async def test_media_types_are_parsed_not_matched(
 ) -> None:
     payload = {"passphrase": PASSPHRASE} if door_name == "rest" else {"query": "{ __typename }"}
     response = await client.post(
-        ENDPOINTS[door_name], content=_json(payload), headers={"content-type": content_type}
+        ENDPOINTS[door_name], content=json_body(payload), headers={"content-type": content_type}
     )
     assert response.status_code in (200, 404), response.text
 
@@ -534,3 +454,36 @@ async def test_timestamps_are_written_alike(client: httpx.AsyncClient) -> None:
         assert len(text) == 20
         assert text.endswith("Z")
         assert datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ")
+
+
+@pytest.mark.parametrize(("path", "graphql"), [("/graphql/boom", True), ("/boom", False)])
+async def test_a_crash_answers_in_the_shape_of_its_door(path: str, graphql: bool) -> None:
+    from api.gql.errors import error_response as graphql_error
+    from api.plumbing.errors import ErrorShapes, install_error_handlers
+    from api.rest.errors import error_response as rest_error
+
+    crashing = FastAPI()
+
+    @crashing.get(path)
+    async def boom() -> None:
+        raise RuntimeError(PASSPHRASE)
+
+    install_error_handlers(
+        crashing, ErrorShapes(default=rest_error, by_prefix={"/graphql": graphql_error})
+    )
+    transport = httpx.ASGITransport(app=crashing, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+        response = await http.get(path)
+    assert response.status_code == 500
+    assert PASSPHRASE not in response.text
+    if graphql:
+        assert response.json() == {
+            "errors": [
+                {
+                    "message": "Internal Server Error",
+                    "extensions": {"code": "INTERNAL_SERVER_ERROR"},
+                }
+            ]
+        }
+    else:
+        assert response.json() == {"detail": "Internal Server Error"}

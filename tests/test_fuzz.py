@@ -136,5 +136,6 @@ def test_graphql(
 
     assert_clean(report, "GraphQL", backend, capsys)
     assert report["phases"]["fuzzing"]["status"] == "success"
-    assert report["operations"]["total"] == 4  # limits, createSecret, revealSecret, burnSecret
+    # limits, receipt; createSecret, revealSecret, burnSecret, revokeSecret
+    assert report["operations"]["total"] == 6
     assert_no_trace_in(server)

@@ -37,7 +37,14 @@ def test_sdl_matches_committed_contract() -> None:
 
 
 def test_every_operation_is_exercised() -> None:
-    assert set(OPERATIONS) == {"createSecret", "revealSecret", "burnSecret", "limits"}
+    assert set(OPERATIONS) == {
+        "createSecret",
+        "revealSecret",
+        "burnSecret",
+        "limits",
+        "receipt",
+        "revokeSecret",
+    }
 
 
 async def test_create_then_reveal_once(client: httpx.AsyncClient) -> None:
@@ -130,7 +137,23 @@ async def test_limits_reflect_settings(client: httpx.AsyncClient, configure: Any
         "maxTtlSeconds": 2592000,
         "defaultTtlSeconds": 604800,
         "maxFailedAttempts": 3,
+        "receiptRetentionSeconds": 604800,
     }
+
+
+async def test_receipt_and_revoke_operations(client: httpx.AsyncClient) -> None:
+    created = (await run(client, "createSecret", secret="s", passphrase="p"))["createSecret"]
+    receipt_key = created["receiptKey"]
+    pending = (await run(client, "receipt", receiptKey=receipt_key))["receipt"]
+    assert pending["status"] == "PENDING"
+    assert pending["closedAt"] is None
+    revoked = (await run(client, "revokeSecret", receiptKey=receipt_key))["revokeSecret"]
+    assert revoked["status"] == "REVOKED"
+    assert revoked["closedAt"].endswith("Z")
+    gone = await run(client, "revealSecret", secretKey=created["secretKey"], passphrase="p")
+    assert gone["revealSecret"]["__typename"] == "SecretNotFound"
+    missing = await run(client, "receipt", receiptKey=created["secretKey"])
+    assert missing["receipt"] == {"__typename": "ReceiptNotFound", "message": "Receipt not found"}
 
 
 async def test_mutation_over_get_is_refused(client: httpx.AsyncClient) -> None:

@@ -43,6 +43,8 @@ REQUESTS: list[tuple[str, str, dict[str, Any], int]] = [
     ("DELETE", f"/secrets/{KEY}", {"params": {"passphrase": "p"}}, 404),
     ("DELETE", f"/secrets/{KEY}", {}, 422),
     ("PUT", f"/secrets/{KEY}", {}, 405),
+    ("GET", f"/receipts/{KEY}", {}, 404),
+    ("DELETE", f"/receipts/{KEY}", {}, 404),
     ("GET", "/generate", {}, 405),
     ("GET", "/healthz", {}, 200),
     ("GET", "/readyz", {}, 200),

@@ -82,3 +82,51 @@ async def test_app_migrates_on_start_and_is_idempotent(empty_database: str) -> N
             assert await connection.run_sync(_differences) == []
     finally:
         await engine.dispose()
+
+
+async def test_secrets_stored_before_receipts_stay_revealable(empty_database: str) -> None:
+    """A database holding live secrets at revision 0001 is upgraded; they still reveal."""
+    import uuid
+    from datetime import UTC, datetime, timedelta
+
+    from sqlalchemy import insert
+
+    from api.domain import crypto, service
+    from api.domain.hashing import get_hasher
+    from api.settings import Settings
+    from api.storage.database import Database, create_engine
+    from api.storage.statements import secrets_table
+
+    alembic(empty_database, "upgrade", "0001")
+    database = Database(create_engine(Settings(database_url=empty_database)))
+    try:
+        keys = []
+        for number in range(3):
+            key, row_id, now = crypto.new_key(), uuid.uuid4(), datetime.now(UTC)
+            secret = f"stored before receipts {number}".encode()
+            # Exactly the columns of revision 0001, as the previous release wrote them.
+            await database.fetch(
+                insert(secrets_table).values(
+                    id=row_id,
+                    lookup_hash=crypto.lookup_hash(key),
+                    ciphertext=crypto.seal(secret, secret_key=key, associated_data=row_id.bytes),
+                    passphrase_hash=await get_hasher().hash("old passphrase"),
+                    failed_attempts=0,
+                    created_at=now,
+                    expires_at=now + timedelta(hours=1),
+                )
+            )
+            keys.append(key)
+        alembic(empty_database, "upgrade", "head")
+        for number, key in enumerate(keys):
+            revealed = await service.reveal_secret(
+                db=database, secret_key=key, passphrase="old passphrase"
+            )
+            assert revealed == f"stored before receipts {number}"
+        new = await service.create_secret(db=database, secret="new", passphrase="p")
+        assert (
+            await service.reveal_secret(db=database, secret_key=new.secret_key, passphrase="p")
+            == "new"
+        )
+    finally:
+        await database.aclose()

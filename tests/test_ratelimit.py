@@ -18,10 +18,10 @@ import httpx
 import pytest
 import redis.asyncio
 from fastapi import FastAPI
-from graphql import parse
+from graphql import OperationType, parse
 
 from api.domain import service
-from api.gql.ratelimit import MutationWithoutBucket, mutation_buckets, mutation_costs
+from api.gql.ratelimit import MutationWithoutBucket, operation_buckets, operation_costs
 from api.gql.schema import build_schema
 from api.plumbing import ratelimit
 from api.plumbing.client_address import limit_key, parse_networks, resolve_client
@@ -158,14 +158,19 @@ def test_limit_key_groups_ipv6_by_64_and_keeps_ipv4() -> None:
 # --- counting GraphQL mutations ------------------------------------------------------
 
 
-BUCKETS = mutation_buckets(build_schema())
+BUCKETS = operation_buckets(build_schema())
 
 
 def test_every_mutation_has_a_bucket_from_its_field() -> None:
     assert BUCKETS == {
-        "createSecret": Bucket.CREATE,
-        "revealSecret": Bucket.REVEAL,
-        "burnSecret": Bucket.REVEAL,
+        OperationType.MUTATION: {
+            "createSecret": Bucket.CREATE,
+            "revealSecret": Bucket.REVEAL,
+            "burnSecret": Bucket.REVEAL,
+            "revokeSecret": Bucket.RECEIPT,
+        },
+        # `limits` reads no stored data: it is free.
+        OperationType.QUERY: {"receipt": Bucket.RECEIPT},
     }
 
 
@@ -183,7 +188,7 @@ def test_a_mutation_without_a_bucket_fails_the_schema() -> None:
             return True
 
     with pytest.raises(MutationWithoutBucket, match="unlimited"):
-        mutation_buckets(strawberry.Schema(query=Query, mutation=Mutation))
+        operation_buckets(strawberry.Schema(query=Query, mutation=Mutation))
 
 
 def test_mutation_costs_count_aliases_fragments_and_buckets() -> None:
@@ -200,11 +205,14 @@ def test_mutation_costs_count_aliases_fragments_and_buckets() -> None:
         }
         fragment F on Mutation { d: createSecret(secret: "s", passphrase: "p") { __typename } }
         query Q { limits { maxSecretBytes } }
+        query R { limits { maxSecretBytes } a: receipt(receiptKey: "k") { __typename }
+          b: receipt(receiptKey: "k") { __typename } }
         """
     )
-    assert mutation_costs(document, "M", BUCKETS) == {Bucket.REVEAL: 3, Bucket.CREATE: 1}
-    assert mutation_costs(document, "Q", BUCKETS) == {}
-    assert mutation_costs(document, "missing", BUCKETS) == {}
+    assert operation_costs(document, "M", BUCKETS) == {Bucket.REVEAL: 3, Bucket.CREATE: 1}
+    assert operation_costs(document, "Q", BUCKETS) == {}
+    assert operation_costs(document, "R", BUCKETS) == {Bucket.RECEIPT: 2}
+    assert operation_costs(document, "missing", BUCKETS) == {}
 
 
 # --- settings ------------------------------------------------------------------------

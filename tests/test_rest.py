@@ -21,8 +21,10 @@ async def test_generate_returns_key_and_expiry(client: httpx.AsyncClient) -> Non
     )
     assert response.status_code == 200
     body = response.json()
-    assert set(body) == {"secret_key", "expires_at"}
+    assert set(body) == {"secret_key", "receipt_key", "expires_at"}
     assert re.fullmatch(r"[0-9a-f]{32}", body["secret_key"])
+    assert re.fullmatch(r"[0-9a-f]{32}", body["receipt_key"])
+    assert body["receipt_key"] != body["secret_key"]
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", body["expires_at"])
     assert response.headers["cache-control"] == "no-store"
 

@@ -50,7 +50,7 @@ def test_invalid_settings_name_the_variable(
 
 
 def test_secret_keys_are_128_bit_hex() -> None:
-    keys = {crypto.new_secret_key() for _ in range(1000)}
+    keys = {crypto.new_key() for _ in range(1000)}
     assert len(keys) == 1000
     assert all(crypto.is_well_formed_key(key) for key in keys)
     assert not crypto.is_well_formed_key("A" * 32)
@@ -58,7 +58,7 @@ def test_secret_keys_are_128_bit_hex() -> None:
 
 
 def test_seal_round_trip_and_tamper_detection() -> None:
-    key, other = crypto.new_secret_key(), crypto.new_secret_key()
+    key, other = crypto.new_key(), crypto.new_key()
     sealed = crypto.seal(b"\x00payload", secret_key=key, associated_data=b"row-1")
     assert crypto.open_sealed(sealed, secret_key=key, associated_data=b"row-1") == b"\x00payload"
     assert sealed != crypto.seal(b"\x00payload", secret_key=key, associated_data=b"row-1")
@@ -71,7 +71,7 @@ def test_seal_round_trip_and_tamper_detection() -> None:
 def test_lookup_hash_is_sha256_of_the_key() -> None:
     import hashlib
 
-    key = crypto.new_secret_key()
+    key = crypto.new_key()
     assert crypto.lookup_hash(key) == hashlib.sha256(key.encode()).digest()
 
 

@@ -19,3 +19,8 @@ def parse_timestamp(text: str) -> datetime:
     if value.tzinfo is None:
         raise ValueError("a timestamp needs a time zone")
     return value.astimezone(UTC)
+
+
+def as_utc(value: datetime) -> datetime:
+    """Return `value` as an aware UTC datetime (SQLite hands timestamps back naive)."""
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)

@@ -20,19 +20,19 @@ _HKDF_INFO = b"onetime-secrets/v1/aes-256-gcm"
 _SECRET_KEY_PATTERN = re.compile(r"[0-9a-f]{32}")
 
 
-def new_secret_key() -> str:
-    """Return a fresh secret key: 32 lowercase hex characters (128 bits)."""
+def new_key() -> str:
+    """Return a fresh secret or receipt key: 32 lowercase hex characters (128 bits)."""
     return secrets.token_hex(SECRET_KEY_BYTES)
 
 
-def is_well_formed_key(secret_key: str) -> bool:
-    """Whether `secret_key` has the shape of a key this service hands out."""
-    return _SECRET_KEY_PATTERN.fullmatch(secret_key) is not None
+def is_well_formed_key(key: str) -> bool:
+    """Whether `key` has the shape of a secret or receipt key this service hands out."""
+    return _SECRET_KEY_PATTERN.fullmatch(key) is not None
 
 
-def lookup_hash(secret_key: str) -> bytes:
-    """Return the digest that finds a secret's row without revealing its key."""
-    return hashlib.sha256(secret_key.encode("ascii")).digest()
+def lookup_hash(key: str) -> bytes:
+    """Return the digest that finds a row by its key without revealing the key."""
+    return hashlib.sha256(key.encode("ascii")).digest()
 
 
 def _content_key(secret_key: str) -> bytes:

@@ -33,3 +33,12 @@ class ServiceUnavailable(Exception):
     def __init__(self, retry_after_seconds: int) -> None:
         super().__init__(self.message)
         self.retry_after_seconds = retry_after_seconds
+
+
+class ReceiptNotFound(Exception):
+    """No receipt for this key: unknown, malformed, or purged after its retention."""
+
+    message = "Receipt not found"
+
+    def __init__(self) -> None:
+        super().__init__(self.message)

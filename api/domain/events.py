@@ -11,6 +11,7 @@ _listeners: list[Listener] = []
 CREATED = "created"
 REVEALED = "revealed"
 BURNED = "burned"
+REVOKED = "revoked"
 PURGED = "purged"
 FAILED_ATTEMPT = "failed_attempt"
 DESTROYED_BY_ATTEMPT_LIMIT = "destroyed_by_attempt_limit"

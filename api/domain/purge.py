@@ -5,16 +5,17 @@ import logging
 
 from api.domain import events
 from api.storage.database import Database
-from api.storage.purge import delete_expired
+from api.storage.purge import delete_expired, delete_old_receipts
 
 logger = logging.getLogger(__name__)
 
 
 async def purge_expired(*, db: Database, batch_size: int, pause_seconds: float = 0.0) -> int:
-    """Delete expired secrets in batches; report and return how many were deleted."""
+    """Delete expired secrets (and receipts past retention); report and return the secrets."""
     purged = await delete_expired(db=db, batch_size=batch_size, pause_seconds=pause_seconds)
     if purged:
         events.emit(events.PURGED, purged)
+    await delete_old_receipts(db=db, batch_size=batch_size, pause_seconds=pause_seconds)
     return purged
 
 

@@ -11,125 +11,157 @@ Reveal is exactly-once without holding a lock across the slow passphrase check:
    caller decrypts and returns the secret. On failure, a secret whose last attempt was
    just used is deleted.
 
-Every step is one statement, atomic on its own, so each runs in autocommit: one round trip
-to the database, no BEGIN/COMMIT, and no transaction held while argon2 runs.
+Claiming runs in autocommit, so no transaction is held while argon2 runs. Every step that
+deletes a secret records what happened on its receipt in the same transaction (reveal, burn,
+destruction by the attempt limit; revoke and expiry in `api.domain.receipts` and the purge),
+so the receipt always names the one caller that won the secret.
 """
 
-import functools
 import logging
 import uuid
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import ParamSpec, TypeVar
 
 from cryptography.exceptions import InvalidTag
 
 from api.domain import clock, crypto, events, inputs
-from api.domain.errors import SecretNotFound, ServiceUnavailable
+from api.domain.availability import unavailable_when_the_database_fails
+from api.domain.errors import SecretNotFound
 from api.domain.hashing import get_hasher
 from api.settings import get_settings
 from api.storage import statements
-from api.storage.database import Database, DatabaseUnavailable
+from api.storage.database import Database, Transaction
+from models import ReceiptStatus
 
 logger = logging.getLogger(__name__)
-
-# How long a client is told to wait when the database does not answer.
-UNAVAILABLE_RETRY_AFTER_SECONDS = 5
-
-_P = ParamSpec("_P")
-_R = TypeVar("_R")
-
-
-def _unavailable_when_the_database_fails(
-    function: Callable[_P, Awaitable[_R]],
-) -> Callable[_P, Awaitable[_R]]:
-    @functools.wraps(function)
-    async def wrapper(*args: _P.args, **kwargs: _P.kwargs) -> _R:
-        try:
-            return await function(*args, **kwargs)
-        except DatabaseUnavailable:
-            raise ServiceUnavailable(UNAVAILABLE_RETRY_AFTER_SECONDS) from None
-
-    return wrapper
 
 
 @dataclass(frozen=True, slots=True)
 class CreatedSecret:
-    """What the creator gets back: the key to share and when it stops working."""
+    """What the creator gets back: the key to share, the receipt key to keep, the expiry."""
 
     secret_key: str
+    receipt_key: str
     expires_at: datetime
 
 
-@_unavailable_when_the_database_fails
+@dataclass(frozen=True, slots=True)
+class _Claim:
+    row_id: uuid.UUID
+    passphrase_hash: str
+    attempts: int
+    receipt_id: uuid.UUID | None
+
+
+@unavailable_when_the_database_fails
 async def create_secret(
     *, db: Database, secret: str, passphrase: str, ttl_seconds: int | None = None
 ) -> CreatedSecret:
-    """Store `secret` behind `passphrase` and return its new key and expiry."""
+    """Store `secret` behind `passphrase`; return its key, its receipt key and its expiry."""
     settings = get_settings()
     plaintext = inputs.secret_bytes(secret, settings)
     inputs.check_passphrase(passphrase, settings)
     ttl = inputs.ttl(ttl_seconds, settings)
 
     passphrase_hash = await get_hasher().hash(passphrase)
-    secret_key = crypto.new_secret_key()
-    row_id = uuid.uuid4()
+    secret_key, receipt_key = crypto.new_key(), crypto.new_key()
+    row_id, receipt_id = uuid.uuid4(), uuid.uuid4()
     now = clock.now()
     expires_at = (now + timedelta(seconds=ttl)).replace(microsecond=0)
-    await db.fetch(
-        statements.INSERT_SECRET,
-        id=row_id,
-        lookup_hash=crypto.lookup_hash(secret_key),
-        ciphertext=crypto.seal(plaintext, secret_key=secret_key, associated_data=row_id.bytes),
-        passphrase_hash=passphrase_hash,
-        failed_attempts=0,
-        created_at=now,
-        expires_at=expires_at,
-    )
+    async with db.transaction() as transaction:
+        await transaction.fetch(
+            statements.INSERT_RECEIPT,
+            id=receipt_id,
+            lookup_hash=crypto.lookup_hash(receipt_key),
+            status=ReceiptStatus.PENDING.value,
+            failed_attempts=0,
+            created_at=now,
+            expires_at=expires_at,
+            closed_at=None,
+            retain_until=expires_at + timedelta(seconds=settings.receipt_retention_seconds),
+        )
+        await transaction.fetch(
+            statements.INSERT_SECRET,
+            id=row_id,
+            lookup_hash=crypto.lookup_hash(secret_key),
+            ciphertext=crypto.seal(plaintext, secret_key=secret_key, associated_data=row_id.bytes),
+            passphrase_hash=passphrase_hash,
+            failed_attempts=0,
+            created_at=now,
+            expires_at=expires_at,
+            receipt_id=receipt_id,
+        )
     events.emit(events.CREATED)
-    return CreatedSecret(secret_key=secret_key, expires_at=expires_at)
+    return CreatedSecret(secret_key=secret_key, receipt_key=receipt_key, expires_at=expires_at)
 
 
-async def _claim_attempt(db: Database, secret_key: str) -> tuple[uuid.UUID, str, int] | None:
+async def close_receipt(
+    transaction: Transaction, receipt_id: uuid.UUID | None, status: ReceiptStatus
+) -> None:
+    """Record on a secret's receipt (if it has one) why the secret is gone."""
+    if receipt_id is not None:
+        await transaction.fetch(
+            statements.CLOSE_RECEIPT,
+            receipt_id=receipt_id,
+            status=status.value,
+            closed_at=clock.now(),
+        )
+
+
+async def _claim_attempt(db: Database, secret_key: str) -> _Claim | None:
     rows = await db.fetch(
         statements.CLAIM_ATTEMPT,
         digest=crypto.lookup_hash(secret_key),
         now=clock.now(),
         max_attempts=get_settings().max_failed_attempts,
     )
-    if not rows:
-        return None
-    row_id, passphrase_hash, failed_attempts = rows[0]
-    return row_id, passphrase_hash, failed_attempts
+    return _Claim(*rows[0]) if rows else None
 
 
-async def _check_passphrase(*, db: Database, secret_key: str, passphrase: str) -> uuid.UUID:
-    """Spend one attempt on `passphrase`; return the row id if it matches."""
-    settings = get_settings()
-    inputs.check_passphrase(passphrase, settings)
+async def _wrong_passphrase(db: Database, claim: _Claim) -> None:
+    events.emit(events.FAILED_ATTEMPT)
+    if claim.attempts < get_settings().max_failed_attempts:
+        if claim.receipt_id is not None:
+            await db.fetch(statements.COUNT_FAILED_ATTEMPT, receipt_id=claim.receipt_id)
+        return
+    # The last attempt was just used: the secret goes, and its receipt says why.
+    async with db.transaction() as transaction:
+        deleted = await transaction.fetch(statements.DELETE, id=claim.row_id)
+        if claim.receipt_id is not None:
+            await transaction.fetch(statements.COUNT_FAILED_ATTEMPT, receipt_id=claim.receipt_id)
+            if deleted:
+                await close_receipt(transaction, claim.receipt_id, ReceiptStatus.DESTROYED)
+    if deleted:
+        events.emit(events.DESTROYED_BY_ATTEMPT_LIMIT)
+
+
+async def _check_passphrase(*, db: Database, secret_key: str, passphrase: str) -> _Claim:
+    """Spend one attempt on `passphrase`; return the claimed row if it matches."""
+    inputs.check_passphrase(passphrase, get_settings())
     claim = await _claim_attempt(db, secret_key) if crypto.is_well_formed_key(secret_key) else None
-    passphrase_hash = claim[1] if claim else None
+    passphrase_hash = claim.passphrase_hash if claim else None
     if await get_hasher().verify(passphrase, passphrase_hash) and claim is not None:
-        return claim[0]
+        return claim
     if claim is not None:
-        events.emit(events.FAILED_ATTEMPT)
-        last_attempt = claim[2] >= settings.max_failed_attempts
-        if last_attempt and await db.fetch(statements.DELETE, id=claim[0]):
-            events.emit(events.DESTROYED_BY_ATTEMPT_LIMIT)
+        await _wrong_passphrase(db, claim)
     raise SecretNotFound
 
 
-@_unavailable_when_the_database_fails
+@unavailable_when_the_database_fails
 async def reveal_secret(*, db: Database, secret_key: str, passphrase: str) -> str:
     """Return the secret and delete it, or raise `SecretNotFound`. Succeeds at most once."""
-    row_id = await _check_passphrase(db=db, secret_key=secret_key, passphrase=passphrase)
-    rows = await db.fetch(statements.DELETE_LIVE, id=row_id, now=clock.now())
+    claim = await _check_passphrase(db=db, secret_key=secret_key, passphrase=passphrase)
+    async with db.transaction() as transaction:
+        rows = await transaction.fetch(statements.DELETE_LIVE, id=claim.row_id, now=clock.now())
+        if rows:
+            await close_receipt(transaction, claim.receipt_id, ReceiptStatus.REVEALED)
     if not rows:
         raise SecretNotFound
     sealed: bytes = rows[0][0]
     try:
-        plaintext = crypto.open_sealed(sealed, secret_key=secret_key, associated_data=row_id.bytes)
+        plaintext = crypto.open_sealed(
+            sealed, secret_key=secret_key, associated_data=claim.row_id.bytes
+        )
     except InvalidTag:
         # Only a row altered in the database gets here; it is gone now, like any read secret.
         logger.error("a stored secret failed authentication and was discarded")
@@ -138,23 +170,27 @@ async def reveal_secret(*, db: Database, secret_key: str, passphrase: str) -> st
     return plaintext.decode("utf-8")
 
 
-@_unavailable_when_the_database_fails
+@unavailable_when_the_database_fails
 async def burn_secret(*, db: Database, secret_key: str, passphrase: str) -> None:
     """Destroy the secret unread, or raise `SecretNotFound`."""
-    row_id = await _check_passphrase(db=db, secret_key=secret_key, passphrase=passphrase)
-    if not await db.fetch(statements.DELETE, id=row_id):
+    claim = await _check_passphrase(db=db, secret_key=secret_key, passphrase=passphrase)
+    async with db.transaction() as transaction:
+        deleted = await transaction.fetch(statements.DELETE, id=claim.row_id)
+        if deleted:
+            await close_receipt(transaction, claim.receipt_id, ReceiptStatus.BURNED)
+    if not deleted:
         raise SecretNotFound
     events.emit(events.BURNED)
 
 
-@_unavailable_when_the_database_fails
+@unavailable_when_the_database_fails
 async def count_live(*, db: Database) -> int:
     """Return how many secrets are stored and not yet expired."""
     rows = await db.fetch(statements.COUNT_LIVE, now=clock.now())
     return int(rows[0][0])
 
 
-@_unavailable_when_the_database_fails
+@unavailable_when_the_database_fails
 async def ping(*, db: Database) -> None:
     """Run the cheapest possible query; raises if the database does not answer."""
     await db.fetch(statements.PING)

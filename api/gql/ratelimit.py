@@ -1,8 +1,9 @@
-"""Rate limits on the GraphQL door: a document's mutations are charged before any runs.
+"""Rate limits on the GraphQL door: a document's limited fields are charged before any runs.
 
-Each mutation field names its bucket in its metadata (`rate_limited(Bucket.CREATE)`);
-`mutation_buckets` reads them from the schema, and building the schema fails if a mutation
-has none, so a new mutation cannot slip past the limits.
+Each mutation field, and each query field that reads stored data, names its bucket in its
+metadata (`rate_limited(Bucket.CREATE)`); `operation_buckets` reads them from the schema,
+and building the schema fails if a mutation has none, so a new mutation cannot slip past
+the limits.
 """
 
 from collections.abc import AsyncIterator, Mapping
@@ -42,34 +43,49 @@ class MutationWithoutBucket(TypeError):
     """A mutation field was declared without `rate_limited(…)` metadata."""
 
 
-@lru_cache(maxsize=8)
-def mutation_buckets(schema: strawberry.Schema) -> Mapping[str, Bucket]:
-    """Return the bucket of every mutation field, by its GraphQL name."""
-    mutation = schema.get_type_by_name("Mutation")
-    if not isinstance(mutation, StrawberryObjectDefinition):
+OperationBuckets = Mapping[OperationType, Mapping[str, Bucket]]
+"""The bucket of each limited root field, by operation type and GraphQL name."""
+
+
+def _field_buckets(
+    schema: strawberry.Schema, type_name: str, *, required: bool
+) -> dict[str, Bucket]:
+    root = schema.get_type_by_name(type_name)
+    if not isinstance(root, StrawberryObjectDefinition):
         return {}
     buckets: dict[str, Bucket] = {}
-    for field in mutation.fields:
+    for field in root.fields:
         name = schema.config.name_converter.get_graphql_name(field)
         metadata: Mapping[str, Any] = field.metadata or {}
         bucket = metadata.get(_BUCKET_KEY)
-        if not isinstance(bucket, Bucket):
+        if isinstance(bucket, Bucket):
+            buckets[name] = bucket
+        elif required:
             raise MutationWithoutBucket(f"mutation {name} has no rate-limit bucket")
-        buckets[name] = bucket
     return buckets
 
 
-def mutation_costs(
-    document: DocumentNode, operation_name: str | None, buckets: Mapping[str, Bucket]
+@lru_cache(maxsize=8)
+def operation_buckets(schema: strawberry.Schema) -> OperationBuckets:
+    """Return the bucket of every mutation field and of every limited query field."""
+    return {
+        OperationType.QUERY: _field_buckets(schema, "Query", required=False),
+        OperationType.MUTATION: _field_buckets(schema, "Mutation", required=True),
+    }
+
+
+def operation_costs(
+    document: DocumentNode, operation_name: str | None, buckets: OperationBuckets
 ) -> dict[Bucket, int]:
-    """Count the limited mutation fields an operation will run, per bucket.
+    """Count the limited root fields an operation will run, per bucket.
 
     Each response key (alias) counts once, through fragments too. `@skip` and `@include`
     are not evaluated, so a skipped field still counts: an upper bound, never an undercount.
     """
     operation = get_operation_ast(document, operation_name)
-    if operation is None or operation.operation is not OperationType.MUTATION:
+    if operation is None or operation.operation not in buckets:
         return {}
+    field_buckets = buckets[operation.operation]
     fragments = {
         definition.name.value: definition
         for definition in document.definitions
@@ -94,14 +110,14 @@ def mutation_costs(
     collect(operation.selection_set)
     costs: dict[Bucket, int] = {}
     for field in response_keys.values():
-        if field in buckets:
-            bucket = buckets[field]
+        if field in field_buckets:
+            bucket = field_buckets[field]
             costs[bucket] = costs.get(bucket, 0) + 1
     return costs
 
 
 class GraphQLRateLimit(SchemaExtension):
-    """Charges a document's mutations to the client's buckets before any of them runs.
+    """Charges a document's limited fields to the client's buckets before any of them runs.
 
     Over the limit, nothing runs: the answer is HTTP 429 with `Retry-After`, and a GraphQL
     body whose only error has `extensions.code` `RATE_LIMITED` and `retryAfterSeconds`.
@@ -113,8 +129,8 @@ class GraphQLRateLimit(SchemaExtension):
         request = getattr(context.context, "request", None)
         document = context.graphql_document
         if isinstance(request, Request) and document is not None:
-            buckets = mutation_buckets(context.schema)
-            costs = mutation_costs(document, context.operation_name, buckets)
+            buckets = operation_buckets(context.schema)
+            costs = operation_costs(document, context.operation_name, buckets)
             verdict = await check(request, costs) if costs else Verdict(allowed=True)
             if not verdict.allowed:
                 response = context.context.response

@@ -11,13 +11,14 @@ from strawberry import UNSET
 from strawberry.schema.config import StrawberryConfig
 from strawberry.types import Info
 
-from api.domain import service
+from api.domain import receipts, service
 from api.domain.errors import InvalidInput as InvalidInputError
+from api.domain.errors import ReceiptNotFound as ReceiptNotFoundError
 from api.domain.errors import SecretNotFound as SecretNotFoundError
 from api.gql.context import Context
 from api.gql.errors import QuietSchema
 from api.gql.hardening import extensions
-from api.gql.ratelimit import GraphQLRateLimit, mutation_buckets, rate_limited
+from api.gql.ratelimit import GraphQLRateLimit, operation_buckets, rate_limited
 from api.gql.types import (
     DATETIME,
     BurnedSecret,
@@ -26,6 +27,9 @@ from api.gql.types import (
     CreateSecretResult,
     InvalidInput,
     Limits,
+    Receipt,
+    ReceiptNotFound,
+    ReceiptResult,
     RevealedSecret,
     RevealSecretResult,
     SecretNotFound,
@@ -49,7 +53,30 @@ class Query:
             max_ttl_seconds=settings.max_ttl_seconds,
             default_ttl_seconds=settings.default_ttl_seconds,
             max_failed_attempts=settings.max_failed_attempts,
+            receipt_retention_seconds=settings.receipt_retention_seconds,
         )
+
+    @strawberry.field(
+        description="What became of a secret, by the receipt key its creator got.",
+        metadata=rate_limited(Bucket.RECEIPT),
+    )
+    async def receipt(self, info: Info[Context, None], receipt_key: str) -> ReceiptResult:
+        """Return the receipt, or `ReceiptNotFound`."""
+        try:
+            view = await receipts.get_receipt(db=info.context.db, receipt_key=receipt_key)
+        except ReceiptNotFoundError:
+            return ReceiptNotFound()
+        return _receipt(view)
+
+
+def _receipt(view: receipts.ReceiptView) -> Receipt:
+    return Receipt(
+        status=view.status,
+        created_at=view.created_at,
+        expires_at=view.expires_at,
+        closed_at=view.closed_at,
+        failed_attempts=view.failed_attempts,
+    )
 
 
 def _invalid(error: InvalidInputError) -> InvalidInput:
@@ -82,7 +109,11 @@ class Mutation:
             )
         except InvalidInputError as error:
             return _invalid(error)
-        return CreatedSecret(secret_key=created.secret_key, expires_at=created.expires_at)
+        return CreatedSecret(
+            secret_key=created.secret_key,
+            receipt_key=created.receipt_key,
+            expires_at=created.expires_at,
+        )
 
     @strawberry.mutation(
         description="Reveal a secret once; it is deleted as it is returned.",
@@ -119,6 +150,18 @@ class Mutation:
             return _invalid(error)
         return BurnedSecret(secret_key=secret_key)
 
+    @strawberry.mutation(
+        description="Destroy a pending secret through its receipt; changes nothing otherwise.",
+        metadata=rate_limited(Bucket.RECEIPT),
+    )
+    async def revoke_secret(self, info: Info[Context, None], receipt_key: str) -> ReceiptResult:
+        """Revoke the secret and return its receipt, or `ReceiptNotFound`."""
+        try:
+            view = await receipts.revoke_secret(db=info.context.db, receipt_key=receipt_key)
+        except ReceiptNotFoundError:
+            return ReceiptNotFound()
+        return _receipt(view)
+
 
 def build_schema() -> QuietSchema:
     """Build the schema with its limits, error masking and introspection switch.
@@ -131,5 +174,5 @@ def build_schema() -> QuietSchema:
         extensions=[*extensions(), GraphQLRateLimit],
         config=StrawberryConfig(scalar_map={datetime: DATETIME}),
     )
-    mutation_buckets(schema)
+    operation_buckets(schema)
     return schema

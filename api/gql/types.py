@@ -6,7 +6,9 @@ from typing import Annotated
 import strawberry
 
 from api.domain import clock
+from api.domain.errors import ReceiptNotFound as ReceiptNotFoundError
 from api.domain.errors import SecretNotFound as SecretNotFoundError
+from models import ReceiptStatus as StoredReceiptStatus  # the GraphQL enum below
 
 # Replaces Strawberry's ISO `DateTime` (which writes `+00:00`) through the schema's
 # `scalar_map`, so GraphQL writes timestamps exactly as REST does.
@@ -20,9 +22,12 @@ DATETIME = strawberry.scalar(
 
 @strawberry.type(description="A stored secret: share the key, send the passphrase separately.")
 class CreatedSecret:
-    """The key that reveals a new secret once, and its expiry."""
+    """The key that reveals a new secret once, the receipt key to follow it, and its expiry."""
 
     secret_key: str
+    receipt_key: str = strawberry.field(
+        description="Keep it: `receipt` and `revokeSecret` take it. It reveals nothing."
+    )
     expires_at: datetime
 
 
@@ -57,6 +62,30 @@ class InvalidInput:
     message: str
 
 
+# The stored statuses, as a GraphQL enum of their upper-case names.
+strawberry.enum(StoredReceiptStatus, name="ReceiptStatus", description="What became of a secret.")
+
+
+@strawberry.type(description="What became of a secret, for its sender.")
+class Receipt:
+    """A secret's status, its times, and how many wrong passphrases were tried."""
+
+    status: StoredReceiptStatus
+    created_at: datetime
+    expires_at: datetime
+    closed_at: datetime | None = strawberry.field(
+        description="When it left PENDING (for EXPIRED, its expiry); null while pending."
+    )
+    failed_attempts: int
+
+
+@strawberry.type(description="Unknown, malformed or purged receipt key: one answer for all.")
+class ReceiptNotFound:
+    """No receipt for this key; the message is always `Receipt not found`."""
+
+    message: str = ReceiptNotFoundError.message
+
+
 @strawberry.type(description="The service's limits, so clients can validate before sending.")
 class Limits:
     """The configured limits of this service."""
@@ -67,6 +96,7 @@ class Limits:
     max_ttl_seconds: int
     default_ttl_seconds: int
     max_failed_attempts: int
+    receipt_retention_seconds: int
 
 
 CreateSecretResult = Annotated[CreatedSecret | InvalidInput, strawberry.union("CreateSecretResult")]
@@ -76,3 +106,4 @@ RevealSecretResult = Annotated[
 BurnSecretResult = Annotated[
     BurnedSecret | SecretNotFound | InvalidInput, strawberry.union("BurnSecretResult")
 ]
+ReceiptResult = Annotated[Receipt | ReceiptNotFound, strawberry.union("ReceiptResult")]

@@ -66,6 +66,9 @@ DOMAIN_EVENTS: dict[str, Counter] = {
     events.BURNED: Counter(
         "onetime_secrets_secrets_burned", "Secrets destroyed unread by a holder of the key."
     ),
+    events.REVOKED: Counter(
+        "onetime_secrets_secrets_revoked", "Secrets destroyed unread by their sender's receipt."
+    ),
     events.PURGED: Counter(
         "onetime_secrets_secrets_expired_purged", "Expired secrets deleted by the purge task."
     ),

@@ -1,7 +1,8 @@
 """Per-client rate limits: the buckets, the limiter and its storage. Each door adapts it.
 
-Two buckets: `create` (`RATE_LIMIT_CREATE`) and `reveal` (`RATE_LIMIT_REVEAL`, spent by
-reveals and burns alike, since both check a passphrase). The REST door spends them in a
+Three buckets: `create` (`RATE_LIMIT_CREATE`), `reveal` (`RATE_LIMIT_REVEAL`, spent by
+reveals and burns alike, since both check a passphrase) and `receipt` (`RATE_LIMIT_RECEIPT`,
+spent by reading and revoking through a receipt). The REST door spends them in a
 dependency (`api.rest.ratelimit`), the GraphQL door per mutation field before any runs
 (`api.gql.ratelimit`).
 
@@ -39,10 +40,11 @@ STORAGE_RETRY_SECONDS = 5.0
 
 
 class Bucket(enum.StrEnum):
-    """What a request spends: creating a secret, or one passphrase check."""
+    """What a request spends: creating a secret, a passphrase check, or a receipt look-up."""
 
     CREATE = "create"
     REVEAL = "reveal"
+    RECEIPT = "receipt"
 
 
 @lru_cache(maxsize=32)
@@ -52,8 +54,12 @@ def parse_limits(text: str) -> tuple[RateLimitItem, ...]:
 
 
 def _limits_for(bucket: Bucket, settings: Settings) -> tuple[RateLimitItem, ...]:
-    text = settings.rate_limit_create if bucket is Bucket.CREATE else settings.rate_limit_reveal
-    return parse_limits(text)
+    texts = {
+        Bucket.CREATE: settings.rate_limit_create,
+        Bucket.REVEAL: settings.rate_limit_reveal,
+        Bucket.RECEIPT: settings.rate_limit_receipt,
+    }
+    return parse_limits(texts[bucket])
 
 
 @dataclass(frozen=True, slots=True)

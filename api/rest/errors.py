@@ -1,6 +1,6 @@
 """How the REST door answers the service's domain errors and rejected bodies.
 
-- `SecretNotFound` → 404, one body for every cause.
+- `SecretNotFound` and `ReceiptNotFound` → 404, one body for every cause.
 - `InvalidInput`, or a body field of the wrong type → 422 naming the field, never its value.
 - `ServiceUnavailable` → 503 with `Retry-After`.
 - A body that is not a JSON object → 400, one that is not JSON at all → 415, with the
@@ -16,7 +16,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 
 from api.domain import inputs
-from api.domain.errors import InvalidInput, SecretNotFound, ServiceUnavailable
+from api.domain.errors import InvalidInput, ReceiptNotFound, SecretNotFound, ServiceUnavailable
 from api.plumbing.media_types import NOT_AN_OBJECT, NOT_JSON, NOT_JSON_MEDIA_TYPE
 
 logger = logging.getLogger(__name__)
@@ -71,6 +71,10 @@ async def _on_secret_not_found(request: Request, exc: Exception) -> Response:
     return error_response(404, SecretNotFound.message)
 
 
+async def _on_receipt_not_found(request: Request, exc: Exception) -> Response:
+    return error_response(404, ReceiptNotFound.message)
+
+
 async def _on_service_unavailable(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, ServiceUnavailable)
     logger.warning("REST 503: %s", exc.message)
@@ -82,4 +86,5 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _on_request_validation)
     app.add_exception_handler(InvalidInput, _on_invalid_input)
     app.add_exception_handler(SecretNotFound, _on_secret_not_found)
+    app.add_exception_handler(ReceiptNotFound, _on_receipt_not_found)
     app.add_exception_handler(ServiceUnavailable, _on_service_unavailable)

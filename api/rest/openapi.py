@@ -4,7 +4,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from api.domain.errors import SecretNotFound, ServiceUnavailable
+from api.domain.errors import ReceiptNotFound, SecretNotFound, ServiceUnavailable
 from api.plumbing.media_types import NOT_JSON, NOT_JSON_MEDIA_TYPE
 from api.plumbing.ratelimit import TOO_MANY_REQUESTS
 
@@ -86,3 +86,7 @@ INVALID: Responses = {
     }
 }
 SECRET_ROUTE: Responses = {**INVALID, **RATE_LIMITED, **UNAVAILABLE}
+RECEIPT_NOT_FOUND: Responses = {
+    404: _error("Unknown, malformed or purged receipt key.", ReceiptNotFound.message)
+}
+RECEIPT_ROUTE: Responses = {**RATE_LIMITED, **UNAVAILABLE}

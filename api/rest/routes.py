@@ -54,7 +54,11 @@ async def generate(body: CreateSecretRequest, db: DatabaseDep) -> CreatedSecretR
         passphrase=body.passphrase,
         ttl_seconds=body.ttl_seconds,
     )
-    return CreatedSecretResponse(secret_key=created.secret_key, expires_at=created.expires_at)
+    return CreatedSecretResponse(
+        secret_key=created.secret_key,
+        receipt_key=created.receipt_key,
+        expires_at=created.expires_at,
+    )
 
 
 @router.get(

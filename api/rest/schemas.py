@@ -8,6 +8,7 @@ from pydantic.config import JsonDict
 
 from api.domain import clock
 from api.settings import get_settings
+from models import ReceiptStatus
 
 _defaults = get_settings()
 
@@ -70,6 +71,7 @@ class CreatedSecretResponse(BaseModel):
             "examples": [
                 {
                     "secret_key": "7c20a8cbe33d78142d4e670665165b19",
+                    "receipt_key": "0b9e5a3c6d2f41e8a7c3b5d9e1f20a4c",
                     "expires_at": "2026-12-05T10:00:00Z",
                 }
             ]
@@ -77,7 +79,40 @@ class CreatedSecretResponse(BaseModel):
     )
 
     secret_key: str = Field(description="32 lowercase hex characters; share it with the reader.")
+    receipt_key: str = Field(
+        description="32 lowercase hex characters; keep it to follow or revoke the secret "
+        "(`/receipts/{receipt_key}`). It reveals nothing."
+    )
     expires_at: Rfc3339Utc = Field(description="RFC 3339 UTC time after which it is gone.")
+
+
+class ReceiptResponse(BaseModel):
+    """What became of a secret, for its sender."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "status": "revealed",
+                    "created_at": "2026-12-01T10:00:00Z",
+                    "expires_at": "2026-12-08T10:00:00Z",
+                    "closed_at": "2026-12-01T10:05:00Z",
+                    "failed_attempts": 1,
+                }
+            ]
+        }
+    )
+
+    status: ReceiptStatus = Field(
+        description="pending, revealed, burned (by the recipient), revoked (by the sender), "
+        "destroyed (too many wrong passphrases) or expired."
+    )
+    created_at: Rfc3339Utc
+    expires_at: Rfc3339Utc
+    closed_at: Rfc3339Utc | None = Field(
+        description="When it left `pending` (for `expired`, its expiry); null while pending."
+    )
+    failed_attempts: int = Field(description="Wrong passphrases tried so far.")
 
 
 class RevealRequest(BaseModel):

@@ -10,13 +10,14 @@ fed SQL compiled once, was measured against this at the default argon2 parameter
 not 5% ahead (see BENCHMARKS.md, "Hand-written infrastructure"), so it was removed.
 """
 
-from collections.abc import Sequence
+import contextlib
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 from sqlalchemy import Executable, event
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from api.settings import Settings
 
@@ -46,35 +47,30 @@ def create_engine(settings: Settings, *, bound_statements: bool = True) -> Async
     change may rightly take longer than a request may wait. There is no pre-ping: with
     asyncpg it costs a round trip per checkout, and a dead connection fails fast anyway.
     """
-    pool_timeout = settings.db_pool_timeout_seconds / CHECKOUTS_PER_REQUEST
+    connect_args: dict[str, Any]
     if settings.is_sqlite:
-        engine = create_async_engine(
-            settings.database_url,
-            hide_parameters=True,
-            pool_size=settings.db_pool_size,
-            max_overflow=0,
-            pool_timeout=pool_timeout,
-            connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
-        )
-        event.listen(engine.sync_engine, "connect", _configure_sqlite)
-        return engine
-    connect_args: dict[str, Any] = {"timeout": settings.db_pool_timeout_seconds}
-    if bound_statements:
-        # A server that accepts TCP but never answers (frozen, partitioned, stuck on a lock)
-        # would otherwise hold a request forever.
-        connect_args["command_timeout"] = settings.db_pool_timeout_seconds
+        connect_args = {"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}
+    else:
+        connect_args = {"timeout": settings.db_pool_timeout_seconds}
+        if bound_statements:
+            # A server that accepts TCP but never answers (frozen, partitioned, stuck on a
+            # lock) would otherwise hold a request forever.
+            connect_args["command_timeout"] = settings.db_pool_timeout_seconds
     engine = create_async_engine(
         settings.database_url,
         # Errors and logs must never carry bound values: ciphertext, hashes, lookup digests.
         hide_parameters=True,
         pool_size=settings.db_pool_size,
         max_overflow=0,
-        pool_timeout=pool_timeout,
+        pool_timeout=settings.db_pool_timeout_seconds / CHECKOUTS_PER_REQUEST,
         connect_args=connect_args,
     )
-    unknown = set(engine.url.query) - POSTGRES_URL_OPTIONS
-    if unknown:
-        raise ValueError(f"DATABASE_URL: options not supported: {', '.join(sorted(unknown))}")
+    if settings.is_sqlite:
+        event.listen(engine.sync_engine, "connect", _configure_sqlite)
+    else:
+        unknown = set(engine.url.query) - POSTGRES_URL_OPTIONS
+        if unknown:
+            raise ValueError(f"DATABASE_URL: options not supported: {', '.join(sorted(unknown))}")
     return engine
 
 
@@ -108,6 +104,33 @@ class Database:
             # The original may quote SQL; its type is enough to diagnose.
             raise DatabaseUnavailable(type(error).__name__) from None
 
+    @contextlib.asynccontextmanager
+    async def transaction(self) -> AsyncIterator["Transaction"]:
+        """Run several statements as one transaction: all of them commit, or none.
+
+        For steps that change two tables at once (a secret and its receipt). Each such
+        transaction starts with a write, so on SQLite it takes the write lock first and
+        never has to upgrade a read lock (which could deadlock). Raises
+        `DatabaseUnavailable` as `fetch` does.
+        """
+        try:
+            async with self.engine.begin() as connection:
+                yield Transaction(connection)
+        except UNAVAILABLE_ERRORS as error:
+            raise DatabaseUnavailable(type(error).__name__) from None
+
     async def aclose(self) -> None:
         """Close every connection."""
         await self.engine.dispose()
+
+
+class Transaction:
+    """The statements of one transaction, run by `Database.transaction`."""
+
+    def __init__(self, connection: AsyncConnection) -> None:
+        self._connection = connection
+
+    async def fetch(self, statement: Executable, **parameters: Any) -> Rows:
+        """Run `statement` in the transaction; return its rows (none if it has none)."""
+        result = await self._connection.execute(statement, parameters)
+        return result.all() if result.returns_rows else ()

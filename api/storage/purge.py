@@ -1,4 +1,9 @@
-"""Deleting expired secrets in batches, each batch one statement."""
+"""Deleting expired secrets, and receipts past their retention, in batches.
+
+Each batch of secrets is one transaction that also marks their receipts `expired`, so a
+receipt never says `pending` for a secret that is gone. Concurrent purgers (several workers
+or instances) skip each other's rows on PostgreSQL.
+"""
 
 import asyncio
 from datetime import UTC, datetime
@@ -10,12 +15,30 @@ from api.storage.database import Database
 async def delete_expired(*, db: Database, batch_size: int, pause_seconds: float = 0.0) -> int:
     """Delete expired secrets in batches of `batch_size`; return how many were deleted.
 
-    Each batch is its own statement, and `pause_seconds` pass between batches so that a
-    large backlog does not crowd out reveals.
+    `pause_seconds` pass between batches so that a large backlog does not crowd out reveals.
     """
     total = 0
     while True:
-        rows = await db.fetch(statements.PURGE_BATCH, now=datetime.now(UTC), batch_size=batch_size)
+        async with db.transaction() as transaction:
+            rows = await transaction.fetch(
+                statements.PURGE_BATCH, now=datetime.now(UTC), batch_size=batch_size
+            )
+            receipt_ids = [receipt_id for _, receipt_id in rows if receipt_id is not None]
+            if receipt_ids:
+                await transaction.fetch(statements.EXPIRE_RECEIPTS, receipt_ids=receipt_ids)
+        total += len(rows)
+        if len(rows) < batch_size:
+            return total
+        await asyncio.sleep(pause_seconds)
+
+
+async def delete_old_receipts(*, db: Database, batch_size: int, pause_seconds: float = 0.0) -> int:
+    """Delete receipts whose retention has passed, in batches; return how many."""
+    total = 0
+    while True:
+        rows = await db.fetch(
+            statements.PURGE_RECEIPTS_BATCH, now=datetime.now(UTC), batch_size=batch_size
+        )
         total += len(rows)
         if len(rows) < batch_size:
             return total

@@ -6,10 +6,12 @@ exactly-once reveal.
 
 from sqlalchemy import Table, bindparam, delete, func, insert, literal, select, update
 
-from models import Secret
+from models import Receipt, ReceiptStatus, Secret
 
 secrets_table: Table = Secret.__table__  # type: ignore[attr-defined]
 columns = secrets_table.c
+receipts_table: Table = Receipt.__table__  # type: ignore[attr-defined]
+receipt_columns = receipts_table.c
 
 # Every column is given a value, so the INSERT names them all.
 INSERT_SECRET = insert(secrets_table)
@@ -22,7 +24,7 @@ CLAIM_ATTEMPT = (
         columns.failed_attempts < bindparam("max_attempts"),
     )
     .values(failed_attempts=columns.failed_attempts + 1)
-    .returning(columns.id, columns.passphrase_hash, columns.failed_attempts)
+    .returning(columns.id, columns.passphrase_hash, columns.failed_attempts, columns.receipt_id)
 )
 # Takes a live row: only one caller can, so only one caller gets the ciphertext.
 DELETE_LIVE = (
@@ -31,6 +33,62 @@ DELETE_LIVE = (
     .returning(columns.ciphertext)
 )
 DELETE = delete(secrets_table).where(columns.id == bindparam("id")).returning(columns.id)
+# A revoke takes the live secret of a receipt; racing a reveal or a burn, one DELETE wins.
+DELETE_LIVE_OF_RECEIPT = (
+    delete(secrets_table)
+    .where(columns.receipt_id == bindparam("receipt_id"), columns.expires_at > bindparam("now"))
+    .returning(columns.id)
+)
+
+INSERT_RECEIPT = insert(receipts_table)
+# Run by the winner of a secret's deletion, in the same transaction: a receipt leaves
+# `pending` once.
+CLOSE_RECEIPT = (
+    update(receipts_table)
+    .where(
+        receipt_columns.id == bindparam("receipt_id"),
+        receipt_columns.status == ReceiptStatus.PENDING.value,
+    )
+    .values(status=bindparam("status"), closed_at=bindparam("closed_at"))
+)
+COUNT_FAILED_ATTEMPT = (
+    update(receipts_table)
+    .where(receipt_columns.id == bindparam("receipt_id"))
+    .values(failed_attempts=receipt_columns.failed_attempts + 1)
+)
+FIND_RECEIPT = select(
+    receipt_columns.id,
+    receipt_columns.status,
+    receipt_columns.failed_attempts,
+    receipt_columns.created_at,
+    receipt_columns.expires_at,
+    receipt_columns.closed_at,
+).where(
+    receipt_columns.lookup_hash == bindparam("digest"),
+    receipt_columns.retain_until > bindparam("now"),
+)
+# The purge's receipts: those of the secrets it deleted expired, at their expiry.
+EXPIRE_RECEIPTS = (
+    update(receipts_table)
+    .where(
+        receipt_columns.id.in_(bindparam("receipt_ids", expanding=True)),
+        receipt_columns.status == ReceiptStatus.PENDING.value,
+    )
+    .values(status=ReceiptStatus.EXPIRED.value, closed_at=receipt_columns.expires_at)
+)
+PURGE_RECEIPTS_BATCH = (
+    delete(receipts_table)
+    .where(
+        receipt_columns.id.in_(
+            select(receipt_columns.id)
+            .where(receipt_columns.retain_until <= bindparam("now"))
+            .limit(bindparam("batch_size"))
+            .with_for_update(skip_locked=True)
+            .scalar_subquery()
+        )
+    )
+    .returning(receipt_columns.id)
+)
 # Concurrent purgers (several workers or instances) skip each other's rows on PostgreSQL.
 PURGE_BATCH = (
     delete(secrets_table)
@@ -43,7 +101,7 @@ PURGE_BATCH = (
             .scalar_subquery()
         )
     )
-    .returning(columns.id)
+    .returning(columns.id, columns.receipt_id)
 )
 COUNT_LIVE = (
     select(func.count()).select_from(secrets_table).where(columns.expires_at > bindparam("now"))

@@ -1,0 +1,47 @@
+"""The sender's receipt: what became of a secret, kept after the secret is gone."""
+
+import enum
+import uuid
+from datetime import datetime
+
+from sqlalchemy import Column, DateTime, Integer, LargeBinary, String
+from sqlmodel import Field, SQLModel
+
+import models.base  # noqa: F401  (sets the naming convention before the table is declared)
+
+
+class ReceiptStatus(enum.StrEnum):
+    """What became of a secret; it leaves `pending` once and for good."""
+
+    PENDING = "pending"  # stored, not expired
+    REVEALED = "revealed"  # read by the recipient
+    BURNED = "burned"  # destroyed unread by the recipient
+    REVOKED = "revoked"  # destroyed by the sender through the receipt
+    DESTROYED = "destroyed"  # too many wrong passphrases
+    EXPIRED = "expired"  # its lifetime ran out unread
+
+
+class Receipt(SQLModel, table=True):
+    """A secret's history, found by SHA-256 of its receipt key (never stored itself).
+
+    It holds no ciphertext and nothing derived from the secret, its passphrase or its key.
+    `status` leaves `pending` once, in the same transaction that deletes the secret.
+    """
+
+    __tablename__ = "receipts"
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    lookup_hash: bytes = Field(sa_column=Column(LargeBinary(32), nullable=False, unique=True))
+    status: str = Field(sa_column=Column(String(16), nullable=False))
+    failed_attempts: int = Field(
+        default=0, sa_column=Column(Integer, nullable=False, server_default="0")
+    )
+    created_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    expires_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    closed_at: datetime | None = Field(
+        default=None, sa_column=Column(DateTime(timezone=True), nullable=True)
+    )
+    # When the purge removes it: RECEIPT_RETENTION_SECONDS after the secret's expiry.
+    retain_until: datetime = Field(
+        sa_column=Column(DateTime(timezone=True), nullable=False, index=True)
+    )
