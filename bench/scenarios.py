@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import asyncpg
+
 from bench import database, procs, profiling
 from bench.ceiling import PASSPHRASE, handler
 from bench.servers import ROOT, Server
@@ -292,6 +294,20 @@ def _foreign(meter: procs.CpuMeter, seconds: float, load: dict[str, Any]) -> flo
     return other / (max(seconds, 1e-9) * (os.cpu_count() or 1))
 
 
+async def _require_receipts(connection: asyncpg.Connection) -> None:
+    # The server under test migrated this database before it answered /healthz; without the
+    # receipts table the bulk load would fail, or measure a schema the service no longer has.
+    if await connection.fetchval("SELECT to_regclass('receipts')") is None:
+        raise RuntimeError("scale: the database has no receipts table (not migrated to head?)")
+
+
+async def _count_receipts(connection: asyncpg.Connection, status: str) -> int:
+    count: int = await connection.fetchval(
+        "SELECT count(*) FROM receipts WHERE status = $1", status
+    )
+    return count
+
+
 def _reveal_summary(result: dict[str, Any]) -> dict[str, Any]:
     return {
         "reveals": result["completed"],
@@ -303,17 +319,26 @@ def _reveal_summary(result: dict[str, Any]) -> dict[str, Any]:
 async def scale(
     server: Server, database_name: str, profile: Profile, workdir: Path
 ) -> dict[str, Any]:
-    """Scenario 6: reveal latency at each table size, then a purge of many expired rows."""
+    """Scenario 6: reveal latency at each table size, then a purge of many expired rows.
+
+    Every bulk-loaded secret comes with its receipt, so both tables grow together and each
+    reveal and the purge update receipts, as they do in the service.
+    """
     from api.domain.purge import purge_expired
     from api.settings import Settings
     from api.storage.database import Database, create_engine
+    from models import ReceiptStatus
 
     passphrase_hash = handler(8, 1, 1).hash(PASSPHRASE)
+    # The same environment as the server's, so the same receipt retention.
+    settings = Settings(database_url=database.sqlalchemy_url(database_name))
+    retention = settings.receipt_retention_seconds
     connection = await database.connect(database_name)
     results: dict[str, Any] = {"sizes": []}
     try:
+        await _require_receipts(connection)
         for size in profile.table_sizes:
-            await connection.execute("TRUNCATE secrets")
+            await connection.execute("TRUNCATE secrets, receipts")
             # The first reveals after a start or a bulk load run cold (statement caches,
             # buffers): warm up at the same rate for REVEAL_WARMUP_SECONDS, unrecorded.
             warmup_keys = int(profile.reveal_rate * REVEAL_WARMUP_SECONDS)
@@ -322,14 +347,24 @@ async def scale(
                 profile.reveals_per_size + warmup_keys,
                 passphrase=PASSPHRASE,
                 passphrase_hash=passphrase_hash,
+                retention_seconds=retention,
             )
             loading = time.perf_counter()
             await database.insert_filler(
-                connection, size, passphrase_hash=passphrase_hash, expired=False
+                connection,
+                size,
+                passphrase_hash=passphrase_hash,
+                expired=False,
+                retention_seconds=retention,
             )
             await database.vacuum_analyze(connection)
             load_seconds = time.perf_counter() - loading
             rows = await database.count_rows(connection)
+            receipts = await database.count_rows(connection, "receipts")
+            print(
+                f"[bench] scale: {rows:,} secrets and {receipts:,} receipts loaded "
+                f"in {load_seconds:.1f} s"
+            )
             out = workdir / f"scale-{size}.json"
             seconds = profile.reveals_per_size / profile.reveal_rate + 10
             start = time.time() + 2.0
@@ -345,6 +380,11 @@ async def scale(
                     "size": size,
                     "rows_at_start": rows,
                     "rows_at_end": await database.count_rows(connection),
+                    "receipts_at_start": receipts,
+                    "receipts_at_end": await database.count_rows(connection, "receipts"),
+                    "receipts_revealed": await _count_receipts(
+                        connection, ReceiptStatus.REVEALED.value
+                    ),
                     "load_seconds": load_seconds,
                     "other_processes_share": other,
                     **_reveal_summary(result),
@@ -357,10 +397,15 @@ async def scale(
             int(profile.reveal_rate * budget),
             passphrase=PASSPHRASE,
             passphrase_hash=passphrase_hash,
+            retention_seconds=retention,
         )
         loading = time.perf_counter()
         await database.insert_filler(
-            connection, profile.purge_rows, passphrase_hash=passphrase_hash, expired=True
+            connection,
+            profile.purge_rows,
+            passphrase_hash=passphrase_hash,
+            expired=True,
+            retention_seconds=retention,
         )
         await database.vacuum_analyze(connection)
         load_seconds = time.perf_counter() - loading
@@ -370,8 +415,12 @@ async def scale(
         expired_rows = await connection.fetchval(
             "SELECT count(*) FROM secrets WHERE expires_at <= now()"
         )
+        receipts = await database.count_rows(connection, "receipts")
+        print(
+            f"[bench] scale: purging {expired_rows:,} expired of {live_rows + expired_rows:,} "
+            f"secrets, beside {receipts:,} receipts"
+        )
 
-        settings = Settings(database_url=database.sqlalchemy_url(database_name))
         db = Database(create_engine(settings))
         out = workdir / "purge-reveals.json"
         start = time.time() + 2.0
@@ -388,6 +437,13 @@ async def scale(
         reveals = await _collect(process, out, 60)
         other = _foreign(meter, purge_seconds, reveals)
         left = await connection.fetchval("SELECT count(*) FROM secrets WHERE expires_at <= now()")
+        # The tables were truncated before the first size, so only this purge expired receipts
+        # (and deleted none: their retention runs for days after their expiry).
+        receipts_expired = await _count_receipts(connection, ReceiptStatus.EXPIRED.value)
+        receipts_left_pending = await connection.fetchval(
+            "SELECT count(*) FROM receipts WHERE status = $1 AND expires_at <= now()",
+            ReceiptStatus.PENDING.value,
+        )
         results["purge"] = {
             "expired_rows": expired_rows,
             "live_rows": live_rows,
@@ -395,6 +451,9 @@ async def scale(
             "batch_size": settings.purge_batch_size,
             "purged": purged,
             "left_expired": left,
+            "receipts": receipts,
+            "receipts_expired": receipts_expired,
+            "receipts_left_pending": receipts_left_pending,
             "seconds": purge_seconds,
             "other_processes_share": other,
             "reveals_ran_out": reveals["exhausted"],

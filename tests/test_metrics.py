@@ -216,3 +216,41 @@ def test_several_workers_report_one_sum(tmp_path: Path) -> None:
             totals.add(value(text, "onetime_secrets_http_requests_total", **HEALTHZ))
     assert totals == {sent}
     assert sum(healthz_served_per_worker(multiproc).values()) == sent
+
+
+async def test_revokes_are_counted_and_receipt_keys_never_labelled(
+    client: httpx.AsyncClient,
+) -> None:
+    body = {"secret": CANARY_SECRET, "passphrase": CANARY_PASSPHRASE}
+    receipt_key = (await client.post("/generate", json=body)).json()["receipt_key"]
+    before = await scrape(client)
+    assert (await client.delete(f"/receipts/{receipt_key}")).json()["status"] == "revoked"
+    assert (await client.delete(f"/receipts/{receipt_key}")).status_code == 200  # no-op
+    after = await scrape(client)
+    name = "onetime_secrets_secrets_revoked_total"
+    assert value(after, name) - value(before, name) == 1
+    assert receipt_key not in after
+    assert (
+        value(
+            after,
+            "onetime_secrets_http_requests_total",
+            method="DELETE",
+            route="/receipts/{receipt_key}",
+            status="200",
+        )
+        >= 2
+    )
+
+
+async def test_unknown_paths_under_a_mount_share_one_label(client: httpx.AsyncClient) -> None:
+    """Each distinct path under the static mount must not become a series of its own."""
+    await client.get("/docs-assets/nope.js")
+    await scrape(client)
+    before = len(await scrape(client))  # every series that the loop below touches exists
+    for number in range(2000):
+        await client.get(f"/docs-assets/nope-{number}.js")
+    text = await scrape(client)
+    assert "nope-" not in text
+    assert len(text) - before < 300  # only counter values grew a digit or two
+    requests = "onetime_secrets_http_requests_total"
+    assert value(text, requests, method="GET", route=UNMATCHED, status="404") >= 2000

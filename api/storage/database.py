@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 from sqlalchemy import Executable, event
+from sqlalchemy.engine import ExceptionContext
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
@@ -33,6 +34,9 @@ CHECKOUTS_PER_REQUEST = 2
 POSTGRES_URL_OPTIONS = frozenset({"ssl", "target_session_attrs", "prepared_statement_cache_size"})
 # What a database that is down, frozen or saturated raises (TimeoutError is an OSError).
 UNAVAILABLE_ERRORS = (DBAPIError, PoolTimeoutError, OSError)
+# PostgreSQL cancels a statement itself this long before the client gives up on it, so the
+# server's cancel (which leaves the connection usable) normally comes first.
+SERVER_TIMEOUT_MARGIN_SECONDS = 0.25
 
 
 class DatabaseUnavailable(Exception):
@@ -56,6 +60,10 @@ def create_engine(settings: Settings, *, bound_statements: bool = True) -> Async
             # A server that accepts TCP but never answers (frozen, partitioned, stuck on a
             # lock) would otherwise hold a request forever.
             connect_args["command_timeout"] = settings.db_pool_timeout_seconds
+            # A statement the client gave up on must not go on waiting for a lock and commit
+            # later: the server enforces its own bound, even when no cancel request reaches it.
+            server_ms = (settings.db_pool_timeout_seconds - SERVER_TIMEOUT_MARGIN_SECONDS) * 1000
+            connect_args["server_settings"] = {"statement_timeout": str(max(1, int(server_ms)))}
     engine = create_async_engine(
         settings.database_url,
         # Errors and logs must never carry bound values: ciphertext, hashes, lookup digests.
@@ -68,10 +76,22 @@ def create_engine(settings: Settings, *, bound_statements: bool = True) -> Async
     if settings.is_sqlite:
         event.listen(engine.sync_engine, "connect", _configure_sqlite)
     else:
+        if bound_statements:
+            event.listen(engine.sync_engine, "handle_error", _cut_off_timed_out)
         unknown = set(engine.url.query) - POSTGRES_URL_OPTIONS
         if unknown:
             raise ValueError(f"DATABASE_URL: options not supported: {', '.join(sorted(unknown))}")
     return engine
+
+
+def _cut_off_timed_out(context: ExceptionContext) -> None:
+    # asyncpg's command_timeout fired: the server could not even cancel the statement itself.
+    # SQLAlchemy would close the connection politely, waiting up to 2 s (fixed in its asyncpg
+    # dialect) for a cancel request and a goodbye that such a server will not read.
+    if isinstance(context.original_exception, TimeoutError) and context.connection is not None:
+        driver = context.connection.connection.driver_connection  # the asyncpg connection
+        if driver is not None:
+            driver.terminate()
 
 
 def _configure_sqlite(dbapi_connection: Any, _record: Any) -> None:

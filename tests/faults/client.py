@@ -15,9 +15,10 @@ from dataclasses import asdict, dataclass
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
-from api.gql.hardening import UNEXPECTED_ERROR_MESSAGE
-
 REVEAL_TRANSPORTS = ("rest-get", "rest-post", "graphql")
+# Spelled out rather than imported from the service: it is the wire contract a client relies
+# on, so renaming it in the code must fail these tests.
+SERVICE_UNAVAILABLE_CODE = "SERVICE_UNAVAILABLE"
 
 REVEAL_MUTATION = """
 mutation Reveal($key: String!, $passphrase: String!) {
@@ -148,8 +149,9 @@ LEAK_MARKERS = ("Traceback", 'File "', "sqlalchemy", "asyncpg", "SELECT ", "UPDA
 class Outcome:
     """What one call told the client.
 
-    `kind` is `ok` (created or revealed), `not_found`, `unavailable` (503, or a masked GraphQL
-    error), `failed` (no HTTP answer at all) or `unexpected` (any other answer).
+    `kind` is `ok` (created or revealed), `not_found`, `unavailable` (503 with `Retry-After`;
+    over GraphQL, only `SERVICE_UNAVAILABLE` errors), `failed` (no HTTP answer at all) or
+    `unexpected` (any other answer, a masked GraphQL error included).
     """
 
     kind: str
@@ -157,10 +159,19 @@ class Outcome:
     seconds: float
     value: str | None = None
     body: str = ""
+    retry_after: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         """A JSON-friendly copy."""
         return asdict(self)
+
+
+def _unavailable(response: Response, elapsed: float) -> Outcome | None:
+    """The outcome of a 503 that tells the client when to retry, as both doors answer it."""
+    retry_after = response.headers.get("retry-after")
+    if response.status != 503 or retry_after is None:
+        return None
+    return Outcome("unavailable", 503, elapsed, body=response.text, retry_after=retry_after)
 
 
 def _graphql_outcome(response: Response, field: str, value_key: str, started: float) -> Outcome:
@@ -178,8 +189,13 @@ def _graphql_outcome(response: Response, field: str, value_key: str, started: fl
         if typename == "SecretNotFound":
             return Outcome("not_found", 200, elapsed, body=body)
     errors = document.get("errors") or []
-    if errors and all(error.get("message") == UNEXPECTED_ERROR_MESSAGE for error in errors):
-        return Outcome("unavailable", response.status, elapsed, body=body)
+    # A masked "Unexpected error." is a failure of the service, not an outage it reports.
+    if errors and all(
+        (error.get("extensions") or {}).get("code") == SERVICE_UNAVAILABLE_CODE for error in errors
+    ):
+        unavailable = _unavailable(response, elapsed)
+        if unavailable is not None:
+            return unavailable
     return Outcome("unexpected", response.status, elapsed, body=body)
 
 
@@ -190,9 +206,9 @@ def _rest_outcome(response: Response, value_key: str, started: float) -> Outcome
         return Outcome("ok", 200, elapsed, response.json()[value_key], body)
     if response.status == 404:
         return Outcome("not_found", 404, elapsed, body=body)
-    if response.status == 503:
-        return Outcome("unavailable", 503, elapsed, body=body)
-    return Outcome("unexpected", response.status, elapsed, body=body)
+    return _unavailable(response, elapsed) or Outcome(
+        "unexpected", response.status, elapsed, body=body
+    )
 
 
 async def reveal(http: HttpClient, transport: str, key: str, passphrase: str) -> Outcome:

@@ -23,6 +23,7 @@ from typing import Any, NoReturn
 
 import asyncpg
 import httpx
+import psutil
 import pytest
 
 from tests.conftest import IN_CI, TEST_ENV
@@ -44,61 +45,33 @@ def _pg_bin_dir() -> Path | None:
     return Path(found).parent if found else None
 
 
-def _children(pid: int) -> list[int]:
-    """Every process whose parent is `pid` (Linux /proc)."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        # The command name is in parentheses and may hold spaces; the ppid follows it.
-        fields = stat.rsplit(")", 1)[1].split()
-        if int(fields[1]) == pid:
-            found.append(int(entry.name))
-    return found
-
-
 def _descendants(pid: int) -> list[int]:
-    result = []
-    pending = [pid]
-    while pending:
-        for child in _children(pending.pop()):
-            result.append(child)
-            pending.append(child)
-    return result
+    """Every process below `pid`, children of children included; none if `pid` is gone."""
+    try:
+        return [child.pid for child in psutil.Process(pid).children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return []
 
 
 def cpu_seconds(pid: int) -> float:
     """User plus system CPU time that process `pid` has used so far."""
-    fields = (Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    times = psutil.Process(pid).cpu_times()
+    return times.user + times.system
 
 
 def tcp_local_ports(pid: int) -> set[int]:
-    """The local ports of the TCP sockets that process `pid` holds open (Linux /proc)."""
-    inodes = set()
-    for fd in (Path("/proc") / str(pid) / "fd").iterdir():
-        with contextlib.suppress(OSError):
-            target = os.readlink(fd)
-            if target.startswith("socket:["):
-                inodes.add(target[len("socket:[") : -1])
-    ports = set()
-    for table in ("tcp", "tcp6"):
-        lines = (Path("/proc") / str(pid) / "net" / table).read_text().splitlines()[1:]
-        for line in lines:
-            fields = line.split()
-            if fields[9] in inodes:
-                ports.add(int(fields[1].rsplit(":", 1)[1], 16))
-    return ports
+    """The local ports of the TCP sockets (IPv4 and IPv6) that process `pid` holds open."""
+    process = psutil.Process(pid)
+    # psutil 6 renamed `connections` to `net_connections` and deprecates the old name (a
+    # warning is an error here); the project still allows psutil 5.9, which has only that.
+    connections = getattr(process, "net_connections", None) or process.connections
+    return {connection.laddr.port for connection in connections(kind="tcp")}
 
 
 def _cmdline(pid: int) -> str:
     try:
-        return (Path("/proc") / str(pid) / "cmdline").read_bytes().replace(b"\0", b" ").decode()
-    except OSError:
+        return " ".join(psutil.Process(pid).cmdline())
+    except (psutil.NoSuchProcess, psutil.AccessDenied):
         return ""
 
 
@@ -160,7 +133,7 @@ class PrivatePostgres:
     def running(self) -> bool:
         """Whether the postmaster is alive."""
         pid = self._postmaster_pid()
-        return pid is not None and Path(f"/proc/{pid}").exists()
+        return pid is not None and psutil.pid_exists(pid)
 
     def _postmaster_pid(self) -> int | None:
         try:
@@ -330,7 +303,8 @@ class Uvicorn:
         """The pids of the worker processes (the main process itself with one worker)."""
         if self.workers == 1:
             return [self.pid]
-        return [pid for pid in _children(self.pid) if "spawn_main" in _cmdline(pid)]
+        children = psutil.Process(self.pid).children()
+        return [child.pid for child in children if "spawn_main" in _cmdline(child.pid)]
 
     def terminate(self) -> None:
         """Send SIGTERM: uvicorn stops accepting and finishes the requests in flight."""
