@@ -18,6 +18,7 @@ from api.plumbing.headers import SecurityHeadersMiddleware
 from api.plumbing.logs import RequestLogMiddleware, configure_logging
 from api.plumbing.metrics import install_metrics, record_request
 from api.plumbing.ratelimit import RateLimiter
+from api.plumbing.websocket import RefuseWebSocketsMiddleware
 from api.rest import errors as rest_errors
 from api.rest import receipts as rest_receipts
 from api.rest.docs import install_offline_docs
@@ -99,8 +100,9 @@ def create_app() -> FastAPI:
     # The body limit sits inside the headers, so its 413 carries them too.
     app.add_middleware(RequestBodyLimitMiddleware, shapes=shapes)
     app.add_middleware(SecurityHeadersMiddleware)
-    # Keep this last (outermost), so every response, a 413 or 429 too, is counted and logged.
+    # Keep these last (outermost), so every response, a 413 or 429 too, is counted and logged.
     app.add_middleware(RequestLogMiddleware, observers=[record_request] if settings.metrics else [])
+    app.add_middleware(RefuseWebSocketsMiddleware)
 
     install_error_handlers(app, shapes)
     rest_errors.install_error_handlers(app)
@@ -120,6 +122,7 @@ def create_app() -> FastAPI:
         graphql_ide="graphiql" if settings.graphiql else None,
         include_in_schema=False,
         assets_url=settings.graphiql_assets_url,
+        subscription_protocols=(),  # no subscriptions; upgrades are refused outright anyway
     )
     app.include_router(graphql_router, include_in_schema=False)
     if settings.graphiql:

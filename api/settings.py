@@ -6,7 +6,7 @@ from functools import lru_cache
 from typing import Annotated, Literal, Self
 
 from limits import parse_many
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 OWASP_ARGON2_MEMORY_KIB = 19_456
@@ -18,6 +18,9 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_file=None, case_sensitive=False, extra="ignore")
 
     database_url: str = "sqlite+aiosqlite:///./secrets.db"
+    # `production` turns off what only a developer needs (GraphiQL, introspection) unless set
+    # explicitly, and puts /metrics behind METRICS_TOKEN.
+    profile: Literal["development", "production"] = "development"
 
     default_ttl_seconds: int = Field(default=604_800, ge=1)
     min_ttl_seconds: int = Field(default=60, ge=1)
@@ -60,6 +63,8 @@ class Settings(BaseSettings):
     trusted_proxies: Annotated[list[str], NoDecode] = Field(default_factory=list)
 
     metrics: bool = True
+    # When set, /metrics answers only `Authorization: Bearer <METRICS_TOKEN>`.
+    metrics_token: SecretStr | None = None
     log_format: Literal["text", "json"] = "text"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
 
@@ -124,6 +129,19 @@ class Settings(BaseSettings):
         if not self.database_url.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
             raise ValueError(
                 "DATABASE_URL must start with sqlite+aiosqlite:// or postgresql+asyncpg://"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _production_exposes_only_the_api(self) -> Self:
+        if self.profile != "production":
+            return self
+        for name in ("graphiql", "graphql_introspection"):
+            if name not in self.model_fields_set:
+                setattr(self, name, False)
+        if self.metrics and self.metrics_token is None:
+            raise ValueError(
+                "PROFILE=production needs METRICS_TOKEN for /metrics (or METRICS=false)"
             )
         return self
 

@@ -1,7 +1,8 @@
 """Scenario 1, the ceiling: argon2id hash + verify pairs per second on all cores.
 
-The parameters are the service's own (read from its settings), and the work runs in one
-process per core so nothing but argon2 competes for the CPUs.
+The parameters are the service's own (read from its settings), each pair is exactly what the
+service runs for a create and a reveal (`api.domain.hashing.protect` then `unlock`), and the
+work runs in one process per core so nothing but argon2 competes for the CPUs.
 """
 
 import os
@@ -11,46 +12,37 @@ from multiprocessing import get_context
 from typing import Any
 
 import psutil
-from passlib.hash import argon2
 
+from api.domain.hashing import Argon2Parameters, protect, unlock
 from bench.procs import CpuMeter
 
 PASSPHRASE = "correct horse battery staple"  # noqa: S105  (a benchmark fixture)
 
 
-def handler(memory_kib: int, time_cost: int, parallelism: int) -> Any:
-    """Return the passlib argon2id handler configured exactly as the service does."""
-    return argon2.using(
-        type="ID", memory_cost=memory_kib, rounds=time_cost, parallelism=parallelism
-    )
-
-
 def _pairs_until(deadline_epoch: float, start_epoch: float, params: tuple[int, int, int]) -> int:
-    hasher = handler(*params)
-    # Hash once before touching `verify`: passlib swaps its lazy backend loader on first use,
-    # and a `verify` looked up before that swap fails.
-    hasher.hash(PASSPHRASE)
+    parameters = Argon2Parameters(*params)
+    protect(PASSPHRASE, parameters)
     while time.time() < start_epoch:
         time.sleep(0.001)
     pairs = 0
     while time.time() < deadline_epoch:
-        hashed = hasher.hash(PASSPHRASE)
-        hasher.verify(PASSPHRASE, hashed)
+        record = protect(PASSPHRASE, parameters).record
+        unlock(PASSPHRASE, record)
         pairs += 1
     return pairs
 
 
 def single_core_costs(params: tuple[int, int, int], rounds: int = 20) -> dict[str, float]:
     """Mean milliseconds of one hash and of one verify on one otherwise idle core."""
-    hasher = handler(*params)
-    hashed = hasher.hash(PASSPHRASE)
+    parameters = Argon2Parameters(*params)
+    record = protect(PASSPHRASE, parameters).record
     started = time.perf_counter()
     for _ in range(rounds):
-        hashed = hasher.hash(PASSPHRASE)
+        record = protect(PASSPHRASE, parameters).record
     hash_ms = (time.perf_counter() - started) / rounds * 1000
     started = time.perf_counter()
     for _ in range(rounds):
-        hasher.verify(PASSPHRASE, hashed)
+        unlock(PASSPHRASE, record)
     verify_ms = (time.perf_counter() - started) / rounds * 1000
     return {"hash_ms": hash_ms, "verify_ms": verify_ms}
 

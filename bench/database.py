@@ -17,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 import asyncpg
 
 from api.domain import crypto
+from api.domain.hashing import Protected
 from models import ReceiptStatus
 
 ADMIN_DSN = os.environ.get("BENCH_PG_ADMIN_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -132,7 +133,7 @@ async def insert_revealable(
     count: int,
     *,
     passphrase: str,
-    passphrase_hash: str,
+    protected: Protected,
     retention_seconds: int,
 ) -> list[list[str]]:
     """Insert `count` real, live secrets with their receipts; return `[key, passphrase, secret]`.
@@ -150,7 +151,12 @@ async def insert_revealable(
         key = crypto.new_key()
         secret = f"bulk-loaded secret {index} ".ljust(64, ".")
         row_id, receipt_id = uuid.uuid4(), uuid.uuid4()
-        sealed = crypto.seal(secret.encode(), secret_key=key, associated_data=row_id.bytes)
+        sealed = crypto.seal(
+            secret.encode(),
+            secret_key=key,
+            key_material=protected.key_material,
+            associated_data=row_id.bytes,
+        )
         receipt_hash = crypto.lookup_hash(crypto.new_key())
         receipt_rows.append(
             (receipt_id, receipt_hash, PENDING, 0, now, expires_at, None, retain_until)
@@ -160,7 +166,7 @@ async def insert_revealable(
                 row_id,
                 crypto.lookup_hash(key),
                 sealed,
-                passphrase_hash,
+                protected.record,
                 0,
                 now,
                 expires_at,

@@ -14,7 +14,7 @@ from typing import Any
 import asyncpg
 
 from bench import database, procs, profiling
-from bench.ceiling import PASSPHRASE, handler
+from bench.ceiling import PASSPHRASE
 from bench.servers import ROOT, Server
 from bench.stats import summarize
 
@@ -324,12 +324,15 @@ async def scale(
     Every bulk-loaded secret comes with its receipt, so both tables grow together and each
     reveal and the purge update receipts, as they do in the service.
     """
+    from api.domain.hashing import Argon2Parameters, protect
     from api.domain.purge import purge_expired
     from api.settings import Settings
     from api.storage.database import Database, create_engine
     from models import ReceiptStatus
 
-    passphrase_hash = handler(8, 1, 1).hash(PASSPHRASE)
+    # One record for every bulk-loaded secret, in the service's own format.
+    protected = protect(PASSPHRASE, Argon2Parameters(8, 1, 1))
+    passphrase_hash = protected.record
     # The same environment as the server's, so the same receipt retention.
     settings = Settings(database_url=database.sqlalchemy_url(database_name))
     retention = settings.receipt_retention_seconds
@@ -346,7 +349,7 @@ async def scale(
                 connection,
                 profile.reveals_per_size + warmup_keys,
                 passphrase=PASSPHRASE,
-                passphrase_hash=passphrase_hash,
+                protected=protected,
                 retention_seconds=retention,
             )
             loading = time.perf_counter()
@@ -396,7 +399,7 @@ async def scale(
             connection,
             int(profile.reveal_rate * budget),
             passphrase=PASSPHRASE,
-            passphrase_hash=passphrase_hash,
+            protected=protected,
             retention_seconds=retention,
         )
         loading = time.perf_counter()

@@ -145,6 +145,48 @@ async def test_graphiql_runs_a_mutation_entered_in_its_editor(
     assert any("/graphql-assets/graphiql@" in url for url in tab.requested)
 
 
+async def test_graphiql_keeps_nothing_it_was_given(
+    server: RunningServer, tab: Tab, tmp_path: Path
+) -> None:
+    """A secret typed into the playground reaches neither the address bar nor storage."""
+    page = tab.page
+    await page.goto(f"{server.base_url}/graphql")
+    canary_secret, canary_passphrase = "canary-browser-secret-5e1f", "canary-browser-pass-77d0"
+    mutation = (
+        "mutation($s: String!, $p: String!) { createSecret(secret: $s, passphrase: $p) "
+        "{ ... on CreatedSecret { secretKey } } }"
+    )
+    editor = page.locator(".graphiql-query-editor .CodeMirror")
+    await editor.click()
+    await page.keyboard.press("ControlOrMeta+A")
+    await page.keyboard.press("Delete")
+    await page.keyboard.insert_text(mutation + f" # {canary_secret}")
+    variables = page.locator(".graphiql-editor-tool .CodeMirror").first
+    await variables.click()
+    await page.keyboard.insert_text(f'{{"s": "{canary_secret}", "p": "{canary_passphrase}"}}')
+    await page.locator("button.graphiql-execute-button").click()
+    await page.locator(".graphiql-response").get_by_text("secretKey").wait_for()
+    await page.screenshot(path=tmp_path / "graphiql-forgetful.png")
+
+    stored = await page.evaluate(
+        "() => JSON.stringify([Object.entries(localStorage), Object.entries(sessionStorage)])"
+    )
+    history = await page.evaluate("() => window.location.href + ' ' + history.length")
+    for canary in (canary_secret, canary_passphrase):
+        assert canary not in page.url
+        assert canary not in history
+        assert canary not in stored, stored
+    assert tab.outside_loopback() == []
+
+
+async def test_graphiql_page_has_a_strict_policy(server: RunningServer) -> None:
+    async with httpx.AsyncClient(base_url=server.base_url) as http:
+        response = await http.get("/graphql", headers={"accept": "text/html"})
+    policy = response.headers["content-security-policy"]
+    assert "frame-ancestors 'none'" in policy
+    assert "connect-src 'self'" in policy
+
+
 async def test_graphiql_says_so_when_its_scripts_cannot_load(
     server: RunningServer, tab: Tab, tmp_path: Path
 ) -> None:

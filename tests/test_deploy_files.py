@@ -234,6 +234,8 @@ def test_dockerfile_runs_uvicorn_as_a_numeric_non_root_user() -> None:
     (cmd,) = [c for c in final if c.cmd == "CMD"]
     assert cmd.json, "CMD must be in exec form so uvicorn gets the signals"
     assert list(cmd.value[:4]) == ["uvicorn", "main:app", "--host", "0.0.0.0"]  # noqa: S104
+    # X-Forwarded-For is for the app to judge (TRUSTED_PROXIES), never uvicorn's loopback rule.
+    assert "--no-proxy-headers" in cmd.value
     # USER comes after every RUN, so nothing later runs as root.
     last_user = max(i for i, c in enumerate(final) if c.cmd == "USER")
     assert all(i < last_user for i, c in enumerate(final) if c.cmd == "RUN")

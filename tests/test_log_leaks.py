@@ -8,8 +8,10 @@ is searched, and in-process, where every log record (message, arguments, extra f
 traceback) is searched. Then every column of every table is searched.
 """
 
+import asyncio
 import json
 import logging
+import socket
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -18,6 +20,7 @@ from typing import Any
 
 import httpx
 import pytest
+import websockets
 from sqlalchemy import MetaData, select
 from sqlalchemy.ext.asyncio import create_async_engine
 
@@ -240,6 +243,19 @@ async def test_uvicorn_output_holds_no_secret(server: RunningServer, database_ur
     canaries = Canaries.fresh()
     async with httpx.AsyncClient(base_url=server.base_url, timeout=30) as http:
         answers = await exercise(http, canaries)
+    # WebSocket handshakes, the query string carrying a key and a passphrase: refused, and
+    # uvicorn's handshake line (raw path and query) is not written.
+    ws_base = server.base_url.replace("http://", "ws://")
+    for path in ("/graphql", f"/secrets/{canaries.keys[0]}"):
+        with pytest.raises(websockets.InvalidStatus) as refused:
+            async with websockets.connect(
+                f"{ws_base}{path}?passphrase={canaries.passphrase}",
+                subprotocols=[websockets.Subprotocol("graphql-transport-ws")],
+            ):
+                pass
+        assert refused.value.response.status_code == 403
+    # Control characters in a path: a terminal escape and a forged line.
+    await asyncio.to_thread(_raw_get, server.base_url, "/%1b[31mred%0d%0aforged%09line")
     server.process.terminate()
     server.process.wait(timeout=15)
     output = server.log()
@@ -255,6 +271,19 @@ async def test_uvicorn_output_holds_no_secret(server: RunningServer, database_ur
     await assert_no_canary_in_database(database_url, canaries)
     hashes = [line for line in output.splitlines() if PASSPHRASE_HASH_PREFIX in line]
     assert not hashes, hashes[:1]
+    assert "WEBSOCKET refused 403" in output
+    assert "Traceback" not in output
+    assert " ERROR " not in output
+    assert "\x1b" not in output
+    assert "\r" not in output
+
+
+def _raw_get(base_url: str, raw_path: str) -> None:
+    """Send a request line exactly as given, percent-escapes and all."""
+    host, port = base_url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as connection:
+        connection.sendall(f"GET {raw_path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+        assert connection.recv(1024).startswith(b"HTTP/1.1 404")
 
 
 def _record_text(record: logging.LogRecord) -> str:

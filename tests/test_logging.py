@@ -228,3 +228,17 @@ def test_json_formatter_keeps_exceptions_on_one_line() -> None:
     assert entry["message"] == "failed here"
     assert entry["request_id"] == "given"
     assert entry["exception"].endswith("ValueError: boom")
+
+
+def test_text_lines_escape_control_characters() -> None:
+    from api.plumbing.logs import TextFormatter
+
+    record = logging.LogRecord(
+        "api.access", logging.INFO, __file__, 1, "GET %s 404", ("/\x1b[31mred\r\nforged\tx",), None
+    )
+    record.request_id = "-"
+    line = TextFormatter().format(record)
+    assert "\x1b" not in line
+    assert "\r" not in line
+    assert "\n" not in line
+    assert "\\x1b[31mred\\x0d\\nforged\\x09x" in line

@@ -89,10 +89,11 @@ async def test_secrets_stored_before_receipts_stay_revealable(empty_database: st
     import uuid
     from datetime import UTC, datetime, timedelta
 
+    from passlib.hash import argon2 as passlib_argon2
     from sqlalchemy import insert
 
     from api.domain import crypto, service
-    from api.domain.hashing import get_hasher
+    from api.domain.hashing import LEGACY
     from api.settings import Settings
     from api.storage.database import Database, create_engine
     from api.storage.statements import secrets_table
@@ -109,8 +110,13 @@ async def test_secrets_stored_before_receipts_stay_revealable(empty_database: st
                 insert(secrets_table).values(
                     id=row_id,
                     lookup_hash=crypto.lookup_hash(key),
-                    ciphertext=crypto.seal(secret, secret_key=key, associated_data=row_id.bytes),
-                    passphrase_hash=await get_hasher().hash("old passphrase"),
+                    # The previous release's format: a passlib record, sealed by the key alone.
+                    ciphertext=crypto.seal(
+                        secret, secret_key=key, key_material=LEGACY, associated_data=row_id.bytes
+                    ),
+                    passphrase_hash=passlib_argon2.using(
+                        type="ID", memory_cost=1024, rounds=1
+                    ).hash("old passphrase"),
                     failed_attempts=0,
                     created_at=now,
                     expires_at=now + timedelta(hours=1),

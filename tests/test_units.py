@@ -5,9 +5,10 @@ import os
 
 import pytest
 from cryptography.exceptions import InvalidTag
+from passlib.hash import argon2 as passlib_argon2
 
 from api.domain import crypto
-from api.domain.hashing import PassphraseHasher
+from api.domain.hashing import LEGACY, Argon2Parameters, PassphraseHasher, protect, unlock
 from api.settings import InvalidSettings, Settings, load_settings
 
 
@@ -57,15 +58,33 @@ def test_secret_keys_are_128_bit_hex() -> None:
     assert not crypto.is_well_formed_key("a" * 31)
 
 
-def test_seal_round_trip_and_tamper_detection() -> None:
+@pytest.mark.parametrize("material", [LEGACY, b"m" * 32], ids=["legacy", "passphrase-bound"])
+def test_seal_round_trip_and_tamper_detection(material: bytes) -> None:
     key, other = crypto.new_key(), crypto.new_key()
-    sealed = crypto.seal(b"\x00payload", secret_key=key, associated_data=b"row-1")
-    assert crypto.open_sealed(sealed, secret_key=key, associated_data=b"row-1") == b"\x00payload"
-    assert sealed != crypto.seal(b"\x00payload", secret_key=key, associated_data=b"row-1")
+
+    def seal(data: bytes) -> bytes:
+        return crypto.seal(data, secret_key=key, key_material=material, associated_data=b"row-1")
+
+    def open_(sealed: bytes, *, secret_key: str = key, row: bytes = b"row-1") -> bytes:
+        return crypto.open_sealed(
+            sealed, secret_key=secret_key, key_material=material, associated_data=row
+        )
+
+    sealed = seal(b"\x00payload")
+    assert open_(sealed) == b"\x00payload"
+    assert sealed != seal(b"\x00payload")
     with pytest.raises(InvalidTag):
-        crypto.open_sealed(sealed, secret_key=other, associated_data=b"row-1")
+        open_(sealed, secret_key=other)
     with pytest.raises(InvalidTag):
-        crypto.open_sealed(sealed, secret_key=key, associated_data=b"row-2")
+        open_(sealed, row=b"row-2")
+    # The other format's key never opens it: the passphrase's material is part of the key.
+    with pytest.raises(InvalidTag):
+        crypto.open_sealed(
+            sealed,
+            secret_key=key,
+            key_material=b"n" * 32 if material else b"m" * 32,
+            associated_data=b"row-1",
+        )
 
 
 def test_lookup_hash_is_sha256_of_the_key() -> None:
@@ -81,13 +100,29 @@ async def test_default_hasher_uses_owasp_argon2id() -> None:
     )
     hasher = PassphraseHasher.from_settings(settings)
     try:
-        hashed = await hasher.hash("correct horse")
-        assert hashed.startswith("$argon2id$v=19$m=19456,t=2,p=1$")
-        assert await hasher.verify("correct horse", hashed)
-        assert not await hasher.verify("wrong horse", hashed)
-        assert not await hasher.verify("correct horse", None)
+        protected = await hasher.protect("correct horse")
+        assert protected.record.startswith("$ots2$m=19456,t=2,p=1$")
+        assert len(protected.key_material) == 32
+        assert protected.key_material.hex() not in protected.record
+        assert await hasher.unlock("correct horse", protected.record) == protected.key_material
+        assert await hasher.unlock("wrong horse", protected.record) is None
+        assert await hasher.unlock("correct horse", None) is None
+        # The first format (passlib's PHC string) is still checked, and has no key material.
+        legacy = passlib_argon2.using(type="ID", memory_cost=1024, rounds=1).hash("old")
+        assert await hasher.unlock("old", legacy) == LEGACY
+        assert await hasher.unlock("new", legacy) is None
     finally:
         hasher.close()
+
+
+def test_one_argon2id_evaluation_gives_both_halves() -> None:
+    """The record and the key material come from the same raw output, split by HMAC."""
+    parameters = Argon2Parameters(memory_kib=1024, time_cost=1, parallelism=1)
+    salt = b"s" * 16
+    first = protect("p", parameters, salt=salt)
+    assert protect("p", parameters, salt=salt) == first
+    assert unlock("p", first.record) == first.key_material
+    assert protect("q", parameters, salt=salt).key_material != first.key_material
 
 
 async def test_hashing_runs_off_the_event_loop() -> None:
@@ -102,7 +137,7 @@ async def test_hashing_runs_off_the_event_loop() -> None:
 
     task = asyncio.create_task(ticker())
     try:
-        await asyncio.gather(*(hasher.hash("p") for _ in range(4)))
+        await asyncio.gather(*(hasher.protect("p") for _ in range(4)))
     finally:
         task.cancel()
         hasher.close()
@@ -122,7 +157,7 @@ async def test_trivial_parameters_hash_inline_and_real_ones_do_not() -> None:
     try:
         assert cheap.runs_inline
         assert not real.runs_inline
-        assert await cheap.verify("p", await cheap.hash("p"))
+        assert await cheap.unlock("p", (await cheap.protect("p")).record) is not None
     finally:
         cheap.close()
         real.close()

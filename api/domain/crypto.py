@@ -1,8 +1,12 @@
 """Secret keys, the lookup hash and authenticated encryption of secrets at rest.
 
-The secret key (128 random bits) is the only thing that unlocks a row: the row is found by
-SHA-256 of the key, and the content is sealed with AES-256-GCM under a key derived from it
-with HKDF. The database never sees the secret key, so a dump alone decrypts nothing.
+A row is found by SHA-256 of its secret key (128 random bits), and its content is sealed with
+AES-256-GCM under a key derived with HKDF from the secret key *and* the passphrase's key
+material (`api.domain.hashing`: argon2id output that is never stored). So the database plus
+the link is not enough: each passphrase guess costs an attacker one argon2id evaluation.
+
+Secrets stored before the passphrase took part (`key_material=LEGACY`, empty) were sealed
+under the secret key alone; they still open until they are read or expire.
 """
 
 import hashlib
@@ -16,7 +20,10 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 SECRET_KEY_BYTES = 16
 NONCE_BYTES = 12
-_HKDF_INFO = b"onetime-secrets/v1/aes-256-gcm"
+_HKDF_INFO = {
+    False: b"onetime-secrets/v1/aes-256-gcm",  # the secret key alone
+    True: b"onetime-secrets/v2/aes-256-gcm",  # the secret key and the passphrase
+}
 _SECRET_KEY_PATTERN = re.compile(r"[0-9a-f]{32}")
 
 
@@ -35,19 +42,30 @@ def lookup_hash(key: str) -> bytes:
     return hashlib.sha256(key.encode("ascii")).digest()
 
 
-def _content_key(secret_key: str) -> bytes:
-    return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=_HKDF_INFO).derive(
-        bytes.fromhex(secret_key)
+def _content_key(secret_key: str, key_material: bytes) -> bytes:
+    hkdf = HKDF(
+        algorithm=hashes.SHA256(), length=32, salt=None, info=_HKDF_INFO[bool(key_material)]
     )
+    return hkdf.derive(bytes.fromhex(secret_key) + key_material)
 
 
-def seal(plaintext: bytes, *, secret_key: str, associated_data: bytes) -> bytes:
+def seal(
+    plaintext: bytes, *, secret_key: str, key_material: bytes, associated_data: bytes
+) -> bytes:
     """Encrypt `plaintext`; the result is nonce followed by ciphertext and tag."""
     nonce = os.urandom(NONCE_BYTES)
-    return nonce + AESGCM(_content_key(secret_key)).encrypt(nonce, plaintext, associated_data)
+    key = _content_key(secret_key, key_material)
+    return nonce + AESGCM(key).encrypt(nonce, plaintext, associated_data)
 
 
-def open_sealed(sealed: bytes, *, secret_key: str, associated_data: bytes) -> bytes:
-    """Decrypt what `seal` produced; raises `cryptography.exceptions.InvalidTag` if tampered."""
+def open_sealed(
+    sealed: bytes, *, secret_key: str, key_material: bytes, associated_data: bytes
+) -> bytes:
+    """Decrypt what `seal` produced.
+
+    Raises `cryptography.exceptions.InvalidTag` for a wrong key, wrong key material (a wrong
+    passphrase) or tampering.
+    """
     nonce, ciphertext = sealed[:NONCE_BYTES], sealed[NONCE_BYTES:]
-    return AESGCM(_content_key(secret_key)).decrypt(nonce, ciphertext, associated_data)
+    key = _content_key(secret_key, key_material)
+    return AESGCM(key).decrypt(nonce, ciphertext, associated_data)

@@ -73,5 +73,6 @@ async def revoke_secret(*, db: Database, receipt_key: str) -> ReceiptView:
         if deleted:
             await close_receipt(transaction, receipt_id, ReceiptStatus.REVOKED)
     if deleted:
+        await db.scrub()
         events.emit(events.REVOKED)
     return _view(await _find(db, receipt_key, now), now)

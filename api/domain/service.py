@@ -63,7 +63,7 @@ async def create_secret(
     inputs.check_passphrase(passphrase, settings)
     ttl = inputs.ttl(ttl_seconds, settings)
 
-    passphrase_hash = await get_hasher().hash(passphrase)
+    protected = await get_hasher().protect(passphrase)
     secret_key, receipt_key = crypto.new_key(), crypto.new_key()
     row_id, receipt_id = uuid.uuid4(), uuid.uuid4()
     now = clock.now()
@@ -84,8 +84,13 @@ async def create_secret(
             statements.INSERT_SECRET,
             id=row_id,
             lookup_hash=crypto.lookup_hash(secret_key),
-            ciphertext=crypto.seal(plaintext, secret_key=secret_key, associated_data=row_id.bytes),
-            passphrase_hash=passphrase_hash,
+            ciphertext=crypto.seal(
+                plaintext,
+                secret_key=secret_key,
+                key_material=protected.key_material,
+                associated_data=row_id.bytes,
+            ),
+            passphrase_hash=protected.record,
             failed_attempts=0,
             created_at=now,
             expires_at=expires_at,
@@ -132,16 +137,19 @@ async def _wrong_passphrase(db: Database, claim: _Claim) -> None:
             if deleted:
                 await close_receipt(transaction, claim.receipt_id, ReceiptStatus.DESTROYED)
     if deleted:
+        await db.scrub()
         events.emit(events.DESTROYED_BY_ATTEMPT_LIMIT)
 
 
-async def _check_passphrase(*, db: Database, secret_key: str, passphrase: str) -> _Claim:
-    """Spend one attempt on `passphrase`; return the claimed row if it matches."""
+async def _check_passphrase(
+    *, db: Database, secret_key: str, passphrase: str
+) -> tuple[_Claim, bytes]:
+    """Spend one attempt on `passphrase`; return the claimed row and its key material."""
     inputs.check_passphrase(passphrase, get_settings())
     claim = await _claim_attempt(db, secret_key) if crypto.is_well_formed_key(secret_key) else None
-    passphrase_hash = claim.passphrase_hash if claim else None
-    if await get_hasher().verify(passphrase, passphrase_hash) and claim is not None:
-        return claim
+    key_material = await get_hasher().unlock(passphrase, claim.passphrase_hash if claim else None)
+    if key_material is not None and claim is not None:
+        return claim, key_material
     if claim is not None:
         await _wrong_passphrase(db, claim)
     raise SecretNotFound
@@ -150,17 +158,23 @@ async def _check_passphrase(*, db: Database, secret_key: str, passphrase: str) -
 @unavailable_when_the_database_fails
 async def reveal_secret(*, db: Database, secret_key: str, passphrase: str) -> str:
     """Return the secret and delete it, or raise `SecretNotFound`. Succeeds at most once."""
-    claim = await _check_passphrase(db=db, secret_key=secret_key, passphrase=passphrase)
+    claim, key_material = await _check_passphrase(
+        db=db, secret_key=secret_key, passphrase=passphrase
+    )
     async with db.transaction() as transaction:
         rows = await transaction.fetch(statements.DELETE_LIVE, id=claim.row_id, now=clock.now())
         if rows:
             await close_receipt(transaction, claim.receipt_id, ReceiptStatus.REVEALED)
     if not rows:
         raise SecretNotFound
+    await db.scrub()
     sealed: bytes = rows[0][0]
     try:
         plaintext = crypto.open_sealed(
-            sealed, secret_key=secret_key, associated_data=claim.row_id.bytes
+            sealed,
+            secret_key=secret_key,
+            key_material=key_material,
+            associated_data=claim.row_id.bytes,
         )
     except InvalidTag:
         # Only a row altered in the database gets here; it is gone now, like any read secret.
@@ -173,13 +187,14 @@ async def reveal_secret(*, db: Database, secret_key: str, passphrase: str) -> st
 @unavailable_when_the_database_fails
 async def burn_secret(*, db: Database, secret_key: str, passphrase: str) -> None:
     """Destroy the secret unread, or raise `SecretNotFound`."""
-    claim = await _check_passphrase(db=db, secret_key=secret_key, passphrase=passphrase)
+    claim, _ = await _check_passphrase(db=db, secret_key=secret_key, passphrase=passphrase)
     async with db.transaction() as transaction:
         deleted = await transaction.fetch(statements.DELETE, id=claim.row_id)
         if deleted:
             await close_receipt(transaction, claim.receipt_id, ReceiptStatus.BURNED)
     if not deleted:
         raise SecretNotFound
+    await db.scrub()
     events.emit(events.BURNED)
 
 

@@ -12,11 +12,14 @@ import json
 import re
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import FileResponse, HTMLResponse
 from strawberry.fastapi import GraphQLRouter
 from strawberry.http.ides import get_graphql_ide_html
+
+from api.plumbing.headers import page_content_security_policy
 
 NODE_MODULES = Path(__file__).resolve().parents[2] / "web" / "graphiql" / "node_modules"
 LOCAL_ASSETS_PATH = "/graphql-assets"
@@ -51,7 +54,7 @@ class GraphiQLAssets:
         a plain message when the files could not be loaded (mirror down, hash mismatch).
         """
         base_url = base_url.rstrip("/")
-        page = self.template.replace(_CDN, html.escape(base_url, quote=True))
+        page = _forgetful(self.template).replace(_CDN, html.escape(base_url, quote=True))
         message = json.dumps(
             f"GraphiQL could not load its scripts from {base_url}. Check GRAPHIQL_ASSETS_URL, "
             "or install them with scripts/install. The GraphQL endpoint itself still works."
@@ -64,6 +67,49 @@ class GraphiQLAssets:
         )
         main_script = page.rindex("<script>")
         return page[:main_script] + guard + page[main_script:]
+
+
+# Strawberry's page, changed so that nothing typed into the playground outlives it: the
+# address bar is never rewritten (the query and variables would land in browser history,
+# and in proxy logs on a reload), editor state lives in memory instead of localStorage, and
+# no WebSocket URL is set up (subscriptions are not part of this API).
+_MEMORY_STORAGE = """
+      // Tabs, queries, variables and headers stay in this page's memory, never on disk.
+      const memoryStorage = (function () {
+        const items = new Map();
+        return {
+          getItem: (key) => (items.has(key) ? items.get(key) : null),
+          setItem: (key, value) => { items.set(key, String(value)); },
+          removeItem: (key) => { items.delete(key); },
+          clear: () => { items.clear(); },
+          key: (index) => Array.from(items.keys())[index] ?? null,
+          get length() { return items.size; },
+        };
+      })();
+
+      function GraphiQLWithExplorer() {"""
+_FORGETFUL_EDITS = (
+    ("history.replaceState(null, null, newSearch);", "/* the address bar is left alone */"),
+    (
+        "shouldPersistHeaders: true,",
+        "shouldPersistHeaders: false,\n          storage: memoryStorage,",
+    ),
+    ("        subscriptionUrl,\n", ""),
+    ("\n      function GraphiQLWithExplorer() {", _MEMORY_STORAGE),
+)
+
+
+def _forgetful(template: str) -> str:
+    for old, new in _FORGETFUL_EDITS:
+        if template.count(old) != 1:
+            # A Strawberry release changed its page: fail loudly rather than leak quietly.
+            raise RuntimeError(f"GraphiQL page changed; cannot apply: {old!r}")
+        template = template.replace(old, new)
+    return template
+
+
+def _csp(policy: str) -> dict[str, str]:
+    return {"content-security-policy": policy}
 
 
 def _installed_version(package_dir: Path) -> str | None:
@@ -120,11 +166,14 @@ class OfflineGraphQLRouter(GraphQLRouter[Any, Any]):
     async def render_graphql_ide(self, request: Request) -> HTMLResponse:
         """Serve GraphiQL from the configured mirror or from this service's own copies."""
         if self.assets_url is not None:
-            return HTMLResponse(self.assets.page(self.assets_url))
+            origin = "{0.scheme}://{0.netloc}".format(urlsplit(self.assets_url))
+            policy = page_content_security_policy(origin)
+            return HTMLResponse(self.assets.page(self.assets_url), headers=_csp(policy))
         if self.assets.missing:
             return HTMLResponse(_missing_page(self.assets.missing), status_code=503)
         root = request.scope.get("root_path", "").rstrip("/")
-        return HTMLResponse(self.assets.page(root + LOCAL_ASSETS_PATH))
+        page = self.assets.page(root + LOCAL_ASSETS_PATH)
+        return HTMLResponse(page, headers=_csp(page_content_security_policy()))
 
     async def _serve_asset(self, asset: str) -> FileResponse:
         path = self.assets.files.get(asset)

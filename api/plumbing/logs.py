@@ -64,6 +64,33 @@ class JsonFormatter(logging.Formatter):
 
 
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"
+# C0 and C1 control characters but the newline, which tracebacks need.
+_CONTROL = re.compile(r"[\x00-\x09\x0b-\x1f\x7f-\x9f]")
+
+
+class TextFormatter(logging.Formatter):
+    """The text format, with control characters escaped: no terminal escape, no forged line."""
+
+    def __init__(self) -> None:
+        super().__init__(TEXT_FORMAT)
+
+    def format(self, record: logging.LogRecord) -> str:
+        """Format the record, then escape what a terminal or a log parser would act on."""
+        text = _CONTROL.sub(lambda match: f"\\x{ord(match.group()):02x}", super().format(record))
+        if record.exc_info or record.stack_info:
+            return text
+        return text.replace("\n", "\\n")
+
+
+class WebSocketHandshakeFilter(logging.Filter):
+    """Drops uvicorn's line about each WebSocket handshake: it holds the raw path and query.
+
+    The service refuses every upgrade (`api.plumbing.websocket`) and logs it itself, by route.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Keep every record but a handshake line."""
+        return not (isinstance(record.msg, str) and '"WebSocket %s"' in record.msg)
 
 
 class ServiceLogHandler(logging.StreamHandler[TextIO]):
@@ -89,9 +116,7 @@ def configure_logging(settings: Settings) -> None:
     handler = ServiceLogHandler()
     handler.setLevel(settings.log_level)
     handler.addFilter(RequestIdFilter())
-    handler.setFormatter(
-        JsonFormatter() if settings.log_format == "json" else logging.Formatter(TEXT_FORMAT)
-    )
+    handler.setFormatter(JsonFormatter() if settings.log_format == "json" else TextFormatter())
     root.addHandler(handler)
     root.setLevel(settings.log_level)
     # aiosqlite logs every statement with its parameters at DEBUG, passphrase hashes included.
@@ -102,6 +127,9 @@ def configure_logging(settings: Settings) -> None:
         uvicorn_logger = logging.getLogger(name)
         uvicorn_logger.handlers.clear()
         uvicorn_logger.propagate = True
+    uvicorn_error = logging.getLogger("uvicorn.error")
+    if not any(isinstance(f, WebSocketHandshakeFilter) for f in uvicorn_error.filters):
+        uvicorn_error.addFilter(WebSocketHandshakeFilter())
     # Replaced by `api.access`: uvicorn's line holds the raw path and query string. With no
     # handler anywhere up its chain, uvicorn skips the line entirely.
     uvicorn_access = logging.getLogger("uvicorn.access")

@@ -13,6 +13,7 @@ Without it, each worker reports only its own counters.
 """
 
 import asyncio
+import hmac
 import logging
 import os
 import time
@@ -33,6 +34,7 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 
 from api.domain import events, service
+from api.settings import get_settings
 from api.storage.database import Database
 
 logger = logging.getLogger(__name__)
@@ -165,9 +167,24 @@ def _counters_registry() -> Collector:
 metrics_router = APIRouter()
 
 
+def _authorized(request: Request) -> bool:
+    token = get_settings().metrics_token
+    if token is None:
+        return True
+    expected = f"Bearer {token.get_secret_value()}".encode()
+    given = request.headers.get("authorization", "").encode()
+    return hmac.compare_digest(given, expected)
+
+
 @metrics_router.get("/metrics", include_in_schema=False)
 async def scrape(request: Request) -> Response:
     """Report every metric in the Prometheus (or OpenMetrics, if asked for) text format."""
+    if not _authorized(request):
+        return Response(
+            content='{"detail":"Not authenticated"}',
+            status_code=401,
+            headers={"content-type": "application/json", "www-authenticate": "Bearer"},
+        )
     live: LiveSecrets = request.app.state.live_secrets
     await live.refresh(request.app.state.database)
     encode, content_type = choose_encoder(request.headers.get("accept", ""))

@@ -8,26 +8,15 @@ from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
+from api.plumbing.headers import page_content_security_policy
+
 DOCS_ASSETS_PATH = "/docs-assets"
 _REDOC_BUNDLE = "redoc.standalone.js"
 _REDOC_LOGO = "https://cdn.redoc.ly/redoc/logo-mini.svg"
 
 # The docs pages may load nothing from elsewhere. ReDoc's bundle adds its vendor's logo from
 # a CDN by itself, and Swagger UI can ask an online validator; the policy stops both.
-DOCS_CONTENT_SECURITY_POLICY = "; ".join(
-    (
-        "default-src 'self'",
-        "script-src 'self' 'unsafe-inline'",
-        "style-src 'self' 'unsafe-inline'",
-        "img-src 'self' data:",
-        "font-src 'self' data:",
-        "worker-src 'self' blob:",
-        "connect-src 'self'",
-        "base-uri 'none'",
-        "form-action 'none'",
-        "frame-ancestors 'none'",
-    )
-)
+DOCS_CONTENT_SECURITY_POLICY = page_content_security_policy()
 _CSP_HEADER = {"content-security-policy": DOCS_CONTENT_SECURITY_POLICY}
 
 

@@ -21,10 +21,10 @@ from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from api.settings import Settings
+from api.storage import sqlite
 
 Rows = Sequence[Sequence[Any]]
 
-SQLITE_BUSY_TIMEOUT_MS = 10_000
 # A reveal checks a connection out twice (to claim an attempt, then to delete the row) and
 # gives it back while argon2 runs, so each wait gets an equal share of DB_POOL_TIMEOUT_SECONDS:
 # under overload the request as a whole still answers 503 within that time.
@@ -53,7 +53,8 @@ def create_engine(settings: Settings, *, bound_statements: bool = True) -> Async
     """
     connect_args: dict[str, Any]
     if settings.is_sqlite:
-        connect_args = {"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}
+        sqlite.create_private_file(settings.database_url)
+        connect_args = {"timeout": sqlite.BUSY_TIMEOUT_MS / 1000}
     else:
         connect_args = {"timeout": settings.db_pool_timeout_seconds}
         if bound_statements:
@@ -74,7 +75,7 @@ def create_engine(settings: Settings, *, bound_statements: bool = True) -> Async
         connect_args=connect_args,
     )
     if settings.is_sqlite:
-        event.listen(engine.sync_engine, "connect", _configure_sqlite)
+        event.listen(engine.sync_engine, "connect", sqlite.configure_connection)
     else:
         if bound_statements:
             event.listen(engine.sync_engine, "handle_error", _cut_off_timed_out)
@@ -94,21 +95,12 @@ def _cut_off_timed_out(context: ExceptionContext) -> None:
             driver.terminate()
 
 
-def _configure_sqlite(dbapi_connection: Any, _record: Any) -> None:
-    # WAL lets readers run beside the writer; the busy timeout makes racing writers from
-    # several processes wait their turn instead of failing with "database is locked".
-    cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
-    cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.close()
-
-
 class Database:
     """Runs prebuilt statements through a SQLAlchemy engine, each in autocommit."""
 
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
+        self._scrubs = engine.dialect.name == "sqlite"
 
     async def fetch(self, statement: Executable, **parameters: Any) -> Rows:
         """Run `statement` with `parameters`; return its rows as tuples (none if it has none).
@@ -138,6 +130,15 @@ class Database:
                 yield Transaction(connection)
         except UNAVAILABLE_ERRORS as error:
             raise DatabaseUnavailable(type(error).__name__) from None
+
+    async def scrub(self) -> None:
+        """After a deletion: leave no copy of the deleted rows in the database files.
+
+        On SQLite, checkpoint and truncate the write-ahead log (`api.storage.sqlite`). On
+        PostgreSQL dead tuples stay until vacuum; SECURITY.md says what that means.
+        """
+        if self._scrubs:
+            await self.fetch(sqlite.SCRUB)
 
     async def aclose(self) -> None:
         """Close every connection."""

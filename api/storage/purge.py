@@ -28,6 +28,8 @@ async def delete_expired(*, db: Database, batch_size: int, pause_seconds: float 
                 await transaction.fetch(statements.EXPIRE_RECEIPTS, receipt_ids=receipt_ids)
         total += len(rows)
         if len(rows) < batch_size:
+            if total:
+                await db.scrub()
             return total
         await asyncio.sleep(pause_seconds)
 
