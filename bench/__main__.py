@@ -158,13 +158,18 @@ async def _ab(
     argon2_env: dict[str, str],
     workdir: Path,
 ) -> dict[str, Any]:
-    """Run the A/B of the hand-written pieces (a reference commit) against this tree."""
+    """Run the A/B of the hand-written pieces (one commit) against the libraries (the next)."""
     ref = ab.reference()
     if profile.ab_rounds < 1:
         return {"ref": ref, "skipped": f"the {profile.name} profile runs no A/B"}
-    commit = ab.resolve(ref)
-    if commit is None:
-        reason = f"this checkout has no commit {ref} (set {ab.REF_ENV} to one it has)"
+    library_ref = ab.library_reference()
+    commit, library_commit = ab.resolve(ref), ab.resolve(library_ref)
+    if commit is None or library_commit is None:
+        missing = ref if commit is None else library_ref
+        reason = (
+            f"this checkout has no commit {missing} "
+            f"(set {ab.REF_ENV} and {ab.LIBRARY_REF_ENV} to ones it has)"
+        )
         if profile.name == "smoke":
             # A shallow CI checkout may lack the reference; the smoke run checks errors only.
             print(f"[bench] A/B skipped: {reason}")
@@ -179,8 +184,8 @@ async def _ab(
     unique: dict[str, set[str]] = {contender: set() for contender in contenders}
     order: list[str] = []
     try:
-        with ab.extracted(commit) as reference_tree:
-            trees = {ab.HAND_WRITTEN: reference_tree, ab.LIBRARIES: ROOT}
+        with ab.extracted(commit) as reference_tree, ab.extracted(library_commit) as library_tree:
+            trees = {ab.HAND_WRITTEN: reference_tree, ab.LIBRARIES: library_tree}
             modules = {contender: ab.api_modules(tree) for contender, tree in trees.items()}
             for tree in trees.values():
                 ab.check_source(tree)
@@ -225,6 +230,8 @@ async def _ab(
     result = {
         "ref": ref,
         "commit": commit,
+        "library_ref": library_ref,
+        "library_commit": library_commit,
         "profile": profile.name,
         "duration_seconds": time.monotonic() - started,
         "rounds": profile.ab_rounds,

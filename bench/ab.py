@@ -27,6 +27,11 @@ from bench.servers import ROOT
 from bench.stats import percentile
 
 REF_ENV = "BENCH_AB_REF"
+LIBRARY_REF_ENV = "BENCH_AB_LIBRARY_REF"
+# The commit that replaced the hand-written pieces by the libraries, and changed nothing
+# else that costs CPU: later commits add work of their own (receipts), which would be
+# counted against the libraries if this tree were the other contender.
+DEFAULT_LIBRARY_REF = "c338a63"
 # The last commit with the hand-written pieces.
 DEFAULT_REF = "a11e081"
 HAND_WRITTEN, LIBRARIES = "hand-written", "libraries"
@@ -61,6 +66,11 @@ _IMPORT_LINE = re.compile(r"^import time:\s+\d+ \|\s+\d+ \|\s+(?P<module>[\w.]+)
 def reference() -> str:
     """Return the git revision the hand-written contender runs: `BENCH_AB_REF` or the default."""
     return os.environ.get(REF_ENV, DEFAULT_REF)
+
+
+def library_reference() -> str:
+    """Return the git revision the library contender runs: `BENCH_AB_LIBRARY_REF` or default."""
+    return os.environ.get(LIBRARY_REF_ENV, DEFAULT_LIBRARY_REF)
 
 
 def resolve(ref: str) -> str | None:

@@ -436,7 +436,10 @@ def _ab_lines(results: dict[str, Any]) -> list[str]:
         "Three pieces of hand-written infrastructure were replaced by what the libraries "
         "maintain. The A/B serves the code of commit "
         f"`{ref}` ({which}), "
-        "extracted with `git archive` and started in its own directory, against this tree, "
+        "extracted with `git archive` and started in its own directory, against commit "
+        f"`{found.get('library_ref', 'this tree')}` (the one that replaced them by the "
+        "libraries and changed nothing else that costs CPU; later commits add work of their "
+        "own, such as receipts, that must not count against the libraries), extracted alike, "
         f"at the service's default argon2 (m={default[0]} KiB, t={default[1]}, p={default[2]}), "
         "on PostgreSQL, each as `uvicorn main:app --workers 2`, under the cycle load above "
         f"({profile['clients']} clients looping create → reveal, plus the `/healthz` poller). "
@@ -449,7 +452,8 @@ def _ab_lines(results: dict[str, Any]) -> list[str]:
         f"least {ab.KEEP_MARGIN:.0%} ahead in cycles/s (ratio ≥ {1 + ab.KEEP_MARGIN:.2f}) or in "
         f"reveal p99 (ratio ≤ {1 - ab.KEEP_MARGIN:.2f}).",
         "",
-        f"| Piece | Hand-written (commit `{ref}`) | Libraries (this tree) |",
+        f"| Piece | Hand-written (commit `{ref}`) | "
+        f"Libraries (commit `{found.get('library_ref', 'this tree')}`) |",
         "| --- | --- | --- |",
         *(
             f"| {piece} | {hand_written} | {library} |"
@@ -480,14 +484,14 @@ def _ab_lines(results: dict[str, Any]) -> list[str]:
         "- **The code each served** was checked from the servers' own import logs: the "
         "hand-written servers imported "
         f"{_modules(hand['unique_modules'], tuple(piece[1] for piece in ab.PIECES))}, which "
-        "this tree does not have; the library servers imported "
+        "the library commit does not have; the library servers imported "
         f"{_modules(libraries['unique_modules'])}, which the reference does not have.",
     ]
     if verdict["keep_hand_written"]:
         lines.append(
             "- **Measured together**: the pieces ran in one A/B of all of them at once. A lead "
             "of all of them together does not say which piece earns it: measure each alone "
-            "(this tree with only that piece put back) before keeping it."
+            "(the library commit with only that piece put back) before keeping it."
         )
     else:
         lines.append(
@@ -508,8 +512,8 @@ def _ab_lines(results: dict[str, Any]) -> list[str]:
         f"free would raise cycles/s by at most {most:.0%}: the most any infrastructure, "
         "hand-written or not, could win. With both cores busy argon2 costs more than on an "
         "idle one, so both figures overstate, if anything.",
-        "- **Whole trees**: the A/B compares the commit with this tree, so it also counts every "
-        "other change between them (the move into packages among them).",
+        "- **Whole trees**: the A/B compares two whole commits, so it also counts every other "
+        "change between them (the move into packages, the doors' new error handling).",
         "",
     ]
     return lines

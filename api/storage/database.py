@@ -100,7 +100,8 @@ class Database:
 
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
-        self._scrubs = engine.dialect.name == "sqlite"
+        self.dialect = engine.dialect.name
+        self._scrubs = self.dialect == "sqlite"
 
     async def fetch(self, statement: Executable, **parameters: Any) -> Rows:
         """Run `statement` with `parameters`; return its rows as tuples (none if it has none).

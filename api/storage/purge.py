@@ -19,19 +19,28 @@ async def delete_expired(*, db: Database, batch_size: int, pause_seconds: float 
     """
     total = 0
     while True:
-        async with db.transaction() as transaction:
-            rows = await transaction.fetch(
-                statements.PURGE_BATCH, now=datetime.now(UTC), batch_size=batch_size
-            )
-            receipt_ids = [receipt_id for _, receipt_id in rows if receipt_id is not None]
-            if receipt_ids:
-                await transaction.fetch(statements.EXPIRE_RECEIPTS, receipt_ids=receipt_ids)
-        total += len(rows)
-        if len(rows) < batch_size:
+        deleted = await _delete_batch(db, batch_size)
+        total += deleted
+        if deleted < batch_size:
             if total:
                 await db.scrub()
             return total
         await asyncio.sleep(pause_seconds)
+
+
+async def _delete_batch(db: Database, batch_size: int) -> int:
+    now = datetime.now(UTC)
+    if db.dialect == "postgresql":
+        rows = await db.fetch(
+            statements.PURGE_BATCH_EXPIRING_RECEIPTS, now=now, batch_size=batch_size
+        )
+        return int(rows[0][0])
+    async with db.transaction() as transaction:
+        rows = await transaction.fetch(statements.PURGE_BATCH, now=now, batch_size=batch_size)
+        receipt_ids = [receipt_id for _, receipt_id in rows if receipt_id is not None]
+        if receipt_ids:
+            await transaction.fetch(statements.EXPIRE_RECEIPTS, receipt_ids=receipt_ids)
+    return len(rows)
 
 
 async def delete_old_receipts(*, db: Database, batch_size: int, pause_seconds: float = 0.0) -> int:

@@ -103,6 +103,20 @@ PURGE_BATCH = (
     )
     .returning(columns.id, columns.receipt_id)
 )
+# PostgreSQL runs the purge of a batch and the expiry of its receipts as one statement (a
+# data-modifying CTE): one round trip, and no list of ids sent back and forth. SQLite has no
+# data-modifying CTEs and runs PURGE_BATCH and EXPIRE_RECEIPTS in one transaction instead.
+_PURGED = PURGE_BATCH.cte("purged")
+_EXPIRED_RECEIPTS = (
+    update(receipts_table)
+    .where(
+        receipt_columns.id == _PURGED.c.receipt_id,
+        receipt_columns.status == ReceiptStatus.PENDING.value,
+    )
+    .values(status=ReceiptStatus.EXPIRED.value, closed_at=receipt_columns.expires_at)
+    .cte("expired_receipts")
+)
+PURGE_BATCH_EXPIRING_RECEIPTS = select(func.count()).select_from(_PURGED).add_cte(_EXPIRED_RECEIPTS)
 COUNT_LIVE = (
     select(func.count()).select_from(secrets_table).where(columns.expires_at > bindparam("now"))
 )
