@@ -132,12 +132,12 @@ async def test_expiry_then_purge_then_retention(door: Door, db: Database) -> Non
     assert closed_at == expires_at
     await purge_expired(db=db, batch_size=100)
     assert await door.receipt(receipt_key) == before_purge  # recorded by the purge, the same
-    stored = await db.fetch(
+    rows = await db.fetch(
         select(receipt_columns.status, receipt_columns.closed_at, receipt_columns.expires_at).where(
             receipt_columns.lookup_hash == crypto.lookup_hash(receipt_key)
         )
     )
-    status, closed_at, expires_at_stored = stored[0]
+    status, closed_at, expires_at_stored = rows[0]
     assert status == "expired"  # written by the purge, in the batch that deleted the secret
     assert closed_at == expires_at_stored
     assert (await door.revoke(receipt_key)).value == "expired"
