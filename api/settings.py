@@ -41,6 +41,8 @@ class Settings(BaseSettings):
     argon2_time_cost: int = Field(default=2, ge=1)
     argon2_parallelism: int = Field(default=1, ge=1)
     hash_workers: int | None = Field(default=None, ge=1)
+    # Hashing that cannot start within this is refused at once (503); `inf` never refuses.
+    hash_queue_timeout_seconds: float = Field(default=1.0, gt=0)
     # Argon2 below the OWASP minimum is only for tests and benchmarks, and must be asked for.
     allow_weak_argon2: bool = False
 

@@ -26,11 +26,14 @@ class InvalidInput(Exception):
 
 
 class ServiceUnavailable(Exception):
-    """The service cannot take the request now (the database does not answer); retry later."""
+    """The service cannot take the request now (database down, or at capacity); retry later."""
 
     message = "Service temporarily unavailable: the database does not answer"
+    AT_CAPACITY = "Service temporarily unavailable: at capacity, retry after Retry-After seconds"
 
-    def __init__(self, retry_after_seconds: int) -> None:
+    def __init__(self, retry_after_seconds: int, message: str | None = None) -> None:
+        if message is not None:
+            self.message = message
         super().__init__(self.message)
         self.retry_after_seconds = retry_after_seconds
 

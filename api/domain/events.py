@@ -15,6 +15,7 @@ REVOKED = "revoked"
 PURGED = "purged"
 FAILED_ATTEMPT = "failed_attempt"
 DESTROYED_BY_ATTEMPT_LIMIT = "destroyed_by_attempt_limit"
+REFUSED_AT_CAPACITY = "refused_at_capacity"
 
 
 def subscribe(listener: Listener) -> None:

@@ -13,16 +13,17 @@ whose secrets are sealed under the secret key alone) are still verified through 
 
 Argon2 costs tens of milliseconds of CPU by design. Run on the event loop it would stall every
 other request, so hashing and verifying happen in a thread pool sized to the CPU count
-(argon2-cffi releases the GIL), behind a semaphore that keeps the queue of waiting work in
-cheap coroutines rather than in the pool. Parameters far below the defaults (tests,
-benchmarks) hash in microseconds, less than the hand-off to a thread costs; the hasher times
-itself once and then runs those inline.
+(argon2-cffi releases the GIL), behind an admission gate that keeps the queue of waiting work
+in cheap coroutines, bounded in time (`api.domain.admission`). Parameters far below the
+defaults (tests, benchmarks) hash in microseconds, less than the hand-off to a thread costs;
+the hasher times itself once and then runs those inline.
 """
 
 import asyncio
 import base64
 import hashlib
 import hmac
+import math
 import os
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -33,6 +34,7 @@ from typing import Any
 from argon2.low_level import Type, hash_secret_raw
 from passlib.hash import argon2 as passlib_argon2
 
+from api.domain.admission import AdmissionGate
 from api.settings import Settings, get_settings
 
 # Below this a hash blocks the event loop for less than a thread hand-off would cost.
@@ -126,10 +128,20 @@ def unlock(passphrase: str, record: str) -> bytes | None:
 class PassphraseHasher:
     """Protects and checks passphrases with argon2id in a bounded worker pool."""
 
-    def __init__(self, *, memory_kib: int, time_cost: int, parallelism: int, workers: int) -> None:
+    def __init__(
+        self,
+        *,
+        memory_kib: int,
+        time_cost: int,
+        parallelism: int,
+        workers: int,
+        queue_timeout: float = math.inf,
+    ) -> None:
         self.parameters = Argon2Parameters(memory_kib, time_cost, parallelism)
         self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="argon2")
-        self._slots = asyncio.Semaphore(workers)
+        # Callers hold a slot of the gate around their hashing (`api.domain.admission`): it
+        # bounds the work in the pool and the queue of waiting requests.
+        self.gate = AdmissionGate(slots=workers, timeout=queue_timeout)
         # Checked against when no row matches, so a miss costs what a hit costs.
         self._dummy_record = protect(os.urandom(16).hex(), self.parameters).record
         # Timed after that first call, which also pays for loading the library.
@@ -145,6 +157,7 @@ class PassphraseHasher:
             time_cost=settings.argon2_time_cost,
             parallelism=settings.argon2_parallelism,
             workers=settings.hash_workers or _default_workers(),
+            queue_timeout=settings.hash_queue_timeout_seconds,
         )
 
     async def protect(self, passphrase: str) -> Protected:
@@ -164,8 +177,7 @@ class PassphraseHasher:
     async def _run(self, function: Any, *args: Any) -> Any:
         if self.runs_inline:
             return function(*args)
-        async with self._slots:
-            return await asyncio.get_running_loop().run_in_executor(self._executor, function, *args)
+        return await asyncio.get_running_loop().run_in_executor(self._executor, function, *args)
 
     def close(self) -> None:
         """Stop the worker threads once running work has finished."""

@@ -63,7 +63,9 @@ async def create_secret(
     inputs.check_passphrase(passphrase, settings)
     ttl = inputs.ttl(ttl_seconds, settings)
 
-    protected = await get_hasher().protect(passphrase)
+    hasher = get_hasher()
+    async with hasher.gate.admitted():
+        protected = await hasher.protect(passphrase)
     secret_key, receipt_key = crypto.new_key(), crypto.new_key()
     row_id, receipt_id = uuid.uuid4(), uuid.uuid4()
     now = clock.now()
@@ -146,8 +148,12 @@ async def _check_passphrase(
 ) -> tuple[_Claim, bytes]:
     """Spend one attempt on `passphrase`; return the claimed row and its key material."""
     inputs.check_passphrase(passphrase, get_settings())
-    claim = await _claim_attempt(db, secret_key) if crypto.is_well_formed_key(secret_key) else None
-    key_material = await get_hasher().unlock(passphrase, claim.passphrase_hash if claim else None)
+    hasher = get_hasher()
+    # Admitted before the attempt is claimed: a refusal (at capacity) changes nothing.
+    async with hasher.gate.admitted():
+        well_formed = crypto.is_well_formed_key(secret_key)
+        claim = await _claim_attempt(db, secret_key) if well_formed else None
+        key_material = await hasher.unlock(passphrase, claim.passphrase_hash if claim else None)
     if key_material is not None and claim is not None:
         return claim, key_material
     if claim is not None:

@@ -78,6 +78,11 @@ DOMAIN_EVENTS: dict[str, Counter] = {
         "onetime_secrets_failed_passphrase_attempts",
         "Wrong passphrases tried against a stored secret (unknown keys are not counted).",
     ),
+    events.REFUSED_AT_CAPACITY: Counter(
+        "onetime_secrets_refused_at_capacity",
+        "Requests refused (503) because their hashing could not start within "
+        "HASH_QUEUE_TIMEOUT_SECONDS.",
+    ),
     events.DESTROYED_BY_ATTEMPT_LIMIT: Counter(
         "onetime_secrets_secrets_destroyed_by_attempt_limit",
         "Secrets deleted because MAX_FAILED_ATTEMPTS wrong passphrases were tried.",
