@@ -13,6 +13,7 @@ from api.gql.context import get_context
 from api.gql.router import SafeGraphQLRouter
 from api.gql.schema import build_schema
 from api.plumbing.body_limit import RequestBodyLimitMiddleware
+from api.plumbing.disconnect import CancelOnDisconnectMiddleware
 from api.plumbing.errors import ErrorShapes, install_error_handlers
 from api.plumbing.headers import SecurityHeadersMiddleware
 from api.plumbing.logs import RequestLogMiddleware, configure_logging
@@ -100,6 +101,8 @@ def create_app() -> FastAPI:
     # The body limit sits inside the headers, so its 413 carries them too.
     app.add_middleware(RequestBodyLimitMiddleware, shapes=shapes)
     app.add_middleware(SecurityHeadersMiddleware)
+    # No work for a client that has gone (hashing above all); inside the log, so it shows.
+    app.add_middleware(CancelOnDisconnectMiddleware)
     # Keep these last (outermost), so every response, a 413 or 429 too, is counted and logged.
     app.add_middleware(RequestLogMiddleware, observers=[record_request] if settings.metrics else [])
     app.add_middleware(RefuseWebSocketsMiddleware)

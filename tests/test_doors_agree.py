@@ -487,3 +487,37 @@ async def test_a_crash_answers_in_the_shape_of_its_door(path: str, graphql: bool
         }
     else:
         assert response.json() == {"detail": "Internal Server Error"}
+
+
+AT_CAPACITY = Outcome(
+    "unavailable",
+    message="Service temporarily unavailable: at capacity, retry after Retry-After seconds",
+    retry_after=1,
+)
+
+
+@pytest.mark.parametrize("operation", ["create", "reveal", "burn"])
+async def test_both_doors_say_at_capacity_alike_and_change_nothing(
+    operation: str, door: Door, db: Database, configure: Any
+) -> None:
+    """With every hashing slot taken, a request is refused before it changes any state."""
+    from api.domain import service
+    from api.domain.hashing import get_hasher
+
+    configure(HASH_QUEUE_TIMEOUT_SECONDS="0.05", HASH_WORKERS="1")
+    created = await service.create_secret(db=db, secret=SECRET, passphrase=PASSPHRASE)
+    live_before = await service.count_live(db=db)
+    async with get_hasher().gate.admitted():  # the one slot, held by someone else
+        if operation == "create":
+            outcome = await door.create(secret=SECRET, passphrase=PASSPHRASE)
+        elif operation == "reveal":
+            outcome = await door.reveal(created.secret_key, PASSPHRASE)
+        else:
+            outcome = await door.burn(created.secret_key, PASSPHRASE)
+    assert AT_CAPACITY.matches(outcome), f"{door.name}: {outcome}"
+    assert await service.count_live(db=db) == live_before
+    assert await _attempts(db, created.secret_key) == 0  # no attempt claimed
+    revealed = await service.reveal_secret(
+        db=db, secret_key=created.secret_key, passphrase=PASSPHRASE
+    )
+    assert revealed == SECRET

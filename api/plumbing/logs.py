@@ -178,7 +178,9 @@ class RequestLogMiddleware:
         request_id = _incoming_request_id(scope) or str(uuid.uuid4())
         token = request_id_var.set(request_id)
         started = time.perf_counter()
-        status = 500  # what the client gets if the application raises before answering
+        # Every failure of the application is answered (a 500); a request that ends with no
+        # answer at all was cancelled because its client left: nginx's 499.
+        status = 499
 
         async def send_with_request_id(message: Message) -> None:
             nonlocal status

@@ -41,7 +41,14 @@ async def test_sigterm_lets_reveals_in_flight_complete(
     private_pg: PrivatePostgres, pg_url: str, start_service: StartService, workers: int
 ) -> None:
     service = start_service(
-        service_env(pg_url, DB_POOL_SIZE=str(IN_FLIGHT + 5), DB_POOL_TIMEOUT_SECONDS="30"),
+        service_env(
+            pg_url,
+            DB_POOL_SIZE=str(IN_FLIGHT + 5),
+            DB_POOL_TIMEOUT_SECONDS="30",
+            # A reveal claims its attempt holding a hashing slot: one slot per reveal, so
+            # that all of them are inside the database when the signal comes.
+            HASH_WORKERS=str(IN_FLIGHT),
+        ),
         workers=workers,
     )
     http = HttpClient(service.url)

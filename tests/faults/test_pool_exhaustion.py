@@ -60,7 +60,13 @@ async def test_pool_exhaustion_sheds_load_within_the_pool_timeout(
     private_pg: PrivatePostgres, pg_url: str, start_service: StartService
 ) -> None:
     service = start_service(
-        service_env(pg_url, DB_POOL_SIZE=str(POOL_SIZE), DB_POOL_TIMEOUT_SECONDS=str(POOL_TIMEOUT))
+        service_env(
+            pg_url,
+            DB_POOL_SIZE=str(POOL_SIZE),
+            DB_POOL_TIMEOUT_SECONDS=str(POOL_TIMEOUT),
+            # The pool is under test here, not the hashing queue: a slot for every request.
+            HASH_WORKERS="200",
+        )
     )
     database = pg_url.rsplit("/", 1)[1]
     http = HttpClient(service.url)
