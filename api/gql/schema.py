@@ -4,6 +4,7 @@
 turns it into `SERVICE_UNAVAILABLE` once for every field.
 """
 
+from collections.abc import Awaitable
 from datetime import datetime
 
 import strawberry
@@ -62,20 +63,20 @@ class Query:
     )
     async def receipt(self, info: Info[Context, None], receipt_key: str) -> ReceiptResult:
         """Return the receipt, or `ReceiptNotFound`."""
-        try:
-            view = await receipts.get_receipt(db=info.context.db, receipt_key=receipt_key)
-        except ReceiptNotFoundError:
-            return ReceiptNotFound()
-        return _receipt(view)
+        return await _receipt(receipts.get_receipt(db=info.context.db, receipt_key=receipt_key))
 
 
-def _receipt(view: receipts.ReceiptView) -> Receipt:
+async def _receipt(view: Awaitable[receipts.ReceiptView]) -> ReceiptResult:
+    try:
+        found = await view
+    except ReceiptNotFoundError:
+        return ReceiptNotFound()
     return Receipt(
-        status=view.status,
-        created_at=view.created_at,
-        expires_at=view.expires_at,
-        closed_at=view.closed_at,
-        failed_attempts=view.failed_attempts,
+        status=found.status,
+        created_at=found.created_at,
+        expires_at=found.expires_at,
+        closed_at=found.closed_at,
+        failed_attempts=found.failed_attempts,
     )
 
 
@@ -156,11 +157,7 @@ class Mutation:
     )
     async def revoke_secret(self, info: Info[Context, None], receipt_key: str) -> ReceiptResult:
         """Revoke the secret and return its receipt, or `ReceiptNotFound`."""
-        try:
-            view = await receipts.revoke_secret(db=info.context.db, receipt_key=receipt_key)
-        except ReceiptNotFoundError:
-            return ReceiptNotFound()
-        return _receipt(view)
+        return await _receipt(receipts.revoke_secret(db=info.context.db, receipt_key=receipt_key))
 
 
 def build_schema() -> QuietSchema:
