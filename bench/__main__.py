@@ -1,8 +1,9 @@
 """`python -m bench [--smoke]`: run every scenario and write the report.
 
-The full run takes about ten minutes and rewrites `BENCHMARKS.md` and `bench/chart.png`;
-`--smoke` runs every scenario briefly, writes only under `bench/results/`, and fails on
-errors (a request that failed, a secret that came back wrong), never on timing.
+The full run takes about a quarter of an hour and rewrites `BENCHMARKS.md` and
+`bench/chart.png`; `--smoke` runs every scenario briefly, writes only under `bench/results/`,
+and fails on errors (a request that failed, a secret that came back wrong, a secret of the
+overload scenario not revealable exactly once), never on timing.
 `BENCH_AB_REF` names the commit whose hand-written infrastructure the A/B runs against this
 tree (see `bench.ab`).
 """
@@ -11,6 +12,7 @@ import argparse
 import asyncio
 import dataclasses
 import json
+import math
 import shutil
 import sys
 import time
@@ -47,6 +49,13 @@ def _service_argon2() -> tuple[int, int, int]:
         int(fields["argon2_time_cost"].default),
         int(fields["argon2_parallelism"].default),
     )
+
+
+def _admission_timeout() -> float:
+    """Return the service's default HASH_QUEUE_TIMEOUT_SECONDS: admission on, as shipped."""
+    from api.settings import Settings
+
+    return float(Settings.model_fields["hash_queue_timeout_seconds"].default)
 
 
 def _server_env(url: str, argon2_env: dict[str, str]) -> dict[str, str]:
@@ -135,6 +144,7 @@ async def run(profile: scenarios.Profile, workdir: Path) -> dict[str, Any]:
                     results["profiles"][label] = run.pop("profile")
                 results["cycle"][label] = run
 
+        results["overload"] = await _overload(profile, gate, attempts, url, default_argon2, workdir)
         results["ab"] = await _ab(profile, gate, attempts, default_argon2, workdir)
 
         sizes = ", ".join(f"{size:,}" for size in profile.table_sizes)
@@ -149,6 +159,42 @@ async def run(profile: scenarios.Profile, workdir: Path) -> dict[str, Any]:
     results["quiet_wait_seconds"] = gate.waited_seconds
     results["duration_seconds"] = time.monotonic() - started
     return results
+
+
+async def _overload(
+    profile: scenarios.Profile,
+    gate: procs.QuietGate,
+    attempts: dict[str, int],
+    url: str,
+    argon2_env: dict[str, str],
+    workdir: Path,
+) -> list[dict[str, Any]]:
+    """Run the overload scenario: each connection count with admission off, then on."""
+    runs = []
+    for multiple in profile.overload_multiples:
+        for timeout in (math.inf, _admission_timeout()):
+            run = scenarios.Overload(profile.clients * multiple, timeout)
+            label = f"overload-{run.connections}-{run.admission}"
+            env = _server_env(url, argon2_env) | run.env
+
+            async def measure(
+                attempt: int,
+                label: str = label,
+                run: scenarios.Overload = run,
+                env: dict[str, str] = env,
+            ) -> dict[str, Any]:
+                print(
+                    f"[bench] {label}: {run.connections} connections, admission {run.admission}, "
+                    f"{profile.overload_seconds:.0f} s"
+                )
+                tag = f"{label}-{attempt + 1}"
+                with servers.running("main:app", env, workdir / f"{tag}.log") as server:
+                    return await scenarios.overload(server, profile, run, workdir, tag)
+
+            result = await _least_disturbed(profile, gate, label, measure, attempts)
+            print(f"[bench] {label}: {report.overload_line(result)}")
+            runs.append(result)
+    return runs
 
 
 async def _ab(

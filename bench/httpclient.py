@@ -31,6 +31,8 @@ class Connection:
         self.port = port
         self._reader: asyncio.StreamReader | None = None
         self._writer: asyncio.StreamWriter | None = None
+        # The last response's Retry-After in seconds, if it had one.
+        self.retry_after: float | None = None
 
     async def request(
         self, method: str, target: str, body: bytes | None = None
@@ -61,7 +63,7 @@ class Connection:
         writer.write(head.encode("ascii") + b"\r\n" + (body or b""))
         try:
             response_head = await reader.readuntil(b"\r\n\r\n")
-            status, length, close = _parse_head(response_head)
+            status, length, close, self.retry_after = _parse_head(response_head)
             content = await reader.readexactly(length) if length else b""
         except BaseException:
             self.close()
@@ -80,11 +82,12 @@ class Connection:
         self._reader = self._writer = None
 
 
-def _parse_head(head: bytes) -> tuple[int, int, bool]:
+def _parse_head(head: bytes) -> tuple[int, int, bool, float | None]:
     lines = head.split(b"\r\n")
     status = int(lines[0][9:12])
     length: int | None = None
     close = False
+    retry_after: float | None = None
     for line in lines[1:]:
         name, _, value = line.partition(b":")
         name = name.strip().lower()
@@ -94,8 +97,13 @@ def _parse_head(head: bytes) -> tuple[int, int, bool]:
             raise ProtocolError("chunked responses are not supported")
         elif name == b"connection" and value.strip().lower() == b"close":
             close = True
+        elif name == b"retry-after":
+            # Seconds only: the service never sends an HTTP date. Anything else reads as
+            # missing, which the overload load generator counts as an error.
+            with contextlib.suppress(ValueError):
+                retry_after = float(value)
     if length is None:
         if status in (204, 304) or 100 <= status < 200:
-            return status, 0, close
+            return status, 0, close, retry_after
         raise ProtocolError(f"response {status} has no Content-Length")
-    return status, length, close
+    return status, length, close, retry_after

@@ -4,7 +4,11 @@
 
 - `cycle`: N clients, each looping create -> reveal with the correct passphrase;
 - `health`: polls `GET /healthz` every `--interval` seconds over a few kept-alive connections;
-- `reveal`: reveals pre-loaded keys at a fixed rate (`--rate` per second).
+- `reveal`: reveals pre-loaded keys at a fixed rate (`--rate` per second); a 503 at
+  capacity is counted as refused, not as an error;
+- `overload`: like `cycle`, but a 503 (refused at capacity) is not retried: it is recorded
+  and the client goes on to its next cycle; the secrets whose reveal was refused go into a
+  ledger, to be revealed once the load is over.
 
 Every process starts its load at the wall-clock instant `--start`, so several processes (and
 the orchestrator, which samples CPU and memory) share one measurement window: it opens
@@ -28,6 +32,7 @@ from bench.httpclient import Connection, ProtocolError
 
 REQUEST_TIMEOUT_SECONDS = 30.0
 CLIENT_STAGGER_SECONDS = 0.01
+AT_CAPACITY = "at capacity"  # in the body of the service's 503 when hashing is refused
 PASSPHRASE = "correct horse battery staple"  # noqa: S105  (a benchmark fixture)
 TRANSPORT_ERRORS = (OSError, asyncio.IncompleteReadError, TimeoutError, ProtocolError)
 
@@ -70,6 +75,9 @@ class Recorder:
         self.latencies: dict[str, list[float]] = {}
         self.errors: Counter[str] = Counter()
         self.completed = 0
+        # Overload only: 503s by step over the whole run, and what became of each secret.
+        self.refused: Counter[str] = Counter()
+        self.ledger: dict[str, list[Any]] = {"pending": [], "revealed": [], "uncertain": []}
 
     def record(self, name: str, started: float, finished: float) -> None:
         """Keep one latency if the request finished inside the window."""
@@ -93,14 +101,15 @@ async def _sleep_until(instant: float, stopped: asyncio.Event) -> None:
             await asyncio.wait_for(stopped.wait(), delay)
 
 
-async def _call(
+async def _send(
     connection: Connection,
     recorder: Recorder,
     name: str,
     method: str,
     target: str,
     body: bytes | None = None,
-) -> tuple[int, bytes] | None:
+) -> tuple[int, bytes, float] | None:
+    """Send one request; return its status, body and start instant, or None on a failure."""
     started = time.perf_counter()
     try:
         status, content = await asyncio.wait_for(
@@ -111,8 +120,40 @@ async def _call(
         recorder.error(f"{name}: {type(exc).__name__}")
         await asyncio.sleep(0.1)
         return None
+    return status, content, started
+
+
+async def _call(
+    connection: Connection,
+    recorder: Recorder,
+    name: str,
+    method: str,
+    target: str,
+    body: bytes | None = None,
+) -> tuple[int, bytes] | None:
+    answer = await _send(connection, recorder, name, method, target, body)
+    if answer is None:
+        return None
+    status, content, started = answer
     recorder.record(name, started, time.perf_counter())
     return status, content
+
+
+def _refused(
+    name: str, answer: tuple[int, bytes, float], connection: Connection, rec: Recorder
+) -> bool:
+    """Record a 503 at capacity (latency and count) and say so; anything else is not one."""
+    status, content, started = answer
+    if status != 503:
+        return False
+    if AT_CAPACITY not in content.decode("utf-8", "replace"):
+        # A 503 for another reason (the database) is an error, not admission control.
+        rec.error(f"{name}: HTTP 503 not at capacity")
+    elif connection.retry_after is None:
+        rec.error(f"{name}: HTTP 503 without Retry-After")
+    rec.refused[name] += 1
+    rec.record(f"{name} refused", started, time.perf_counter())
+    return True
 
 
 async def _cycle_client(index: int, host: str, port: int, window: Window, rec: Recorder) -> None:
@@ -151,6 +192,62 @@ async def _cycle_client(index: int, host: str, port: int, window: Window, rec: R
     connection.close()
 
 
+async def _overload_cycle(connection: Connection, name: str, rec: Recorder) -> bool:
+    """Run one create -> reveal cycle that takes no retry; return whether it was refused."""
+    secret = f"overload secret {name} ".ljust(64, ".")
+    body = json.dumps({"secret": secret, "passphrase": PASSPHRASE}).encode()
+    created = await _send(connection, rec, "create", "POST", "/generate", body)
+    if created is None:
+        return False
+    if _refused("create", created, connection, rec):
+        return True
+    status, content, started = created
+    rec.record("create", started, time.perf_counter())
+    if status != 200:
+        rec.error(f"create: HTTP {status}")
+        return False
+    key = json.loads(content)["secret_key"]
+    target = f"/secrets/{key}?passphrase={quote(PASSPHRASE)}"
+    revealed = await _send(connection, rec, "reveal", "GET", target)
+    if revealed is None:
+        # The server may or may not have revealed it: the ledger cannot say which.
+        rec.ledger["uncertain"].append(key)
+        return False
+    if _refused("reveal", revealed, connection, rec):
+        rec.ledger["pending"].append([key, secret])
+        return True
+    status, content, reveal_started = revealed
+    rec.record("reveal", reveal_started, time.perf_counter())
+    if status != 200:
+        rec.error(f"reveal: HTTP {status}")
+        rec.ledger["uncertain"].append(key)
+        return False
+    rec.ledger["revealed"].append(key)
+    if json.loads(content).get("secret") != secret:
+        rec.error("reveal: wrong secret")
+        return False
+    finished = time.perf_counter()
+    rec.record("cycle", started, finished)
+    rec.complete(finished)
+    return False
+
+
+async def _overload_client(
+    index: int, arguments: argparse.Namespace, host: str, port: int, window: Window, rec: Recorder
+) -> None:
+    connection = Connection(host, port)
+    iteration = 0
+    await _sleep_until(window.begin + index * arguments.stagger, window.stopped)
+    while not window.over():
+        iteration += 1
+        refused = await _overload_cycle(connection, f"{index}-{iteration}", rec)
+        if refused and arguments.honour_retry_after:
+            # The next cycle is a new one, not a retry, but it comes when the server asked.
+            pause = connection.retry_after or 0.0
+            await _sleep_until(time.perf_counter() + pause, window.stopped)
+    connection.close()
+
+
 async def _health_poller(
     offset: int, period: float, host: str, port: int, window: Window, rec: Recorder
 ) -> None:
@@ -178,15 +275,19 @@ async def _paced_reveals(
 
     async def reveal(key: str, passphrase: str, secret: str) -> None:
         connection = idle.pop() if idle else Connection(host, port)
-        answer = await _call(
-            connection, rec, "reveal", "GET", f"/secrets/{key}?passphrase={quote(passphrase)}"
-        )
-        idle.append(connection)
-        if answer is None:
+        target = f"/secrets/{key}?passphrase={quote(passphrase)}"
+        answer = await _send(connection, rec, "reveal", "GET", target)
+        # Admission control may refuse a paced reveal on a busy machine: that is timing,
+        # counted apart (the report decides), not a failed request.
+        if answer is None or _refused("reveal", answer, connection, rec):
+            idle.append(connection)
             return
-        if answer[0] != 200:
-            rec.error(f"reveal: HTTP {answer[0]}")
-        elif json.loads(answer[1]).get("secret") != secret:
+        status, content, started = answer
+        rec.record("reveal", started, time.perf_counter())
+        idle.append(connection)
+        if status != 200:
+            rec.error(f"reveal: HTTP {status}")
+        elif json.loads(content).get("secret") != secret:
             rec.error("reveal: wrong secret")
         else:
             rec.complete(time.perf_counter())
@@ -234,6 +335,13 @@ async def run(arguments: argparse.Namespace) -> dict[str, Any]:
         await asyncio.gather(
             *(_cycle_client(i, host, port, window, recorder) for i in range(arguments.clients))
         )
+    elif arguments.mode == "overload":
+        await asyncio.gather(
+            *(
+                _overload_client(i, arguments, host, port, window, recorder)
+                for i in range(arguments.clients)
+            )
+        )
     elif arguments.mode == "health":
         await asyncio.gather(
             *(
@@ -258,12 +366,14 @@ async def run(arguments: argparse.Namespace) -> dict[str, Any]:
         "errors": dict(recorder.errors),
         "cpu_seconds": closed - opened if opened is not None else 0.0,
         "exhausted": exhausted,
+        "refused": dict(recorder.refused),
+        "ledger": recorder.ledger,
     }
 
 
 def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench.loadgen", description=__doc__)
-    parser.add_argument("mode", choices=["cycle", "health", "reveal"])
+    parser.add_argument("mode", choices=["cycle", "health", "reveal", "overload"])
     parser.add_argument("--url", required=True)
     parser.add_argument("--start", type=float, required=True, help="epoch seconds")
     parser.add_argument("--warmup", type=float, default=0.0)
@@ -271,6 +381,14 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--out", required=True)
     parser.add_argument("--clients", type=int, default=16)
     parser.add_argument("--interval", type=float, default=0.05)
+    parser.add_argument(
+        "--stagger", type=float, default=CLIENT_STAGGER_SECONDS, help="seconds between clients"
+    )
+    parser.add_argument(
+        "--honour-retry-after",
+        action="store_true",
+        help="after a refused cycle, wait Retry-After seconds before the next",
+    )
     parser.add_argument("--keys", help="JSON list of [key, passphrase, secret]")
     parser.add_argument("--rate", type=float, default=100.0)
     return parser.parse_args(argv)

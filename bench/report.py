@@ -13,6 +13,7 @@ __all__ = [
     "disturbances",
     "draw_chart",
     "errors",
+    "overload_line",
     "render",
     "summary",
     "targets",
@@ -97,12 +98,103 @@ def targets(results: dict[str, Any]) -> list[Target]:
             f"{rss:.0f} MB",
             rss <= 200,
         ),
+        *_overload_targets(results),
     ]
+
+
+def _overload(results: dict[str, Any], connections: int, admission: str) -> dict[str, Any] | None:
+    for run in results.get("overload", []):
+        if run["connections"] == connections and run["admission"] == admission:
+            found: dict[str, Any] = run
+            return found
+    return None
+
+
+def overload_line(run: dict[str, Any]) -> str:
+    """One line on an overload run, for the console."""
+    refused = sum(run["refused"].values())
+    ledger = run["ledger"]
+    return (
+        f"{run['goodput']:.1f} cycles/s, accepted p50/p99 "
+        f"{_ms(run['accepted_ms'], 'p50', 'p99')} ms, {refused} refused"
+        + (f" (p99 {run['refused_ms']['p99']:.1f} ms)" if refused else "")
+        + f", /healthz p99 {run['healthz_ms']['p99']:.1f} ms, "
+        f"ledger {ledger['pending']} refused reveals revealed after, "
+        f"{len(ledger['violations'])} kinds of violation"
+    )
+
+
+def _overload_targets(results: dict[str, Any]) -> list[Target]:
+    # Only a run with a saturation point (the full profile) has targets to judge.
+    multiples = results["profile"].get("overload_multiples", ())
+    clients = results["profile"]["clients"]
+    saturation = _overload(results, clients, "on")
+    if saturation is None:
+        return []
+    found = []
+    for multiple in multiples:
+        if multiple == 1:
+            continue
+        run = _overload(results, clients * multiple, "on")
+        if run is not None:
+            share = ratio(run["goodput"], saturation["goodput"])
+            found.append(
+                Target(
+                    f"Overload goodput at {multiple}x ({run['connections']} connections) "
+                    f"vs saturation ({clients}), admission on",
+                    "≥ 0.90",
+                    f"{share:.2f} ({run['goodput']:.1f} vs {saturation['goodput']:.1f} cycles/s)",
+                    share >= 0.90,
+                )
+            )
+    on = [run for run in results["overload"] if run["admission"] == "on"]
+    timeout = on[0]["queue_timeout_seconds"]
+    accepted = max(run["accepted_ms"]["p99"] for run in on)
+    refused_runs = [run for run in on if run["refused_ms"]["n"]]
+    refused = max((run["refused_ms"]["p99"] for run in refused_runs), default=math.nan)
+    healthz = max(run["healthz_ms"]["p99"] for run in on)
+    rss = max(max(run["peak_rss_mb"]) for run in on)
+    goal_ms = (timeout + 0.5) * 1000
+    found += [
+        Target(
+            "Overload: accepted requests p99, worst run, admission on",
+            f"≤ {goal_ms:.0f} ms",
+            f"{accepted:.0f} ms",
+            accepted <= goal_ms,
+        ),
+        Target(
+            "Overload: refused requests p99, worst run, admission on",
+            "≤ 50 ms",
+            f"{refused:.1f} ms" if refused_runs else "none refused",
+            not refused_runs or refused <= 50,
+        ),
+        Target(
+            "Overload: `/healthz` p99, worst run, admission on",
+            "≤ 20 ms",
+            f"{healthz:.1f} ms",
+            healthz <= 20,
+        ),
+        Target(
+            "Overload: peak RSS per worker, admission on",
+            "≤ 250 MB",
+            f"{rss:.0f} MB",
+            rss <= 250,
+        ),
+    ]
+    return found
 
 
 def errors(results: dict[str, Any]) -> list[str]:
     """Everything that went wrong (as opposed to slow) in the run."""
     problems = []
+    for run in results.get("overload", []):
+        label = f"overload {run['connections']} connections, admission {run['admission']}"
+        for what, count in {**run["errors"], **run["healthz_errors"]}.items():
+            problems.append(f"{label}: {count} x {what}")
+        for what, count in run["ledger"]["violations"].items():
+            problems.append(f"{label}: ledger: {count} x {what}")
+        if run["admission"] == "off" and run["refused"]:
+            problems.append(f"{label}: refusals with the unbounded queue")
     for label, run in results["cycle"].items():
         for what, count in {**run["errors"], **run["healthz_errors"]}.items():
             problems.append(f"{label}: {count} x {what}")
@@ -119,6 +211,11 @@ def errors(results: dict[str, Any]) -> list[str]:
     purge = results["scale"]["purge"]
     for what, count in purge["errors"].items():
         problems.append(f"reveals during purge: {count} x {what}")
+    if results["profile"]["name"] == "full":
+        # On a quiet machine paced reveals stay far below capacity: a refusal is a fault. The
+        # smoke run, never quiet, fails on errors only.
+        for phase, refused in _scale_refusals(results):
+            problems.append(f"{phase}: {refused:,} reveals refused at capacity")
     if purge["left_expired"] or purge["purged"] != purge["expired_rows"]:
         problems.append(
             f"purge removed {purge['purged']:,} of {purge['expired_rows']:,} expired rows, "
@@ -130,6 +227,13 @@ def errors(results: dict[str, Any]) -> list[str]:
             "still say pending"
         )
     return problems
+
+
+def _scale_refusals(results: dict[str, Any]) -> list[tuple[str, int]]:
+    scale = results["scale"]
+    phases = [(f"scale {size['size']:,} rows", size) for size in scale["sizes"]]
+    phases.append(("reveals during purge", scale["purge"]))
+    return [(name, phase["refused"]) for name, phase in phases if phase.get("refused")]
 
 
 def disturbances(results: dict[str, Any], threshold: float = 0.05) -> list[str]:
@@ -156,6 +260,10 @@ def disturbances(results: dict[str, Any], threshold: float = 0.05) -> list[str]:
     share = scale["purge"].get("other_processes_share", 0.0)
     if share > threshold:
         found.append(f"the purge ({share:.0%})")
+    for run in results.get("overload", []):
+        share = run["cpu"]["share_of_machine"].get("other processes", 0.0)
+        if share > threshold:
+            found.append(f"overload {run['connections']} {run['admission']} ({share:.0%})")
     return found
 
 
@@ -264,6 +372,60 @@ def _scale_table(results: dict[str, Any]) -> list[str]:
         f"| {sum(purge['errors'].values())} |"
     )
     return lines
+
+
+def _overload_table(results: dict[str, Any]) -> list[str]:
+    runs = results.get("overload", [])
+    if not runs:
+        return []
+    profile = results["profile"]
+    lines = [
+        "## Overload",
+        "",
+        "The service at its default argon2, `HASH_QUEUE_TIMEOUT_SECONDS=inf` (admission off: "
+        "the unbounded queue of before) against the default "
+        f"{next((r['queue_timeout_seconds'] for r in runs if r['admission'] == 'on'), 1.0)} s "
+        "(admission on), each at "
+        + ", ".join(f"{m}x" for m in profile["overload_multiples"])
+        + f" the {profile['clients']} connections that saturate the workers; "
+        f"{profile['overload_warmup_seconds']:.0f} s warm-up, "
+        f"{profile['overload_seconds']:.0f} s measured. Each connection loops create → reveal "
+        "(`bench.loadgen overload`): a 503 at capacity is never retried, the cycle is given up "
+        + (
+            "and the client waits `Retry-After` before its next one"
+            if profile["overload_honours_retry_after"]
+            else "and the client starts its next one at once"
+        )
+        + ". Goodput counts whole cycles. Latencies in ms; accepted = creates and reveals "
+        "answered other than 503, refused = those answered 503. Afterwards the ledger check "
+        "reveals each secret whose reveal was refused (once: it must come back whole; a "
+        "second reveal must 404) and tries again a sample of those revealed during the run "
+        "(each must 404).",
+        "",
+        "| Connections | Admission | Goodput (cycles/s) | Accepted p50 / p99 | Refused (p99) "
+        "| `/healthz` p99 | Peak RSS per worker (MB) | Load generators (CPU of a core each) "
+        "| Ledger | Errors |",
+        "| ---: | --- | ---: | --- | --- | ---: | --- | --- | --- | ---: |",
+    ]
+    for run in runs:
+        refused = sum(run["refused"].values())
+        refused_cell = f"{refused:,} ({run['refused_ms']['p99']:.1f})" if refused else "0"
+        ledger = run["ledger"]
+        violations = sum(ledger["violations"].values())
+        ledger_cell = (
+            f"{ledger['pending']:,} revealed after, {ledger['rechecked']:,} rechecked: "
+            + (f"**{violations} violations**" if violations else "OK")
+        )
+        errors = sum(run["errors"].values()) + sum(run["healthz_errors"].values())
+        lines.append(
+            f"| {run['connections']} | {run['admission']} | {run['goodput']:.1f} "
+            f"| {_ms(run['accepted_ms'], 'p50', 'p99')} | {refused_cell} "
+            f"| {run['healthz_ms']['p99']:.1f} "
+            f"| {' / '.join(f'{peak:.0f}' for peak in run['peak_rss_mb'])} "
+            f"| {run['loadgen_processes']} ({run['loadgen_cpu_of_one_core']:.0%}) "
+            f"| {ledger_cell} | {errors} |"
+        )
+    return [*lines, ""]
 
 
 def _memory_table(results: dict[str, Any]) -> list[str]:
@@ -628,6 +790,7 @@ def render(results: dict[str, Any], *, chart: str) -> str:
         "",
         *_memory_table(results),
         "",
+        *_overload_table(results),
         *_ab_lines(results),
         *_profile_lines(results),
         "## Notes",
@@ -648,6 +811,11 @@ def summary(results: dict[str, Any]) -> str:
             f"{run['healthz_ms']['p99']:7.1f} ms   peak RSS "
             f"{max(run['peak_rss_mb']):5.0f} MB"
         )
+    for run in results.get("overload", []):
+        lines.append(
+            f"  overload {run['connections']:4} admission {run['admission']:3}  "
+            + overload_line(run)
+        )
     found = _ab_results(results)
     if found is not None:
         lines.append(f"  A/B at default argon2: {ab_line(found)}")
@@ -655,6 +823,8 @@ def summary(results: dict[str, Any]) -> str:
         lines.append(f"  A/B skipped: {results['ab']['skipped']}")
     for disturbed in disturbances(results):
         lines.append(f"  disturbed by other processes: {disturbed}")
+    for phase, refused in _scale_refusals(results):
+        lines.append(f"  refused at capacity: {phase}, {refused:,} reveals")
     for target in targets(results):
         verdict = "PASS" if target.passed else "FAIL"
         lines.append(f"  {verdict}  {target.name}: {target.measured} (goal {target.goal})")

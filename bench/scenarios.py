@@ -7,14 +7,18 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote, urlsplit
 
 import asyncpg
 
 from bench import database, procs, profiling
 from bench.ceiling import PASSPHRASE
+from bench.httpclient import Connection
+from bench.loadgen import TRANSPORT_ERRORS
 from bench.servers import ROOT, Server
 from bench.stats import summarize
 
@@ -44,6 +48,14 @@ class Profile:
     # The A/B of hand-written infrastructure: rounds per contender, measured seconds a round.
     ab_rounds: int
     ab_seconds: float
+    # Overload: connections as multiples of `clients`, warm-up and measured seconds a run,
+    # whether a client waits Retry-After before its next cycle once one was refused, and how
+    # many secrets revealed during a run the ledger check tries again (each costs a hash).
+    overload_multiples: tuple[int, ...]
+    overload_warmup_seconds: float
+    overload_seconds: float
+    overload_honours_retry_after: bool
+    overload_recheck_revealed: int
 
 
 FULL = Profile(
@@ -64,6 +76,11 @@ FULL = Profile(
     retries=2,
     ab_rounds=4,
     ab_seconds=15,
+    overload_multiples=(1, 8, 32),
+    overload_warmup_seconds=3,
+    overload_seconds=15,
+    overload_honours_retry_after=True,
+    overload_recheck_revealed=100,
 )
 SMOKE = Profile(
     name="smoke",
@@ -83,6 +100,11 @@ SMOKE = Profile(
     retries=0,
     ab_rounds=1,
     ab_seconds=3,
+    overload_multiples=(8,),
+    overload_warmup_seconds=1,
+    overload_seconds=2,
+    overload_honours_retry_after=True,
+    overload_recheck_revealed=20,
 )
 
 
@@ -122,50 +144,78 @@ async def _collect(
 
 def _merge(parts: list[dict[str, Any]]) -> dict[str, Any]:
     latencies: dict[str, list[float]] = {}
-    errors: dict[str, int] = {}
     for part in parts:
         for name, values in part["latencies_ms"].items():
             latencies.setdefault(name, []).extend(values)
-        for name, count in part["errors"].items():
-            errors[name] = errors.get(name, 0) + count
     return {
         "window_seconds": max(part["window_seconds"] for part in parts),
         "completed": sum(part["completed"] for part in parts),
         "latencies_ms": latencies,
-        "errors": errors,
+        "errors": _sum_counts(part["errors"] for part in parts),
         "cpu_seconds": sum(part["cpu_seconds"] for part in parts),
         "exhausted": any(part.get("exhausted") for part in parts),
+        "refused": _sum_counts(part.get("refused", {}) for part in parts),
+        "ledger": {
+            name: [entry for part in parts for entry in part.get("ledger", {}).get(name, [])]
+            for name in ("pending", "revealed", "uncertain")
+        },
     }
+
+
+def _sum_counts(counts: Iterable[dict[str, int]]) -> dict[str, int]:
+    total: dict[str, int] = {}
+    for part in counts:
+        for name, count in part.items():
+            total[name] = total.get(name, 0) + count
+    return total
 
 
 async def _sleep_until(epoch: float) -> None:
     await asyncio.sleep(max(epoch - time.time(), 0.0))
 
 
-def _cpu_report(seconds: dict[str, float], window: float, cores: int) -> dict[str, Any]:
+def cpu_report(seconds: dict[str, float], window: float, cores: int) -> dict[str, Any]:
+    """CPU seconds per group over a window, and each group's share of all cores."""
     return {
         "seconds": seconds,
         "share_of_machine": {name: value / (window * cores) for name, value in seconds.items()},
     }
 
 
-async def cycle(
-    server: Server, profile: Profile, workdir: Path, label: str, *, keep_latencies: bool = False
-) -> dict[str, Any]:
-    """Scenarios 2, 3 and 7: create -> reveal loops, a /healthz poller, CPU and peak RSS.
+@dataclass(frozen=True)
+class Load:
+    """A load to drive: which load-generator mode, how many clients, for how long."""
 
-    With `keep_latencies` the result also holds every latency (`latencies_ms_raw`), for a
-    caller that pools several runs.
-    """
+    mode: str
+    clients: int
+    processes: int
+    warmup_seconds: float
+    seconds: float
+    health_interval_seconds: float
+    options: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Driven:
+    """What a load measured: the load generators' merged results and the server's costs."""
+
+    load: dict[str, Any]
+    health: dict[str, Any]
+    cpu: dict[str, float]
+    peak_rss_mb: list[float]
+
+
+async def drive(server: Server, load: Load, workdir: Path, label: str) -> Driven:
+    """Run `load` and a /healthz poller against `server`; meter CPU and peak RSS meanwhile."""
     start = time.time() + 2.0
-    opens = start + profile.warmup_seconds
-    closes = opens + profile.cycle_seconds
-    timing = ["--warmup", str(profile.warmup_seconds), "--duration", str(profile.cycle_seconds)]
-    share = [profile.clients // profile.loadgen_processes] * profile.loadgen_processes
-    share[0] += profile.clients - sum(share)
-    outs = [workdir / f"{label}-cycle-{index}.json" for index in range(len(share))]
+    opens = start + load.warmup_seconds
+    closes = opens + load.seconds
+    timing = ["--warmup", str(load.warmup_seconds), "--duration", str(load.seconds)]
+    share = [load.clients // load.processes] * load.processes
+    share[0] += load.clients - sum(share)
+    outs = [workdir / f"{label}-{load.mode}-{index}.json" for index in range(len(share))]
     loaders = [
-        _spawn("cycle", server.url, start, out, *timing, "--clients", str(clients))
+        _spawn(load.mode, server.url, start, out, *timing, "--clients", str(clients), *load.options)
         for out, clients in zip(outs, share, strict=True)
     ]
     health_out = workdir / f"{label}-health.json"
@@ -176,7 +226,7 @@ async def cycle(
         health_out,
         *timing,
         "--interval",
-        str(profile.health_interval_seconds),
+        str(load.health_interval_seconds),
     )
     groups = {f"worker {index + 1}": [pid] for index, pid in enumerate(server.worker_pids)}
     groups |= {
@@ -191,10 +241,35 @@ async def cycle(
         meter.start()
         await _sleep_until(closes)
         cpu = meter.stop()
-        window = profile.cycle_seconds
-        timeout = profile.cycle_seconds + 60
-        load = _merge([await _collect(p, o, timeout) for p, o in zip(loaders, outs, strict=True)])
+        timeout = load.seconds + 60
+        merged = _merge([await _collect(p, o, timeout) for p, o in zip(loaders, outs, strict=True)])
         health = await _collect(poller, health_out, timeout)
+    return Driven(
+        load=merged,
+        health=health,
+        cpu=cpu,
+        peak_rss_mb=[rss.peaks[pid] / MEGABYTE for pid in server.worker_pids],
+    )
+
+
+async def cycle(
+    server: Server, profile: Profile, workdir: Path, label: str, *, keep_latencies: bool = False
+) -> dict[str, Any]:
+    """Scenarios 2, 3 and 7: create -> reveal loops, a /healthz poller, CPU and peak RSS.
+
+    With `keep_latencies` the result also holds every latency (`latencies_ms_raw`), for a
+    caller that pools several runs.
+    """
+    spec = Load(
+        mode="cycle",
+        clients=profile.clients,
+        processes=profile.loadgen_processes,
+        warmup_seconds=profile.warmup_seconds,
+        seconds=profile.cycle_seconds,
+        health_interval_seconds=profile.health_interval_seconds,
+    )
+    driven = await drive(server, spec, workdir, label)
+    load, cpu, window = driven.load, driven.cpu, profile.cycle_seconds
     cores = os.cpu_count() or 1
     cycles = max(load["completed"], 1)
     worker_seconds = sum(cpu[f"worker {index + 1}"] for index in range(len(server.worker_pids)))
@@ -208,16 +283,169 @@ async def cycle(
         "cycles_per_second": load["completed"] / load["window_seconds"],
         "latency_ms": {name: summarize(values) for name, values in load["latencies_ms"].items()},
         "errors": load["errors"],
-        "healthz_ms": summarize(health["latencies_ms"].get("healthz", [])),
-        "healthz_errors": health["errors"],
+        "healthz_ms": summarize(driven.health["latencies_ms"].get("healthz", [])),
+        "healthz_errors": driven.health["errors"],
         "loadgen_cpu_of_one_core": load["cpu_seconds"] / window,
-        "cpu": _cpu_report(cpu, window, cores),
+        "cpu": cpu_report(cpu, window, cores),
         "cpu_ms_per_cycle": {
             "workers": worker_seconds * 1000 / cycles,
             "postgres": cpu["postgres"] * 1000 / cycles,
             "load generator": cpu["load generator"] * 1000 / cycles,
         },
-        "peak_rss_mb": [rss.peaks[pid] / MEGABYTE for pid in server.worker_pids],
+        "peak_rss_mb": driven.peak_rss_mb,
+    }
+
+
+# One load-generator process per this many connections: a single asyncio process keeps up
+# with a few hundred, and the table shows its CPU share to prove it.
+CONNECTIONS_PER_LOADGEN = 256
+# The ledger check reveals over this many connections, below the workers' hashing slots, so
+# its own requests do not queue; a refusal it meets anyway is retried, as it is no load.
+LEDGER_CONNECTIONS = 2
+LEDGER_ATTEMPTS = 5
+LEDGER_TIMEOUT_SECONDS = 30.0
+
+
+@dataclass(frozen=True)
+class Overload:
+    """One overload run: how many connections, and the service's hashing queue bound."""
+
+    connections: int
+    queue_timeout_seconds: float
+
+    @property
+    def admission(self) -> str:
+        """`on` when refusals are possible, `off` for the unbounded queue."""
+        return "on" if self.queue_timeout_seconds != float("inf") else "off"
+
+    @property
+    def env(self) -> dict[str, str]:
+        """What the server needs in its environment for this run."""
+        return {"HASH_QUEUE_TIMEOUT_SECONDS": repr(self.queue_timeout_seconds)}
+
+
+async def overload(
+    server: Server, profile: Profile, run: Overload, workdir: Path, label: str
+) -> dict[str, Any]:
+    """Run the overload scenario: `cycle` with no retry on 503, then the ledger check."""
+    processes = -(-run.connections // CONNECTIONS_PER_LOADGEN)
+    # Every client is connected by half the warm-up, however many there are.
+    stagger = min(0.01, profile.overload_warmup_seconds / 2 / run.connections)
+    options = ["--stagger", repr(stagger)]
+    if profile.overload_honours_retry_after:
+        options.append("--honour-retry-after")
+    spec = Load(
+        mode="overload",
+        clients=run.connections,
+        processes=processes,
+        warmup_seconds=profile.overload_warmup_seconds,
+        seconds=profile.overload_seconds,
+        health_interval_seconds=profile.health_interval_seconds,
+        options=tuple(options),
+    )
+    driven = await drive(server, spec, workdir, label)
+    load, window = driven.load, profile.overload_seconds
+    latencies = load["latencies_ms"]
+    ledger = await check_ledger(server, load["ledger"], profile.overload_recheck_revealed)
+    return {
+        "connections": run.connections,
+        "admission": run.admission,
+        "queue_timeout_seconds": run.queue_timeout_seconds,
+        "goodput": load["completed"] / load["window_seconds"],
+        "accepted_ms": summarize(latencies.get("create", []) + latencies.get("reveal", [])),
+        "refused_ms": summarize(
+            latencies.get("create refused", []) + latencies.get("reveal refused", [])
+        ),
+        "latency_ms": {name: summarize(values) for name, values in latencies.items()},
+        # Refusals over the whole run, warm-up included: the ledger counts those secrets too.
+        "refused": load["refused"],
+        "errors": load["errors"],
+        "healthz_ms": summarize(driven.health["latencies_ms"].get("healthz", [])),
+        "healthz_errors": driven.health["errors"],
+        "peak_rss_mb": driven.peak_rss_mb,
+        "loadgen_processes": processes,
+        "loadgen_cpu_of_one_core": load["cpu_seconds"] / window / processes,
+        "cpu": cpu_report(driven.cpu, window, os.cpu_count() or 1),
+        "ledger": ledger,
+    }
+
+
+async def _ledger_reveal(
+    connection: Connection, key: str, counts: dict[str, int]
+) -> tuple[int, bytes]:
+    target = f"/secrets/{key}?passphrase={quote(PASSPHRASE)}"
+    for _ in range(LEDGER_ATTEMPTS):
+        status, content = await asyncio.wait_for(
+            connection.request("GET", target), LEDGER_TIMEOUT_SECONDS
+        )
+        if status != 503:
+            return status, content
+        counts["refusals retried"] = counts.get("refusals retried", 0) + 1
+        await asyncio.sleep(connection.retry_after or 1.0)
+    return status, content
+
+
+async def check_ledger(
+    server: Server, ledger: dict[str, list[Any]], recheck_revealed: int
+) -> dict[str, Any]:
+    """Check that every secret of an overload run is revealable exactly once.
+
+    A secret whose reveal was refused is revealed now, once, and must come back whole; a
+    second reveal must find nothing. One whose reveal ended in a transport error may or may
+    not have been revealed (that error already fails the run), but a second reveal must find
+    nothing. Of those revealed during the run an even sample is tried again (each miss costs
+    a dummy hash): each must find nothing.
+    """
+    revealed = ledger["revealed"]
+    step = max(len(revealed) // max(recheck_revealed, 1), 1)
+    sample = revealed[::step][:recheck_revealed]
+    jobs: list[tuple[str, str, str | None]] = [
+        *(("pending", key, secret) for key, secret in ledger["pending"]),
+        *(("uncertain", key, None) for key in ledger["uncertain"]),
+        *(("revealed", key, None) for key in sample),
+    ]
+    counts: dict[str, int] = {}
+    violations: dict[str, int] = {}
+
+    def violation(what: str) -> None:
+        violations[what] = violations.get(what, 0) + 1
+
+    async def check(kind: str, key: str, secret: str | None, connection: Connection) -> None:
+        if kind in ("pending", "uncertain"):
+            status, content = await _ledger_reveal(connection, key, counts)
+            if kind == "pending" and status != 200:
+                violation(f"refused reveal, revealed afterwards: HTTP {status}")
+            elif kind == "pending" and json.loads(content).get("secret") != secret:
+                violation("refused reveal, revealed afterwards: wrong secret")
+            elif kind == "uncertain" and status not in (200, 404):
+                violation(f"uncertain reveal, revealed afterwards: HTTP {status}")
+        status, _ = await _ledger_reveal(connection, key, counts)
+        if status != 404:
+            violation(f"{kind} secret revealed again: HTTP {status} instead of 404")
+
+    url = urlsplit(server.url)
+    queue = list(reversed(jobs))
+
+    async def worker() -> None:
+        connection = Connection(url.hostname or "127.0.0.1", url.port or 80)
+        try:
+            while queue:
+                kind, key, secret = queue.pop()
+                try:
+                    await check(kind, key, secret, connection)
+                except (*TRANSPORT_ERRORS, ValueError) as exc:
+                    violation(f"{kind}: {type(exc).__name__}")
+        finally:
+            connection.close()
+
+    await asyncio.gather(*(worker() for _ in range(LEDGER_CONNECTIONS)))
+    return {
+        "pending": len(ledger["pending"]),
+        "uncertain": len(ledger["uncertain"]),
+        "revealed": len(revealed),
+        "rechecked": len(sample),
+        "refusals_retried": counts.get("refusals retried", 0),
+        "violations": violations,
     }
 
 
@@ -313,6 +541,7 @@ def _reveal_summary(result: dict[str, Any]) -> dict[str, Any]:
         "reveals": result["completed"],
         "latency_ms": summarize(result["latencies_ms"].get("reveal", [])),
         "errors": result["errors"],
+        "refused": result.get("refused", {}).get("reveal", 0),
     }
 
 

@@ -10,6 +10,8 @@ while the service hashes for clients that have given up. So each process admits 
   a refused create stores nothing, a refused reveal or burn claims no attempt.
 - One admitted but still waiting when the timeout passes is refused then (the estimate was
   wrong: a slow core, a slow database).
+- New work gives way first: a create may expect half the wait a reveal may, so past capacity
+  the service finishes the cycles it has started rather than starting more it cannot finish.
 - `HASH_QUEUE_TIMEOUT_SECONDS=inf` turns the bound off (an unbounded queue).
 """
 
@@ -21,6 +23,9 @@ from collections.abc import AsyncIterator
 
 # How fast the estimate of a slot's holding time follows changes (an exponential average).
 _SMOOTHING = 0.2
+# Admit only when the estimated wait is this far inside the bound: an estimate is an average,
+# and a request admitted on it that then waits out the whole bound is a slow refusal.
+_MARGIN = 0.75
 
 
 class Busy(Exception):
@@ -44,10 +49,16 @@ class AdmissionGate:
         return (self.waiting + 1) * self.held_seconds / self.slots
 
     @contextlib.asynccontextmanager
-    async def admitted(self) -> AsyncIterator[None]:
-        """Hold a slot for the block; raise `Busy` if none frees up in time."""
+    async def admitted(self, share: float = 1.0) -> AsyncIterator[None]:
+        """Hold a slot for the block; raise `Busy` if none frees up in time.
+
+        `share` of the bound is what this request may expect to wait: a smaller share gives
+        way first when the queue grows (creates give way to reveals, which finish work
+        already paid for).
+        """
         if self._semaphore.locked():
-            if math.isfinite(self.timeout) and self._expected_wait() > self.timeout:
+            bound = self.timeout * share * _MARGIN
+            if math.isfinite(self.timeout) and self._expected_wait() > bound:
                 raise Busy
             self.waiting += 1
             try:

@@ -103,7 +103,9 @@ class SafeErrors(MaskErrors):
         return _with_code(error, _request_error_code(error), redact_values(error.message))
 
     def _unavailable(self, error: GraphQLError, cause: ServiceUnavailable) -> GraphQLError:
-        logger.warning("GraphQL %s: %s", SERVICE_UNAVAILABLE_CODE, cause.message)
+        at_capacity = cause.message == ServiceUnavailable.AT_CAPACITY
+        level = logging.DEBUG if at_capacity else logging.WARNING  # as REST logs it
+        logger.log(level, "GraphQL %s: %s", SERVICE_UNAVAILABLE_CODE, cause.message)
         response = getattr(self.execution_context.context, "response", None)
         if response is not None:
             # As REST answers it, so proxies and retrying clients see the same status.

@@ -77,7 +77,10 @@ async def _on_receipt_not_found(request: Request, exc: Exception) -> Response:
 
 async def _on_service_unavailable(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, ServiceUnavailable)
-    logger.warning("REST 503: %s", exc.message)
+    # At capacity is the service working as designed (the metric counts it); a database that
+    # does not answer is an operator's business.
+    level = logging.DEBUG if exc.message == ServiceUnavailable.AT_CAPACITY else logging.WARNING
+    logger.log(level, "REST 503: %s", exc.message)
     return error_response(503, exc.message, {"Retry-After": str(exc.retry_after_seconds)})
 
 
