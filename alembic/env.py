@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
 from api.settings import get_settings
+from api.storage.database import is_pgbouncer_url
 from models import metadata
 
 config = context.config
@@ -28,7 +29,10 @@ def _run(connection: Connection) -> None:
 
 
 async def _run_online() -> None:
-    engine = create_async_engine(get_settings().database_url, poolclass=NullPool)
+    url = get_settings().database_url
+    # Behind PgBouncer (transaction pooling) no statement may be prepared under a name.
+    connect_args = {"statement_cache_size": 0} if is_pgbouncer_url(url) else {}
+    engine = create_async_engine(url, poolclass=NullPool, connect_args=connect_args)
     async with engine.connect() as connection:
         await connection.run_sync(_run)
     await engine.dispose()

@@ -1,6 +1,7 @@
 """Run the real service as a uvicorn subprocess on a free port, for tests that cross HTTP."""
 
 import contextlib
+import json
 import os
 import socket
 import subprocess
@@ -9,6 +10,7 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -22,6 +24,8 @@ BASE_ENV = {
     "RATE_LIMIT_CREATE": "1000000/minute",
     "RATE_LIMIT_REVEAL": "1000000/minute",
     "RATE_LIMIT_RECEIPT": "1000000/minute",
+    # Races and load here test correctness; admission control has tests of its own.
+    "HASH_QUEUE_TIMEOUT_SECONDS": "inf",
 }
 
 
@@ -104,3 +108,19 @@ def _wait_ready(server: RunningServer, timeout: float) -> None:
                 return
         time.sleep(0.1)
     raise RuntimeError(f"server not ready after {timeout} s:\n{server.log()}")
+
+
+def run_racers(
+    plans: Sequence[dict[str, Any]], directory: Path, *, timeout: float = 120
+) -> list[list[dict[str, Any]]]:
+    """Run one `tests.receipt_racer` process per plan at once; return each one's records."""
+    started = []
+    for number, plan in enumerate(plans):
+        plan_path = directory / f"racer-{number}-plan.json"
+        plan_path.write_text(json.dumps(plan))
+        results = directory / f"racer-{number}-results.json"
+        command = [sys.executable, "-m", "tests.receipt_racer", str(plan_path), str(results)]
+        started.append((results, subprocess.Popen(command, cwd=ROOT)))  # noqa: S603
+    for _, process in started:
+        assert process.wait(timeout=timeout) == 0, "a racer failed: see its output above"
+    return [json.loads(results.read_text()) for results, _ in started]

@@ -10,7 +10,8 @@ Counts use `limits`' sliding window counter (two counters per key, the previous 
 weighted) in `RATE_LIMIT_STORAGE_URL`: `memory://` counts per process, `redis://…` shares
 one count between processes and machines. If Redis fails, requests are not refused for it:
 counting falls back to this process's memory (so each process still applies the limits on
-its own), a warning is logged once, and Redis is tried again after `STORAGE_RETRY_SECONDS`.
+its own), a warning says the limits became local, the gauge `onetime_secrets_rate_limits_local`
+reads 1 until Redis answers again, and Redis is tried again after `STORAGE_RETRY_SECONDS`.
 Keys hold the bucket and the client's address, nothing else.
 """
 
@@ -27,6 +28,7 @@ from limits import RateLimitItem, parse_many
 from limits.aio.storage import MemoryStorage, RedisStorage, Storage
 from limits.aio.strategies import SlidingWindowCounterRateLimiter
 from limits.errors import StorageError
+from prometheus_client import Gauge
 from starlette.requests import HTTPConnection
 
 from api.plumbing.client_address import limit_key, parse_networks, resolve_client
@@ -37,6 +39,20 @@ logger = logging.getLogger(__name__)
 TOO_MANY_REQUESTS = "Too many requests: retry after the number of seconds in Retry-After"
 STORAGE_TIMEOUT_SECONDS = 0.5
 STORAGE_RETRY_SECONDS = 5.0
+
+
+@lru_cache(maxsize=1)
+def rate_limits_local() -> Gauge:
+    """Return the gauge that reads 1 while rate limits are counted in process memory."""
+    # Made with the first limiter, not at import: by then api.plumbing.metrics has created
+    # PROMETHEUS_MULTIPROC_DIR, where a multi-process gauge keeps its file. There it reports
+    # the highest value of the live processes, so any one process counting locally shows.
+    return Gauge(
+        "onetime_secrets_rate_limits_local",
+        "1 while rate limits are counted in process memory because RATE_LIMIT_STORAGE_URL "
+        "fails (each process then allows the full limit), else 0.",
+        multiprocess_mode="livemax",
+    )
 
 
 class Bucket(enum.StrEnum):
@@ -84,6 +100,7 @@ class RateLimiter:
         self._stores: dict[str, _Store] = {}
         self._pools: list[redis.asyncio.ConnectionPool] = []
         self._fallback = SlidingWindowCounterRateLimiter(MemoryStorage())
+        self._local = rate_limits_local()
 
     def _store(self, url: str) -> _Store:
         if url not in self._stores:
@@ -117,14 +134,17 @@ class RateLimiter:
         except StorageError as error:
             if not store.failing:
                 logger.warning(
-                    "rate-limit storage failed (%s); counting per process until it answers",
+                    "rate-limit storage failed (%s): rate limits are now local, each process "
+                    "counts on its own until the storage answers",
                     type(error.storage_error).__name__,
                 )
+                self._local.set(1)
             store.failing = True
             store.retry_at = time.monotonic() + STORAGE_RETRY_SECONDS
             return await _spend(self._fallback, costs, client, settings)
         if store.failing:
             logger.info("rate-limit storage answers again; counts are shared once more")
+            self._local.set(0)
             store.failing = False
         return verdict
 

@@ -5,16 +5,21 @@ SQLAlchemy Core, so it runs in autocommit: one round trip, no BEGIN/COMMIT, no O
 A failure of the database (down, frozen, every connection busy) surfaces as
 `DatabaseUnavailable`, which carries no SQL and no bound values.
 
+With `?prepared_statement_cache_size=0` in DATABASE_URL (PgBouncer in transaction mode) no
+statement is named, and the server's own statement bound comes from the role's settings.
+
 SQLAlchemy's own pool and asyncpg dialect carry the statements. An asyncpg pool of our own,
 fed SQL compiled once, was measured against this at the default argon2 parameters and was
 not 5% ahead (see BENCHMARKS.md, "Hand-written infrastructure"), so it was removed.
 """
 
 import contextlib
+import functools
+import logging
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
-from sqlalchemy import Executable, event
+from sqlalchemy import Executable, event, make_url
 from sqlalchemy.engine import ExceptionContext
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
@@ -23,6 +28,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 from api.settings import Settings
 from api.storage import sqlite
 
+logger = logging.getLogger(__name__)
+
 Rows = Sequence[Sequence[Any]]
 
 # A reveal checks a connection out twice (to claim an attempt, then to delete the row) and
@@ -30,7 +37,7 @@ Rows = Sequence[Sequence[Any]]
 # under overload the request as a whole still answers 503 within that time.
 CHECKOUTS_PER_REQUEST = 2
 # DATABASE_URL options for asyncpg; anything else would fail every connection, so it is
-# refused at start-up. `prepared_statement_cache_size=0` is for PgBouncer in transaction mode.
+# refused at start-up. `prepared_statement_cache_size=0` is PgBouncer mode (transaction pooling).
 POSTGRES_URL_OPTIONS = frozenset({"ssl", "target_session_attrs", "prepared_statement_cache_size"})
 # What a database that is down, frozen or saturated raises (TimeoutError is an OSError).
 UNAVAILABLE_ERRORS = (DBAPIError, PoolTimeoutError, OSError)
@@ -52,19 +59,31 @@ def create_engine(settings: Settings, *, bound_statements: bool = True) -> Async
     asyncpg it costs a round trip per checkout, and a dead connection fails fast anyway.
     """
     connect_args: dict[str, Any]
+    pgbouncer = is_pgbouncer_url(settings.database_url)
+    server_ms = max(
+        1, int((settings.db_pool_timeout_seconds - SERVER_TIMEOUT_MARGIN_SECONDS) * 1000)
+    )
     if settings.is_sqlite:
         sqlite.create_private_file(settings.database_url)
         connect_args = {"timeout": sqlite.BUSY_TIMEOUT_MS / 1000}
     else:
         connect_args = {"timeout": settings.db_pool_timeout_seconds}
+        if pgbouncer:
+            # Named prepared statements live on one server connection, which a pooler in
+            # transaction mode hands to another client after each transaction. Without
+            # asyncpg's cache every statement (SQLAlchemy's and asyncpg's own) is unnamed and
+            # parsed and run in one exchange that PgBouncer keeps on one server connection.
+            connect_args["statement_cache_size"] = 0
         if bound_statements:
             # A server that accepts TCP but never answers (frozen, partitioned, stuck on a
             # lock) would otherwise hold a request forever.
             connect_args["command_timeout"] = settings.db_pool_timeout_seconds
             # A statement the client gave up on must not go on waiting for a lock and commit
             # later: the server enforces its own bound, even when no cancel request reaches it.
-            server_ms = (settings.db_pool_timeout_seconds - SERVER_TIMEOUT_MARGIN_SECONDS) * 1000
-            connect_args["server_settings"] = {"statement_timeout": str(max(1, int(server_ms)))}
+            # PgBouncer refuses this startup parameter; there the role or database carries it
+            # (`ALTER ROLE … SET statement_timeout`), which the first connection checks.
+            if not pgbouncer:
+                connect_args["server_settings"] = {"statement_timeout": str(server_ms)}
     engine = create_async_engine(
         settings.database_url,
         # Errors and logs must never carry bound values: ciphertext, hashes, lookup digests.
@@ -79,10 +98,37 @@ def create_engine(settings: Settings, *, bound_statements: bool = True) -> Async
     else:
         if bound_statements:
             event.listen(engine.sync_engine, "handle_error", _cut_off_timed_out)
+            if pgbouncer:
+                check = functools.partial(_check_server_timeout, bound_ms=server_ms)
+                event.listen(engine.sync_engine, "connect", check, once=True)
         unknown = set(engine.url.query) - POSTGRES_URL_OPTIONS
         if unknown:
             raise ValueError(f"DATABASE_URL: options not supported: {', '.join(sorted(unknown))}")
     return engine
+
+
+def is_pgbouncer_url(url: str) -> bool:
+    """Whether DATABASE_URL asks for PgBouncer mode (`?prepared_statement_cache_size=0`)."""
+    return make_url(url).query.get("prepared_statement_cache_size") == "0"
+
+
+def _check_server_timeout(dbapi_connection: Any, _record: Any, *, bound_ms: int) -> None:
+    # Behind PgBouncer only the server's own setting can cancel a statement the client gave up
+    # on; say so once if it is missing, rather than lose that bound silently.
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute("SELECT setting::int FROM pg_settings WHERE name = 'statement_timeout'")
+        (setting_ms,) = cursor.fetchone()
+    finally:
+        cursor.close()
+        dbapi_connection.rollback()
+    if setting_ms == 0 or setting_ms > bound_ms:
+        logger.warning(
+            "statement_timeout is %d ms on the server; behind PgBouncer the connection cannot "
+            "set it, so set it on the role: ALTER ROLE <user> SET statement_timeout = %d",
+            setting_ms,
+            bound_ms,
+        )
 
 
 def _cut_off_timed_out(context: ExceptionContext) -> None:

@@ -30,25 +30,24 @@ def _upgrade(connection: Connection) -> None:
 async def upgrade_to_head(engine: AsyncEngine) -> None:
     """Bring the schema to the newest revision, one process at a time.
 
-    PostgreSQL serialises workers with an advisory lock, SQLite with its write lock.
+    PostgreSQL serialises workers with a transaction-level advisory lock, SQLite with its
+    write lock.
     """
     async with engine.connect() as connection:
         if connection.dialect.name == "postgresql":
-            # Session-level lock: the second worker waits here, then finds nothing to do.
+            # Alembic runs inside this one transaction. A schema change, and the wait for
+            # another worker's, may rightly outlast a statement_timeout set on the role
+            # (as it is behind PgBouncer); SET LOCAL ends with the transaction.
+            await connection.execute(text("SET LOCAL statement_timeout = 0"))
+            # A transaction-level lock, held until COMMIT: the second worker waits here, then
+            # finds nothing to do. Through PgBouncer in transaction mode a session lock could
+            # be taken on one server connection and "released" on another, and stay held.
             await connection.execute(
-                text("SELECT pg_advisory_lock(:id)"), {"id": _MIGRATION_LOCK_ID}
+                text("SELECT pg_advisory_xact_lock(:id)"), {"id": _MIGRATION_LOCK_ID}
             )
-            await connection.commit()
         elif connection.dialect.name == "sqlite":
             # SQLite has no advisory locks: take the write lock first, so a second worker waits
             # (busy timeout) and then finds the schema current; the DDL becomes atomic too.
             await connection.exec_driver_sql("BEGIN IMMEDIATE")
-        try:
-            await connection.run_sync(_upgrade)
-            await connection.commit()
-        finally:
-            if connection.dialect.name == "postgresql":
-                await connection.execute(
-                    text("SELECT pg_advisory_unlock(:id)"), {"id": _MIGRATION_LOCK_ID}
-                )
-                await connection.commit()
+        await connection.run_sync(_upgrade)
+        await connection.commit()
