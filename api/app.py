@@ -19,6 +19,7 @@ from api.plumbing.headers import SecurityHeadersMiddleware
 from api.plumbing.logs import RequestLogMiddleware, configure_logging
 from api.plumbing.metrics import install_metrics, record_request
 from api.plumbing.ratelimit import RateLimiter
+from api.plumbing.shedding import ShedAtCapacityMiddleware
 from api.plumbing.websocket import RefuseWebSocketsMiddleware
 from api.rest import errors as rest_errors
 from api.rest import receipts as rest_receipts
@@ -103,6 +104,8 @@ def create_app() -> FastAPI:
     app.add_middleware(SecurityHeadersMiddleware)
     # No work for a client that has gone (hashing above all); inside the log, so it shows.
     app.add_middleware(CancelOnDisconnectMiddleware)
+    # Past capacity, REST refusals cost no routing or body parsing; counted and logged.
+    app.add_middleware(ShedAtCapacityMiddleware, shapes=shapes)
     # Keep these last (outermost), so every response, a 413 or 429 too, is counted and logged.
     app.add_middleware(RequestLogMiddleware, observers=[record_request] if settings.metrics else [])
     app.add_middleware(RefuseWebSocketsMiddleware)

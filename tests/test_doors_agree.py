@@ -521,3 +521,32 @@ async def test_both_doors_say_at_capacity_alike_and_change_nothing(
         db=db, secret_key=created.secret_key, passphrase=PASSPHRASE
     )
     assert revealed == SECRET
+
+
+@pytest.mark.parametrize("operation", ["create", "reveal"])
+async def test_known_overload_is_refused_before_any_work(
+    operation: str, door: Door, db: Database, configure: Any, client: httpx.AsyncClient
+) -> None:
+    """When the gate already knows it would refuse, the refusal is immediate on both doors.
+
+    REST answers it before routing (`api.plumbing.shedding`), GraphQL in the service; the
+    outcome is the same, with the protective headers.
+    """
+    from api.domain import service
+    from api.domain.hashing import get_hasher
+
+    configure(HASH_QUEUE_TIMEOUT_SECONDS="1", HASH_WORKERS="1")
+    created = await service.create_secret(db=db, secret=SECRET, passphrase=PASSPHRASE)
+    gate = get_hasher().gate
+    async with gate.admitted():
+        gate.held_seconds = 10.0  # measured: a slot is held far longer than the bound
+        if operation == "create":
+            outcome = await door.create(secret=SECRET, passphrase=PASSPHRASE)
+        else:
+            outcome = await door.reveal(created.secret_key, PASSPHRASE)
+        raw = await client.post("/generate", json={"secret": SECRET, "passphrase": PASSPHRASE})
+    assert AT_CAPACITY.matches(outcome), f"{door.name}: {outcome}"
+    assert raw.status_code == 503
+    assert raw.headers["cache-control"] == "no-store"
+    assert raw.headers["retry-after"] == "1"
+    assert await _attempts(db, created.secret_key) == 0

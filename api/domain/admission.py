@@ -9,8 +9,8 @@ while the service hashes for clients that have given up. So each process admits 
   the measured time a slot is held, is refused at once (`Busy`), before any state changes:
   a refused create stores nothing, a refused reveal or burn claims no attempt.
 - One admitted but still waiting when the timeout passes is refused then (the estimate was
-  wrong: a slow core, a slow database).
-- New work gives way first: a create may expect half the wait a reveal may, so past capacity
+  wrong: a slow core); a reveal gives back the attempt it had claimed meanwhile.
+- New work gives way first: a create may expect 3/4 of the wait a reveal may, so past capacity
   the service finishes the cycles it has started rather than starting more it cannot finish.
 - `HASH_QUEUE_TIMEOUT_SECONDS=inf` turns the bound off (an unbounded queue).
 """
@@ -25,7 +25,7 @@ from collections.abc import AsyncIterator
 _SMOOTHING = 0.2
 # Admit only when the estimated wait is this far inside the bound: an estimate is an average,
 # and a request admitted on it that then waits out the whole bound is a slow refusal.
-_MARGIN = 0.75
+_MARGIN = 0.8
 
 
 class Busy(Exception):
@@ -48,6 +48,14 @@ class AdmissionGate:
         # Everyone queued ahead, and this request, share `slots` slots in turn.
         return (self.waiting + 1) * self.held_seconds / self.slots
 
+    def would_refuse(self, share: float = 1.0) -> bool:
+        """Whether a request of this `share` arriving now would be refused at once."""
+        return (
+            self._semaphore.locked()
+            and math.isfinite(self.timeout)
+            and self._expected_wait() > self.timeout * share * _MARGIN
+        )
+
     @contextlib.asynccontextmanager
     async def admitted(self, share: float = 1.0) -> AsyncIterator[None]:
         """Hold a slot for the block; raise `Busy` if none frees up in time.
@@ -57,8 +65,7 @@ class AdmissionGate:
         already paid for).
         """
         if self._semaphore.locked():
-            bound = self.timeout * share * _MARGIN
-            if math.isfinite(self.timeout) and self._expected_wait() > bound:
+            if self.would_refuse(share):
                 raise Busy
             self.waiting += 1
             try:

@@ -25,6 +25,7 @@ from datetime import datetime, timedelta
 from cryptography.exceptions import InvalidTag
 
 from api.domain import clock, crypto, events, inputs
+from api.domain.admission import Busy
 from api.domain.availability import unavailable_when_the_database_fails
 from api.domain.errors import SecretNotFound
 from api.domain.hashing import get_hasher
@@ -37,7 +38,7 @@ logger = logging.getLogger(__name__)
 
 # Past capacity a create gives way before a reveal: a reveal completes a cycle whose create
 # was already paid for (`api.domain.admission`).
-CREATE_SHARE = 0.5
+CREATE_SHARE = 0.75
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,12 +153,23 @@ async def _check_passphrase(
 ) -> tuple[_Claim, bytes]:
     """Spend one attempt on `passphrase`; return the claimed row and its key material."""
     inputs.check_passphrase(passphrase, get_settings())
-    hasher = get_hasher()
-    # Admitted before the attempt is claimed: a refusal (at capacity) changes nothing.
-    async with hasher.gate.admitted():
-        well_formed = crypto.is_well_formed_key(secret_key)
-        claim = await _claim_attempt(db, secret_key) if well_formed else None
-        key_material = await hasher.unlock(passphrase, claim.passphrase_hash if claim else None)
+    gate = get_hasher().gate
+    # Refused before the attempt is claimed when the queue is already too long; the claim
+    # itself runs outside the hashing slot, so a slow database does not hold hashing up.
+    if gate.would_refuse():
+        raise Busy
+    claim = await _claim_attempt(db, secret_key) if crypto.is_well_formed_key(secret_key) else None
+    try:
+        async with gate.admitted():
+            key_material = await get_hasher().unlock(
+                passphrase, claim.passphrase_hash if claim else None
+            )
+    except Busy:
+        if claim is not None:
+            # Refused after all (the wait ran out): give the attempt back, so that a refusal
+            # leaves the secret as it was.
+            await db.fetch(statements.REFUND_ATTEMPT, row_id=claim.row_id)
+        raise
     if key_material is not None and claim is not None:
         return claim, key_material
     if claim is not None:

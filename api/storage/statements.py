@@ -26,6 +26,12 @@ CLAIM_ATTEMPT = (
     .values(failed_attempts=columns.failed_attempts + 1)
     .returning(columns.id, columns.passphrase_hash, columns.failed_attempts, columns.receipt_id)
 )
+# Gives back an attempt claimed by a request that was then refused at capacity.
+REFUND_ATTEMPT = (
+    update(secrets_table)
+    .where(columns.id == bindparam("row_id"), columns.failed_attempts > 0)
+    .values(failed_attempts=columns.failed_attempts - 1)
+)
 # Takes a live row: only one caller can, so only one caller gets the ciphertext.
 DELETE_LIVE = (
     delete(secrets_table)
