@@ -104,10 +104,11 @@ def create_app() -> FastAPI:
     app.add_middleware(SecurityHeadersMiddleware)
     # No work for a client that has gone (hashing above all); inside the log, so it shows.
     app.add_middleware(CancelOnDisconnectMiddleware)
-    # Past capacity, REST refusals cost no routing or body parsing; counted and logged.
-    app.add_middleware(ShedAtCapacityMiddleware, shapes=shapes)
     # Keep these last (outermost), so every response, a 413 or 429 too, is counted and logged.
     app.add_middleware(RequestLogMiddleware, observers=[record_request] if settings.metrics else [])
+    # Past capacity, REST refusals cost nothing but the refusal: no routing, no body, not even
+    # a request id or an access line; the refusal counter counts them.
+    app.add_middleware(ShedAtCapacityMiddleware, shapes=shapes)
     app.add_middleware(RefuseWebSocketsMiddleware)
 
     install_error_handlers(app, shapes)
