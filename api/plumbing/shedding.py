@@ -2,10 +2,12 @@
 
 Past capacity most requests are refused, and a refusal that went through FastAPI (routing,
 the rate-limit check, reading and validating the body, the exception handlers) cost the
-workers about as much CPU as the cycles they were still completing (measured: at 32x the
-saturating connections, goodput fell to 0.77 of saturation). So for the REST routes that
-hash, this middleware asks the admission gate first and answers the `503` itself when the
-request would be refused anyway; the service still decides for everything that gets past.
+workers about as much CPU as the cycles they were still completing. Measured at 32x the
+saturating connections (BENCHMARKS.md, default argon2): goodput 0.77 of saturation with
+refusals made in the service, 0.89 with this middleware inside the request log, 0.92 outside
+it. So for the REST routes that hash, this middleware asks the admission gate first and
+answers the `503` itself when the request would be refused anyway; the service still decides
+for everything that gets past.
 GraphQL documents are refused by the service: which mutation they run is known only after
 parsing them.
 """
