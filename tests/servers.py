@@ -124,3 +124,20 @@ def run_racers(
     for _, process in started:
         assert process.wait(timeout=timeout) == 0, "a racer failed: see its output above"
     return [json.loads(results.read_text()) for results, _ in started]
+
+
+def create_for_race(base_url: str, count: int, passphrase: str) -> list[dict[str, str]]:
+    """Create `count` secrets over REST; return each one's keys, as a racer plan lists them."""
+    secrets = []
+    with httpx.Client(base_url=base_url, timeout=30) as http:
+        for number in range(count):
+            body = {"secret": f"raced {number}", "passphrase": passphrase}
+            created = http.post("/generate", json=body).json()
+            secrets.append(
+                {
+                    "key": created["secret_key"],
+                    "receipt_key": created["receipt_key"],
+                    "passphrase": passphrase,
+                }
+            )
+    return secrets

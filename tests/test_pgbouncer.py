@@ -31,7 +31,14 @@ from api.settings import Settings
 from api.storage.database import Database, DatabaseUnavailable, create_engine
 from tests.conftest import IN_CI, PG_ADMIN_DSN, create_pg_database, drop_pg_database
 from tests.doors import PASSPHRASE, SECRET, GraphQL, Outcome, Rest
-from tests.servers import ROOT, RunningServer, free_port, run_racers, run_server
+from tests.servers import (
+    ROOT,
+    RunningServer,
+    create_for_race,
+    free_port,
+    run_racers,
+    run_server,
+)
 
 pytestmark = pytest.mark.postgres
 
@@ -283,28 +290,12 @@ async def test_service_behind_pgbouncer_leaves_no_lock_and_no_warning(service: S
 # --- the race through PgBouncer ----------------------------------------------------------
 
 
-def _create(base_url: str, count: int) -> list[dict[str, str]]:
-    secrets = []
-    with httpx.Client(base_url=base_url, timeout=30) as http:
-        for number in range(count):
-            body = {"secret": f"bounced {number}", "passphrase": PASSPHRASE}
-            created = http.post("/generate", json=body).json()
-            secrets.append(
-                {
-                    "key": created["secret_key"],
-                    "receipt_key": created["receipt_key"],
-                    "passphrase": PASSPHRASE,
-                }
-            )
-    return secrets
-
-
 def test_reveal_burn_revoke_race_through_pgbouncer(
     service: Service, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """Three client processes act on every secret at once; one winner each, as without it."""
     base_url = service.server.base_url
-    secrets = _create(base_url, RACE_ROUNDS)
+    secrets = create_for_race(base_url, RACE_ROUNDS, PASSPHRASE)
     start_at = time.time() + 3  # time for three interpreters to start
     plans = [
         {

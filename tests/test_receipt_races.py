@@ -5,9 +5,6 @@ one burns, one revokes, half the secrets through REST and half through GraphQL) 
 secret at the same planned moment, over many rounds.
 """
 
-import json
-import subprocess
-import sys
 import time
 from collections import Counter
 from pathlib import Path
@@ -16,7 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.servers import ROOT, run_server
+from tests.servers import create_for_race, run_racers, run_server
 
 ROUNDS = 120
 ACTIONS = ("reveal", "burn", "revoke")
@@ -24,50 +21,28 @@ STATUS_OF = {"reveal": "revealed", "burn": "burned", "revoke": "revoked"}
 PASSPHRASE = "race-passphrase"
 
 
-def _create(base_url: str, count: int) -> list[dict[str, str]]:
-    secrets = []
-    with httpx.Client(base_url=base_url, timeout=30) as http:
-        for number in range(count):
-            body = {"secret": f"raced {number}", "passphrase": PASSPHRASE}
-            created = http.post("/generate", json=body).json()
-            secrets.append(
-                {
-                    "key": created["secret_key"],
-                    "receipt_key": created["receipt_key"],
-                    "passphrase": PASSPHRASE,
-                }
-            )
-    return secrets
-
-
 def test_reveal_burn_and_revoke_race_across_processes(
     database_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     env = {"DATABASE_URL": database_url, "SERVER_LOG": str(tmp_path / "uvicorn.log")}
     with run_server(env, workers=2) as server:
-        secrets = _create(server.base_url, ROUNDS)
+        secrets = create_for_race(server.base_url, ROUNDS, PASSPHRASE)
         start_at = time.time() + 3  # time for three interpreters to start
-        clients = []
-        for action in ACTIONS:
-            plan = {
+        plans = [
+            {
                 "url": server.base_url,
                 "action": action,
                 "secrets": secrets,
                 "start_at": start_at,
                 "spacing_seconds": 0.03,
             }
-            plan_path = tmp_path / f"{action}-plan.json"
-            plan_path.write_text(json.dumps(plan))
-            results = tmp_path / f"{action}-results.json"
-            command = [sys.executable, "-m", "tests.receipt_racer", str(plan_path), str(results)]
-            clients.append((action, results, subprocess.Popen(command, cwd=ROOT)))  # noqa: S603
-        for _, _, process in clients:
-            assert process.wait(timeout=120) == 0
+            for action in ACTIONS
+        ]
         won: dict[str, list[str]] = {secret["key"]: [] for secret in secrets}
         overlaps = 0
         records: dict[str, list[dict[str, Any]]] = {}
-        for action, results, _ in clients:
-            for record in json.loads(results.read_text()):
+        for action, results in zip(ACTIONS, run_racers(plans, tmp_path), strict=True):
+            for record in results:
                 records.setdefault(record["key"], []).append(record)
                 if record["won"]:
                     won[record["key"]].append(action)

@@ -153,7 +153,8 @@ async def _check_passphrase(
 ) -> tuple[_Claim, bytes]:
     """Spend one attempt on `passphrase`; return the claimed row and its key material."""
     inputs.check_passphrase(passphrase, get_settings())
-    gate = get_hasher().gate
+    hasher = get_hasher()
+    gate = hasher.gate
     # Refused before the attempt is claimed when the queue is already too long; the claim
     # itself runs outside the hashing slot, so a slow database does not hold hashing up.
     if gate.would_refuse():
@@ -161,9 +162,7 @@ async def _check_passphrase(
     claim = await _claim_attempt(db, secret_key) if crypto.is_well_formed_key(secret_key) else None
     try:
         async with gate.admitted():
-            key_material = await get_hasher().unlock(
-                passphrase, claim.passphrase_hash if claim else None
-            )
+            key_material = await hasher.unlock(passphrase, claim.passphrase_hash if claim else None)
     except Busy:
         if claim is not None:
             # Refused after all (the wait ran out): give the attempt back, so that a refusal
