@@ -27,7 +27,7 @@ from api.rest.docs import install_offline_docs
 from api.rest.routes import router
 from api.settings import get_settings
 from api.storage.database import Database, create_engine
-from api.storage.migrations import upgrade_to_head
+from api.storage.migrations import migrate
 
 GRAPHQL_PATH = "/graphql"
 DESCRIPTION = """
@@ -50,12 +50,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.database = database
     get_hasher()  # builds the dummy hash now rather than on the first request
     if settings.auto_migrate:
-        # A schema change may take longer than the statement timeout of the request engine.
-        migration_engine = create_engine(settings, bound_statements=False)
-        try:
-            await upgrade_to_head(migration_engine)
-        finally:
-            await migration_engine.dispose()
+        await migrate(settings)
     purge_task = asyncio.create_task(
         purge_forever(
             database,

@@ -32,6 +32,13 @@ class Settings(BaseSettings):
     # How long a receipt outlives its secret's expiry before the purge removes it.
     receipt_retention_seconds: int = Field(default=604_800, ge=0)
 
+    # `token`: creating needs `Authorization: Bearer <token>` from `ots-admin tokens create`.
+    create_auth: Literal["open", "token"] = "open"
+    # The storage quota, over ciphertext bytes and stored secrets (expired ones count until
+    # the purge deletes them). A create that would pass either is refused: 507.
+    max_stored_bytes: int = Field(default=1 << 30, ge=1)
+    max_live_secrets: int = Field(default=1_000_000, ge=1)
+
     purge_interval_seconds: float = Field(default=60, gt=0)
     purge_batch_size: int = Field(default=1000, ge=1)
     # A breath between batches keeps a large purge from crowding out reveals.
@@ -59,6 +66,8 @@ class Settings(BaseSettings):
     rate_limit_create: str = "60/minute"
     rate_limit_reveal: str = "60/minute"
     rate_limit_receipt: str = "60/minute"
+    # In token mode creates are counted per token: its own `--rate`, else this.
+    rate_limit_create_per_token: str = "600/minute"  # noqa: S105  (a limit)
     rate_limit_storage_url: str = "memory://"
     rate_limit_key_prefix: str = "ots"
     # Comma-separated addresses or CIDR ranges, e.g. `10.0.0.1,172.16.0.0/12` (JSON works too).
@@ -73,7 +82,12 @@ class Settings(BaseSettings):
     db_pool_size: int = Field(default=10, ge=1)
     db_pool_timeout_seconds: float = Field(default=5, gt=0)
 
-    @field_validator("rate_limit_create", "rate_limit_reveal", "rate_limit_receipt")
+    @field_validator(
+        "rate_limit_create",
+        "rate_limit_reveal",
+        "rate_limit_receipt",
+        "rate_limit_create_per_token",
+    )
     @classmethod
     def _rate_limit_parses(cls, value: str) -> str:
         try:

@@ -49,6 +49,12 @@ def json_body(payload: object) -> bytes:
 
 
 JSON = {"content-type": "application/json"}
+
+
+def _with_token(token: str | None) -> dict[str, str]:
+    return JSON if token is None else {**JSON, "authorization": f"Bearer {token}"}
+
+
 PASSPHRASE = "canary-passphrase-d00r"
 SECRET = "canary-secret-d00r"
 
@@ -82,6 +88,13 @@ def _rest_outcome(response: httpx.Response, success: str) -> Outcome:
     if response.status_code == 422:
         (error,) = body["detail"]
         return Outcome("invalid", field=str(error["loc"][-1]), message=error["msg"])
+    if response.status_code == 401:
+        # The challenge rides in `value`, so the doors must agree on it too.
+        return Outcome(
+            "unauthenticated", message=body["detail"], value=response.headers["www-authenticate"]
+        )
+    if response.status_code == 507:
+        return Outcome("storage_full", message=body["detail"])
     if response.status_code in (429, 503):
         kind = "rate_limited" if response.status_code == 429 else "unavailable"
         assert retry_after is not None
@@ -97,8 +110,10 @@ class Rest:
     def __init__(self, client: httpx.AsyncClient) -> None:
         self.client = client
 
-    async def create(self, **arguments: Any) -> Outcome:
-        response = await self.client.post("/generate", content=json_body(arguments), headers=JSON)
+    async def create(self, *, token: str | None = None, **arguments: Any) -> Outcome:
+        response = await self.client.post(
+            "/generate", content=json_body(arguments), headers=_with_token(token)
+        )
         return _rest_outcome(response, "created")
 
     async def reveal(self, key: str, passphrase: str) -> Outcome:
@@ -161,9 +176,11 @@ class GraphQL:
     def __init__(self, client: httpx.AsyncClient) -> None:
         self.client = client
 
-    async def _run(self, operation: str, variables: dict[str, Any]) -> Outcome:
+    async def _run(
+        self, operation: str, variables: dict[str, Any], token: str | None = None
+    ) -> Outcome:
         body = json_body({"query": _OPERATIONS[operation], "variables": variables})
-        response = await self.client.post("/graphql", content=body, headers=JSON)
+        response = await self.client.post("/graphql", content=body, headers=_with_token(token))
         payload = response.json()
         if payload.get("errors"):
             (error,) = payload["errors"]
@@ -171,6 +188,13 @@ class GraphQL:
             retry_after = error["extensions"].get("retryAfterSeconds")
             if code == "BAD_USER_INPUT":  # the type system refused a variable
                 return Outcome("invalid", message=error["message"])
+            if code == "UNAUTHENTICATED":
+                assert response.status_code == 401
+                challenge = response.headers["www-authenticate"]
+                return Outcome("unauthenticated", message=error["message"], value=challenge)
+            if code == "STORAGE_QUOTA_REACHED":
+                assert response.status_code == 507
+                return Outcome("storage_full", message=error["message"])
             kinds = {"RATE_LIMITED": "rate_limited", "SERVICE_UNAVAILABLE": "unavailable"}
             assert code in kinds, payload
             expected_status = 429 if code == "RATE_LIMITED" else 503
@@ -199,10 +223,10 @@ class GraphQL:
         assert typename == "InvalidInput", payload
         return Outcome("invalid", field=_snake(result["field"]), message=result["message"])
 
-    async def create(self, **arguments: Any) -> Outcome:
+    async def create(self, *, token: str | None = None, **arguments: Any) -> Outcome:
         names = {"secret": "secret", "passphrase": "passphrase", "ttl_seconds": "ttlSeconds"}
         return await self._run(
-            "createSecret", {names[key]: value for key, value in arguments.items()}
+            "createSecret", {names[key]: value for key, value in arguments.items()}, token
         )
 
     async def reveal(self, key: str, passphrase: str) -> Outcome:

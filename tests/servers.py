@@ -111,15 +111,19 @@ def _wait_ready(server: RunningServer, timeout: float) -> None:
 
 
 def run_racers(
-    plans: Sequence[dict[str, Any]], directory: Path, *, timeout: float = 120
+    plans: Sequence[dict[str, Any]],
+    directory: Path,
+    *,
+    timeout: float = 120,
+    module: str = "tests.receipt_racer",
 ) -> list[list[dict[str, Any]]]:
-    """Run one `tests.receipt_racer` process per plan at once; return each one's records."""
+    """Run one `module` process (a racer) per plan at once; return each one's records."""
     started = []
     for number, plan in enumerate(plans):
         plan_path = directory / f"racer-{number}-plan.json"
         plan_path.write_text(json.dumps(plan))
         results = directory / f"racer-{number}-results.json"
-        command = [sys.executable, "-m", "tests.receipt_racer", str(plan_path), str(results)]
+        command = [sys.executable, "-m", module, str(plan_path), str(results)]
         started.append((results, subprocess.Popen(command, cwd=ROOT)))  # noqa: S603
     for _, process in started:
         assert process.wait(timeout=timeout) == 0, "a racer failed: see its output above"

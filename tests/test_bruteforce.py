@@ -17,7 +17,7 @@ GUESSES = 100
 def events() -> Iterator[Counter[str]]:
     counts: Counter[str] = Counter()
 
-    def listen(event: str, count: int) -> None:
+    def listen(event: str, count: int, label: str | None) -> None:
         counts[event] += count
 
     domain_events.subscribe(listen)

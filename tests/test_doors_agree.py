@@ -10,6 +10,7 @@ The second table does the same for refusals made before any resolver or route ru
 its own shape, GraphQL's with a code.
 """
 
+import os
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -19,12 +20,14 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 
-from api.domain import crypto
+from api.domain import creators, crypto, service
+from api.domain.errors import Unauthenticated
 from api.settings import Settings
 from api.storage.database import Database, create_engine
-from api.storage.statements import columns, secrets_table
+from api.storage.statements import columns, receipts_table, secrets_table
+from tests.conftest import reset_caches
 from tests.doors import (
     NOT_FOUND,
     PASSPHRASE,
@@ -181,6 +184,97 @@ def receipt_by(which: str) -> Step:
     return step
 
 
+async def _token(db: Database, *, rate: str | None = None, revoked: bool = False) -> str:
+    name = f"doors-{uuid.uuid4().hex[:12]}"
+    token = await creators.issue_token(db=db, name=name, rate_limit=rate)
+    if revoked:
+        await creators.revoke_token(db=db, name=name)
+    return token
+
+
+def create_with_token(which: str, *, rate: str | None = None, times: int = 1) -> Step:
+    """Create in token mode with no token, an unknown, a malformed, a revoked or a valid one.
+
+    With `times`, the same token creates that many times; the last outcome counts.
+    """
+
+    async def step(door: Door, db: Database) -> Outcome:
+        token = {
+            "none": None,
+            "unknown": "ots_" + "A" * 43,
+            "malformed": "not-a-token",
+        }.get(which)
+        if which in ("valid", "revoked"):
+            token = await _token(db, rate=rate, revoked=which == "revoked")
+        for _ in range(times - 1):
+            await door.create(secret=SECRET, passphrase=PASSPHRASE, token=token)
+        return await door.create(secret=SECRET, passphrase=PASSPHRASE, token=token)
+
+    return step
+
+
+def another_token_after_one_is_spent() -> Step:
+    """Spend a token's one create, then create with a second token from the same address."""
+
+    async def step(door: Door, db: Database) -> Outcome:
+        first, second = await _token(db, rate="1/hour"), await _token(db, rate="1/hour")
+        assert (await door.create(secret=SECRET, passphrase=PASSPHRASE, token=first)).kind == (
+            "created"
+        )
+        spent = await door.create(secret=SECRET, passphrase=PASSPHRASE, token=first)
+        assert spent.kind == "rate_limited", spent
+        return await door.create(secret=SECRET, passphrase=PASSPHRASE, token=second)
+
+    return step
+
+
+def anonymous_after_token_create(then: str) -> Step:
+    """Create with a token; the recipient reveals, or the sender reads the receipt, without."""
+
+    async def step(door: Door, db: Database) -> Outcome:
+        token = await _token(db)
+        created = await door.create(secret=SECRET, passphrase=PASSPHRASE, token=token)
+        assert created.value is not None
+        assert created.receipt_key is not None
+        if then == "reveal":
+            return await door.reveal(created.value, PASSPHRASE)
+        return await door.receipt(created.receipt_key)
+
+    return step
+
+
+async def _stored_counts(db: Database) -> tuple[int, int]:
+    secrets = await db.fetch(select(func.count()).select_from(secrets_table))
+    receipts = await db.fetch(select(func.count()).select_from(receipts_table))
+    return int(secrets[0][0]), int(receipts[0][0])
+
+
+def create_at_full_store() -> Step:
+    """Create when the store is full: refused, and nothing is stored (no secret, no receipt)."""
+
+    async def step(door: Door, db: Database) -> Outcome:
+        before = await _stored_counts(db)
+        outcome = await door.create(secret=SECRET, passphrase=PASSPHRASE)
+        assert await _stored_counts(db) == before
+        return outcome
+
+    return step
+
+
+def reveal_at_full_store() -> Step:
+    """Store a secret, fill the store to the brim, then reveal: a full store still reveals."""
+
+    async def step(door: Door, db: Database) -> Outcome:
+        key = await _stored_key(db, door)
+        _, stored = await service.storage_usage(db=db)
+        os.environ["MAX_LIVE_SECRETS"] = str(stored)  # restored by `configure`
+        reset_caches()
+        assert (await door.create(secret=SECRET, passphrase=PASSPHRASE)).kind == "storage_full"
+        return await door.reveal(key, PASSPHRASE)
+
+    return step
+
+
 def twice(step: Step) -> Step:
     """Run `step` twice and keep the second outcome (the first spends a one-hit limit)."""
 
@@ -198,6 +292,16 @@ UNAVAILABLE = Outcome(
     retry_after=5,
 )
 NOT_TEXT = "must be valid Unicode text"
+TOKEN_MODE = {"CREATE_AUTH": "token"}
+NO_TOKEN = Outcome(
+    "unauthenticated", message=Unauthenticated.message, value='Bearer realm="onetime-secrets"'
+)
+BAD_TOKEN = Outcome(
+    "unauthenticated",
+    message=Unauthenticated.message,
+    value='Bearer realm="onetime-secrets", error="invalid_token"',
+)
+STORAGE_FULL = Outcome("storage_full", message="Storage quota reached")
 ROWS = [
     # Created.
     Row("create", create_with(secret=SECRET, passphrase=PASSPHRASE), Outcome("created")),
@@ -323,6 +427,55 @@ ROWS = [
         twice(receipt_by("malformed")),
         Outcome("rate_limited", message=TOO_MANY, retry_after=None),
         {"RATE_LIMIT_RECEIPT": "1/hour"},
+    ),
+    # Creator tokens (CREATE_AUTH=token): only creating needs one.
+    Row("token mode, valid token", create_with_token("valid"), Outcome("created"), TOKEN_MODE),
+    Row("token mode, no token", create_with_token("none"), NO_TOKEN, TOKEN_MODE),
+    Row("token mode, unknown token", create_with_token("unknown"), BAD_TOKEN, TOKEN_MODE),
+    Row("token mode, malformed token", create_with_token("malformed"), BAD_TOKEN, TOKEN_MODE),
+    Row("token mode, revoked token", create_with_token("revoked"), BAD_TOKEN, TOKEN_MODE),
+    Row(
+        "token mode, reveal needs no token",
+        anonymous_after_token_create("reveal"),
+        Outcome("revealed", value=SECRET),
+        TOKEN_MODE,
+    ),
+    Row(
+        "token mode, receipt needs no token",
+        anonymous_after_token_create("receipt"),
+        Outcome("receipt", value="pending"),
+        TOKEN_MODE,
+    ),
+    Row(
+        "token mode, rate limited per token",
+        create_with_token("valid", rate="1/hour", times=2),
+        Outcome("rate_limited", message=TOO_MANY, retry_after=None),
+        TOKEN_MODE,
+    ),
+    Row(
+        "token mode, the address limit does not apply",
+        create_with_token("valid", times=3),
+        Outcome("created"),
+        {**TOKEN_MODE, "RATE_LIMIT_CREATE": "1/hour"},
+    ),
+    Row(
+        "token mode, another token has its own count",
+        another_token_after_one_is_spent(),
+        Outcome("created"),
+        TOKEN_MODE,
+    ),
+    Row(
+        "open mode ignores a token",
+        create_with_token("unknown"),
+        Outcome("created"),
+    ),
+    # The storage quota: a full store refuses creates and stores nothing, yet reveals.
+    Row("create, store full", create_at_full_store(), STORAGE_FULL, {"MAX_STORED_BYTES": "1"}),
+    Row(
+        "reveal, store full",
+        reveal_at_full_store(),
+        Outcome("revealed", value=SECRET),
+        {"MAX_LIVE_SECRETS": "1000000"},
     ),
 ]
 

@@ -153,9 +153,14 @@ async def test_live_gauge_is_absent_while_the_database_fails(app: FastAPI, tmp_p
     assert list(live.collect()) == []  # absent, not a stale or made-up number
 
     await live.refresh(app.state.database)  # an unknown count is not cached
-    (gauge,) = live.collect()
-    assert gauge.name == "onetime_secrets_live_secrets"
-    assert gauge.samples[0].value >= 0
+    gauges = {gauge.name: gauge for gauge in live.collect()}
+    assert gauges["onetime_secrets_live_secrets"].samples[0].value >= 0
+    assert set(gauges) == {
+        "onetime_secrets_live_secrets",
+        "onetime_secrets_stored_bytes",
+        "onetime_secrets_stored_secrets",
+        "onetime_secrets_storage_quota_used_ratio",
+    }
 
 
 async def test_metrics_are_out_of_openapi(client: httpx.AsyncClient) -> None:

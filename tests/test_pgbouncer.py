@@ -25,10 +25,12 @@ from typing import Any, NoReturn
 import asyncpg
 import httpx
 import pytest
+from alembic.script import ScriptDirectory
 from sqlalchemy import make_url, text
 
 from api.settings import Settings
 from api.storage.database import Database, DatabaseUnavailable, create_engine
+from api.storage.migrations import alembic_config
 from tests.conftest import IN_CI, PG_ADMIN_DSN, create_pg_database, drop_pg_database
 from tests.doors import PASSPHRASE, SECRET, GraphQL, Outcome, Rest
 from tests.servers import (
@@ -49,7 +51,7 @@ ACTIONS = ("reveal", "burn", "revoke")
 STATUS_OF = {"reveal": "revealed", "burn": "burned", "revoke": "revoked"}
 # What DB_POOL_TIMEOUT_SECONDS (5 s) asks the server for: 0.25 s less.
 STATEMENT_TIMEOUT_MS = 4750
-HEAD = "0002"
+HEAD = ScriptDirectory.from_config(alembic_config()).get_current_head()
 
 
 def _require(message: str) -> NoReturn:

@@ -93,7 +93,7 @@ async def test_purge_deletes_only_expired_in_batches(db: Database) -> None:
     for key in expired:
         await expire(db, key)
     reported: list[tuple[str, int]] = []
-    events.subscribe(lambda event, count: reported.append((event, count)))
+    events.subscribe(lambda event, count, label: reported.append((event, count)))
     purged = await purge_expired(db=db, batch_size=2)
     assert purged >= 5
     assert (events.PURGED, purged) in reported

@@ -45,3 +45,30 @@ class ReceiptNotFound(Exception):
 
     def __init__(self) -> None:
         super().__init__(self.message)
+
+
+class StorageQuotaReached(Exception):
+    """Storing this secret would take the store past MAX_STORED_BYTES or MAX_LIVE_SECRETS.
+
+    Nothing was stored. Room comes back as secrets are revealed, burned, revoked or purged.
+    """
+
+    message = "Storage quota reached"
+
+    def __init__(self) -> None:
+        super().__init__(self.message)
+
+
+class Unauthenticated(Exception):
+    """Creating needs a creator token (CREATE_AUTH=token) and none valid was presented.
+
+    One error whether the token is missing, unknown or revoked, so an answer never tells
+    which tokens exist. `presented` says whether a token was sent at all (RFC 6750 answers
+    the two differently in `WWW-Authenticate`).
+    """
+
+    message = "A valid creator token is required: Authorization: Bearer <token>"
+
+    def __init__(self, *, presented: bool) -> None:
+        super().__init__(self.message)
+        self.presented = presented

@@ -5,7 +5,7 @@ The service calls these plain functions so it stays free of any metrics library.
 
 from collections.abc import Callable
 
-Listener = Callable[[str, int], None]
+Listener = Callable[[str, int, str | None], None]
 _listeners: list[Listener] = []
 
 CREATED = "created"
@@ -16,15 +16,19 @@ PURGED = "purged"
 FAILED_ATTEMPT = "failed_attempt"
 DESTROYED_BY_ATTEMPT_LIMIT = "destroyed_by_attempt_limit"
 REFUSED_AT_CAPACITY = "refused_at_capacity"
+REFUSED_STORAGE_QUOTA = "refused_storage_quota"
+REFUSED_UNAUTHENTICATED = "refused_unauthenticated"
+# Labelled with the creator token's name: operator-chosen, so the label set stays bounded.
+CREATED_WITH_TOKEN = "created_with_token"  # noqa: S105  (an event name)
 
 
 def subscribe(listener: Listener) -> None:
-    """Call `listener(event, count)` for every domain event from now on."""
+    """Call `listener(event, count, label)` for every domain event from now on."""
     if listener not in _listeners:
         _listeners.append(listener)
 
 
-def emit(event: str, count: int = 1) -> None:
-    """Report that `event` happened `count` times."""
+def emit(event: str, count: int = 1, *, label: str | None = None) -> None:
+    """Report that `event` happened `count` times (to the thing named `label`, if any)."""
     for listener in _listeners:
-        listener(event, count)
+        listener(event, count, label)

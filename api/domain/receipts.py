@@ -13,7 +13,7 @@ from api.domain import clock, crypto, events
 from api.domain.availability import unavailable_when_the_database_fails
 from api.domain.errors import ReceiptNotFound
 from api.domain.service import close_receipt
-from api.storage import statements
+from api.storage import statements, usage
 from api.storage.database import Database, Rows
 from models import ReceiptStatus
 
@@ -72,6 +72,7 @@ async def revoke_secret(*, db: Database, receipt_key: str) -> ReceiptView:
         )
         if deleted:
             await close_receipt(transaction, receipt_id, ReceiptStatus.REVOKED)
+            await usage.release(transaction, sizes=[size for (size,) in deleted])
     if deleted:
         await db.scrub()
         events.emit(events.REVOKED)

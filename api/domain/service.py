@@ -14,7 +14,8 @@ Reveal is exactly-once without holding a lock across the slow passphrase check:
 Claiming runs in autocommit, so no transaction is held while argon2 runs. Every step that
 deletes a secret records what happened on its receipt in the same transaction (reveal, burn,
 destruction by the attempt limit; revoke and expiry in `api.domain.receipts` and the purge),
-so the receipt always names the one caller that won the secret.
+so the receipt always names the one caller that won the secret; the same transaction gives
+the secret's room back to the storage quota (`api.storage.usage`).
 """
 
 import logging
@@ -27,10 +28,11 @@ from cryptography.exceptions import InvalidTag
 from api.domain import clock, crypto, events, inputs
 from api.domain.admission import Busy
 from api.domain.availability import unavailable_when_the_database_fails
-from api.domain.errors import SecretNotFound
+from api.domain.creators import Creator
+from api.domain.errors import SecretNotFound, StorageQuotaReached
 from api.domain.hashing import get_hasher
 from api.settings import get_settings
-from api.storage import statements
+from api.storage import statements, usage
 from api.storage.database import Database, Transaction
 from models import ReceiptStatus
 
@@ -60,9 +62,18 @@ class _Claim:
 
 @unavailable_when_the_database_fails
 async def create_secret(
-    *, db: Database, secret: str, passphrase: str, ttl_seconds: int | None = None
+    *,
+    db: Database,
+    secret: str,
+    passphrase: str,
+    ttl_seconds: int | None = None,
+    creator: Creator | None = None,
 ) -> CreatedSecret:
-    """Store `secret` behind `passphrase`; return its key, its receipt key and its expiry."""
+    """Store `secret` behind `passphrase`; return its key, its receipt key and its expiry.
+
+    Raises `StorageQuotaReached`, having stored nothing, if the store would go past
+    MAX_STORED_BYTES or MAX_LIVE_SECRETS. `creator` (token mode) is counted by name.
+    """
     settings = get_settings()
     plaintext = inputs.secret_bytes(secret, settings)
     inputs.check_passphrase(passphrase, settings)
@@ -75,35 +86,50 @@ async def create_secret(
     row_id, receipt_id = uuid.uuid4(), uuid.uuid4()
     now = clock.now()
     expires_at = (now + timedelta(seconds=ttl)).replace(microsecond=0)
-    async with db.transaction() as transaction:
-        await transaction.fetch(
-            statements.INSERT_RECEIPT,
-            id=receipt_id,
-            lookup_hash=crypto.lookup_hash(receipt_key),
-            status=ReceiptStatus.PENDING.value,
-            failed_attempts=0,
-            created_at=now,
-            expires_at=expires_at,
-            closed_at=None,
-            retain_until=expires_at + timedelta(seconds=settings.receipt_retention_seconds),
-        )
-        await transaction.fetch(
-            statements.INSERT_SECRET,
-            id=row_id,
-            lookup_hash=crypto.lookup_hash(secret_key),
-            ciphertext=crypto.seal(
-                plaintext,
-                secret_key=secret_key,
-                key_material=protected.key_material,
-                associated_data=row_id.bytes,
-            ),
-            passphrase_hash=protected.record,
-            failed_attempts=0,
-            created_at=now,
-            expires_at=expires_at,
-            receipt_id=receipt_id,
-        )
+    sealed = crypto.seal(
+        plaintext,
+        secret_key=secret_key,
+        key_material=protected.key_material,
+        associated_data=row_id.bytes,
+    )
+    try:
+        async with db.transaction() as transaction:
+            await transaction.fetch(
+                statements.INSERT_RECEIPT,
+                id=receipt_id,
+                lookup_hash=crypto.lookup_hash(receipt_key),
+                status=ReceiptStatus.PENDING.value,
+                failed_attempts=0,
+                created_at=now,
+                expires_at=expires_at,
+                closed_at=None,
+                retain_until=expires_at + timedelta(seconds=settings.receipt_retention_seconds),
+            )
+            await transaction.fetch(
+                statements.INSERT_SECRET,
+                id=row_id,
+                lookup_hash=crypto.lookup_hash(secret_key),
+                ciphertext=sealed,
+                passphrase_hash=protected.record,
+                failed_attempts=0,
+                created_at=now,
+                expires_at=expires_at,
+                receipt_id=receipt_id,
+            )
+            # Last, so the quota's row stays locked only from here to COMMIT.
+            if not await usage.reserve(
+                transaction,
+                size=len(sealed),
+                max_bytes=settings.max_stored_bytes,
+                max_secrets=settings.max_live_secrets,
+            ):
+                raise StorageQuotaReached  # rolls the inserts back
+    except StorageQuotaReached:
+        events.emit(events.REFUSED_STORAGE_QUOTA)
+        raise
     events.emit(events.CREATED)
+    if creator is not None:
+        events.emit(events.CREATED_WITH_TOKEN, label=creator.name)
     return CreatedSecret(secret_key=secret_key, receipt_key=receipt_key, expires_at=expires_at)
 
 
@@ -139,6 +165,7 @@ async def _wrong_passphrase(db: Database, claim: _Claim) -> None:
     # The last attempt was just used: the secret goes, and its receipt says why.
     async with db.transaction() as transaction:
         deleted = await transaction.fetch(statements.DELETE, id=claim.row_id)
+        await usage.release(transaction, sizes=[size for (size,) in deleted])
         if claim.receipt_id is not None:
             await transaction.fetch(statements.COUNT_FAILED_ATTEMPT, receipt_id=claim.receipt_id)
             if deleted:
@@ -186,6 +213,7 @@ async def reveal_secret(*, db: Database, secret_key: str, passphrase: str) -> st
         rows = await transaction.fetch(statements.DELETE_LIVE, id=claim.row_id, now=clock.now())
         if rows:
             await close_receipt(transaction, claim.receipt_id, ReceiptStatus.REVEALED)
+            await usage.release(transaction, sizes=[len(rows[0][0])])
     if not rows:
         raise SecretNotFound
     await db.scrub()
@@ -213,6 +241,7 @@ async def burn_secret(*, db: Database, secret_key: str, passphrase: str) -> None
         deleted = await transaction.fetch(statements.DELETE, id=claim.row_id)
         if deleted:
             await close_receipt(transaction, claim.receipt_id, ReceiptStatus.BURNED)
+            await usage.release(transaction, sizes=[size for (size,) in deleted])
     if not deleted:
         raise SecretNotFound
     await db.scrub()
@@ -224,6 +253,12 @@ async def count_live(*, db: Database) -> int:
     """Return how many secrets are stored and not yet expired."""
     rows = await db.fetch(statements.COUNT_LIVE, now=clock.now())
     return int(rows[0][0])
+
+
+@unavailable_when_the_database_fails
+async def storage_usage(*, db: Database) -> tuple[int, int]:
+    """Return (stored ciphertext bytes, stored secrets) as the storage quota counts them."""
+    return await usage.totals(db)
 
 
 @unavailable_when_the_database_fails

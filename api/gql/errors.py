@@ -7,6 +7,8 @@ Each error carries `extensions.code`, whatever the HTTP status, so a client need
   would quote the rejected value: they are rewritten without it.
 - `RATE_LIMITED` (HTTP 429) and `SERVICE_UNAVAILABLE` (HTTP 503), both with
   `retryAfterSeconds` and a `Retry-After` header, as REST answers them.
+- `UNAUTHENTICATED` (HTTP 401 with `WWW-Authenticate`): creating needs a creator token.
+- `STORAGE_QUOTA_REACHED` (HTTP 507): the store is full; nothing was stored.
 - `INTERNAL_SERVER_ERROR`: a failure of our own code, masked and logged by type only.
 - HTTP-level refusals (400, 404, 405, 413, 415) get the code of their status.
 
@@ -16,6 +18,7 @@ Expected outcomes of a resolver (not found, invalid input) are union members, no
 import logging
 import re
 from collections.abc import Mapping
+from typing import Any
 
 import strawberry
 from graphql import GraphQLError, GraphQLSyntaxError
@@ -23,14 +26,18 @@ from starlette.responses import JSONResponse, Response
 from strawberry.extensions import MaskErrors
 from strawberry.types.execution import ExecutionContext
 
-from api.domain.errors import ServiceUnavailable
+from api.domain.errors import ServiceUnavailable, StorageQuotaReached, Unauthenticated
+from api.plumbing.creators import www_authenticate
 
 logger = logging.getLogger(__name__)
 
 UNEXPECTED_ERROR_MESSAGE = "Unexpected error."
 SERVICE_UNAVAILABLE_CODE = "SERVICE_UNAVAILABLE"
+UNAUTHENTICATED_CODE = "UNAUTHENTICATED"
+STORAGE_QUOTA_REACHED_CODE = "STORAGE_QUOTA_REACHED"
 _STATUS_CODES = {
     400: "BAD_REQUEST",
+    401: UNAUTHENTICATED_CODE,
     404: "NOT_FOUND",
     405: "METHOD_NOT_ALLOWED",
     413: "PAYLOAD_TOO_LARGE",
@@ -38,7 +45,10 @@ _STATUS_CODES = {
     429: "RATE_LIMITED",
     500: "INTERNAL_SERVER_ERROR",
     503: SERVICE_UNAVAILABLE_CODE,
+    507: STORAGE_QUOTA_REACHED_CODE,
 }
+# Domain errors that are answers, not failures: their HTTP status, as REST gives it.
+_ANSWERED = (ServiceUnavailable, StorageQuotaReached, Unauthenticated)
 
 _VALUE_PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
     # "Variable '$x' got invalid value 123; Int cannot …" → "Variable '$x' got invalid value; …"
@@ -72,7 +82,7 @@ def is_unexpected(error: GraphQLError) -> bool:
     return (
         original is not None
         and not isinstance(original, GraphQLError)
-        and not isinstance(original, ServiceUnavailable)
+        and not isinstance(original, _ANSWERED)
     )
 
 
@@ -96,6 +106,9 @@ class SafeErrors(MaskErrors):
     def _process_error(self, error: GraphQLError) -> GraphQLError:
         if isinstance(error.original_error, ServiceUnavailable):
             return self._unavailable(error, error.original_error)
+        if isinstance(error.original_error, StorageQuotaReached):
+            self._set_status(507)
+            return _with_code(error, STORAGE_QUOTA_REACHED_CODE, StorageQuotaReached.message)
         if is_unexpected(error):
             return _with_code(self.anonymise_error(error), "INTERNAL_SERVER_ERROR")
         if error.extensions and "code" in error.extensions:
@@ -106,18 +119,32 @@ class SafeErrors(MaskErrors):
         at_capacity = cause.message == ServiceUnavailable.AT_CAPACITY
         level = logging.DEBUG if at_capacity else logging.WARNING  # as REST logs it
         logger.log(level, "GraphQL %s: %s", SERVICE_UNAVAILABLE_CODE, cause.message)
-        response = getattr(self.execution_context.context, "response", None)
-        if response is not None:
-            # As REST answers it, so proxies and retrying clients see the same status.
-            response.status_code = 503
-            response.headers["Retry-After"] = str(cause.retry_after_seconds)
-        extensions = {
-            "code": SERVICE_UNAVAILABLE_CODE,
-            "retryAfterSeconds": cause.retry_after_seconds,
-        }
-        return GraphQLError(
-            cause.message, nodes=error.nodes, path=error.path, extensions=extensions
-        )
+        self._set_status(503, {"Retry-After": str(cause.retry_after_seconds)})
+        return unavailable_error(cause, nodes=error.nodes, path=error.path)
+
+    def _set_status(self, status_code: int, headers: Mapping[str, str] | None = None) -> None:
+        # As REST answers it, so proxies and retrying clients see the same status.
+        set_status(self.execution_context.context, status_code, headers)
+
+
+def set_status(context: object, status_code: int, headers: Mapping[str, str] | None = None) -> None:
+    """Give the HTTP response of a GraphQL request `status_code` and `headers`."""
+    response = getattr(context, "response", None)
+    if response is not None:
+        response.status_code = status_code
+        response.headers.update(headers or {})
+
+
+def unavailable_error(cause: ServiceUnavailable, **where: Any) -> GraphQLError:
+    """`SERVICE_UNAVAILABLE` with `retryAfterSeconds`, at the field in `where` if any."""
+    extensions = {"code": SERVICE_UNAVAILABLE_CODE, "retryAfterSeconds": cause.retry_after_seconds}
+    return GraphQLError(cause.message, extensions=extensions, **where)
+
+
+def unauthenticated_error(context: object, cause: Unauthenticated) -> GraphQLError:
+    """`UNAUTHENTICATED`, answered with HTTP 401 and the challenge REST sends."""
+    set_status(context, 401, {"WWW-Authenticate": www_authenticate(cause)})
+    return GraphQLError(cause.message, extensions={"code": UNAUTHENTICATED_CODE})
 
 
 def _with_code(error: GraphQLError, code: str, message: str | None = None) -> GraphQLError:

@@ -4,6 +4,9 @@ Each mutation field, and each query field that reads stored data, names its buck
 metadata (`rate_limited(Bucket.CREATE)`); `operation_buckets` reads them from the schema,
 and building the schema fails if a mutation has none, so a new mutation cannot slip past
 the limits.
+
+In token mode a document with `createSecret` first needs a valid creator token
+(`UNAUTHENTICATED`, HTTP 401, otherwise), and its creates are charged to that token.
 """
 
 from collections.abc import AsyncIterator, Mapping
@@ -28,6 +31,10 @@ from starlette.requests import Request
 from strawberry.extensions import SchemaExtension
 from strawberry.types.base import StrawberryObjectDefinition
 
+from api.domain.creators import Creator
+from api.domain.errors import ServiceUnavailable, Unauthenticated
+from api.gql.errors import set_status, unauthenticated_error, unavailable_error
+from api.plumbing.creators import identify_creator
 from api.plumbing.ratelimit import TOO_MANY_REQUESTS, Bucket, Verdict, check
 
 _BUCKET_KEY = "rate_limit_bucket"
@@ -121,6 +128,7 @@ class GraphQLRateLimit(SchemaExtension):
 
     Over the limit, nothing runs: the answer is HTTP 429 with `Retry-After`, and a GraphQL
     body whose only error has `extensions.code` `RATE_LIMITED` and `retryAfterSeconds`.
+    The creator of a document that creates is identified first (`context.creator`).
     """
 
     async def on_execute(self) -> AsyncIterator[None]:
@@ -131,16 +139,30 @@ class GraphQLRateLimit(SchemaExtension):
         if isinstance(request, Request) and document is not None:
             buckets = operation_buckets(context.schema)
             costs = operation_costs(document, context.operation_name, buckets)
-            verdict = await check(request, costs) if costs else Verdict(allowed=True)
-            if not verdict.allowed:
-                response = context.context.response
-                response.status_code = status.HTTP_429_TOO_MANY_REQUESTS
-                response.headers["Retry-After"] = str(verdict.retry_after)
-                extensions = {
-                    "code": RATE_LIMITED_CODE,
-                    "retryAfterSeconds": verdict.retry_after,
-                }
-                context.result = ExecutionResult(
-                    data=None, errors=[GraphQLError(TOO_MANY_REQUESTS, extensions=extensions)]
-                )
+            refusal = await self._refusal(request, costs)
+            if refusal is not None:
+                context.result = ExecutionResult(data=None, errors=[refusal])
         yield
+
+    async def _refusal(self, request: Request, costs: dict[Bucket, int]) -> GraphQLError | None:
+        context = self.execution_context.context
+        creator: Creator | None = None
+        try:
+            if Bucket.CREATE in costs:
+                creator = await identify_creator(request, context.db)
+                context.creator = creator
+            verdict = await check(request, costs, creator) if costs else Verdict(allowed=True)
+        except Unauthenticated as error:
+            return unauthenticated_error(context, error)
+        except ServiceUnavailable as error:
+            set_status(context, 503, {"Retry-After": str(error.retry_after_seconds)})
+            return unavailable_error(error)
+        if verdict.allowed:
+            return None
+        set_status(
+            context,
+            status.HTTP_429_TOO_MANY_REQUESTS,
+            {"Retry-After": str(verdict.retry_after)},
+        )
+        extensions = {"code": RATE_LIMITED_CODE, "retryAfterSeconds": verdict.retry_after}
+        return GraphQLError(TOO_MANY_REQUESTS, extensions=extensions)

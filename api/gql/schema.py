@@ -90,7 +90,9 @@ class Mutation:
     """Every operation that changes state; each names the rate-limit bucket it spends."""
 
     @strawberry.mutation(
-        description="Store a secret behind a passphrase; returns its key.",
+        description="Store a secret behind a passphrase; returns its key. With CREATE_AUTH="
+        "token it needs `Authorization: Bearer <token>` (UNAUTHENTICATED otherwise); a full "
+        "store answers STORAGE_QUOTA_REACHED.",
         metadata=rate_limited(Bucket.CREATE),
     )
     async def create_secret(
@@ -107,6 +109,7 @@ class Mutation:
                 secret=secret,
                 passphrase=passphrase,
                 ttl_seconds=None if ttl_seconds is UNSET else ttl_seconds,
+                creator=info.context.creator,
             )
         except InvalidInputError as error:
             return _invalid(error)

@@ -6,6 +6,10 @@
 - The live-secrets gauge is counted in the database when scraped, at most once every
   `LIVE_SECRETS_MAX_AGE_SECONDS` per process: one indexed `count(*)` per interval is cheap,
   and unlike a gauge kept in memory it is right across workers, machines and restarts.
+  The storage-quota gauges (stored bytes and secrets, and how full each limit is) are read
+  with it from the totals the writes keep (`api.storage.usage`).
+- Creates with a creator token are counted by the token's **name** (operator-chosen, so the
+  label set stays bounded); the token itself is never a label.
 
 With several worker processes, set `PROMETHEUS_MULTIPROC_DIR` to an empty directory before
 start: every worker then writes its counters there and any worker's `/metrics` reports the sum.
@@ -87,10 +91,26 @@ DOMAIN_EVENTS: dict[str, Counter] = {
         "onetime_secrets_secrets_destroyed_by_attempt_limit",
         "Secrets deleted because MAX_FAILED_ATTEMPTS wrong passphrases were tried.",
     ),
+    events.REFUSED_STORAGE_QUOTA: Counter(
+        "onetime_secrets_refused_storage_quota",
+        "Creates refused (507) because the store would pass MAX_STORED_BYTES or MAX_LIVE_SECRETS.",
+    ),
+    events.REFUSED_UNAUTHENTICATED: Counter(
+        "onetime_secrets_refused_unauthenticated",
+        "Creates refused (401) in token mode: no token, or an unknown or revoked one.",
+    ),
 }
+CREATED_WITH_TOKEN = Counter(
+    "onetime_secrets_secrets_created_with_token",
+    "Secrets stored with a creator token, by the token's name.",
+    ["token"],
+)
 
 
-def _count_event(event: str, count: int) -> None:
+def _count_event(event: str, count: int, label: str | None) -> None:
+    if event == events.CREATED_WITH_TOKEN and label is not None:
+        CREATED_WITH_TOKEN.labels(label).inc(count)
+        return
     counter = DOMAIN_EVENTS.get(event)
     if counter is not None:
         counter.inc(count)
@@ -121,6 +141,7 @@ class LiveSecrets:
         self.max_age_seconds = max_age_seconds
         self.clock = clock
         self._value: int | None = None
+        self._usage: tuple[int, int] | None = None
         self._counted_at = 0.0
         self._lock = asyncio.Lock()
 
@@ -132,10 +153,11 @@ class LiveSecrets:
             try:
                 async with asyncio.timeout(LIVE_SECRETS_TIMEOUT_SECONDS):
                     self._value = await service.count_live(db=db)
+                    self._usage = await service.storage_usage(db=db)
                 self._counted_at = self.clock()
             except Exception as exc:  # a scrape must still answer while the database is down
                 logger.warning("could not count live secrets: %s", type(exc).__name__)
-                self._value = None
+                self._value = self._usage = None
 
     def collect(self) -> Iterator[Metric]:
         """Yield the gauge; nothing while the count is unknown, so it shows as absent."""
@@ -148,6 +170,26 @@ class LiveSecrets:
         )
         gauge.add_metric([], self._value)
         yield gauge
+        if self._usage is None:
+            return
+        stored_bytes, stored_secrets = self._usage
+        settings = get_settings()
+        for name, help_text, value in (
+            ("stored_bytes", "Ciphertext bytes stored, expired secrets included.", stored_bytes),
+            ("stored_secrets", "Secrets stored, expired ones included.", stored_secrets),
+        ):
+            stored = GaugeMetricFamily(f"onetime_secrets_{name}", help_text)
+            stored.add_metric([], value)
+            yield stored
+        full = GaugeMetricFamily(
+            "onetime_secrets_storage_quota_used_ratio",
+            "How full the store is against MAX_STORED_BYTES and MAX_LIVE_SECRETS "
+            "(1 = creates are refused).",
+            labels=["limit"],
+        )
+        full.add_metric(["bytes"], stored_bytes / settings.max_stored_bytes)
+        full.add_metric(["secrets"], stored_secrets / settings.max_live_secrets)
+        yield full
 
 
 class _Scrape:

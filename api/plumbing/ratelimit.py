@@ -12,7 +12,9 @@ one count between processes and machines. If Redis fails, requests are not refus
 counting falls back to this process's memory (so each process still applies the limits on
 its own), a warning says the limits became local, the gauge `onetime_secrets_rate_limits_local`
 reads 1 until Redis answers again, and Redis is tried again after `STORAGE_RETRY_SECONDS`.
-Keys hold the bucket and the client's address, nothing else.
+Keys hold the bucket and the client's address, nothing else. In token mode
+(CREATE_AUTH=token) the `create` bucket is counted per creator token instead, under the
+token's id (never the token): its own `--rate`, else `RATE_LIMIT_CREATE_PER_TOKEN`.
 """
 
 import enum
@@ -31,6 +33,7 @@ from limits.errors import StorageError
 from prometheus_client import Gauge
 from starlette.requests import HTTPConnection
 
+from api.domain.creators import Creator
 from api.plumbing.client_address import limit_key, parse_networks, resolve_client
 from api.settings import Settings, get_settings
 
@@ -123,14 +126,20 @@ class RateLimiter:
             self._stores[url] = _Store(SlidingWindowCounterRateLimiter(storage))
         return self._stores[url]
 
-    async def hit(self, costs: Mapping[Bucket, int], client: str) -> Verdict:
-        """Spend `costs` for `client`; refuse at the first bucket that has too few left."""
+    async def hit(
+        self, costs: Mapping[Bucket, int], client: str, creator: Creator | None = None
+    ) -> Verdict:
+        """Spend `costs` for `client`; refuse at the first bucket that has too few left.
+
+        Creates are counted for `creator` instead, if one is given (token mode).
+        """
         settings = get_settings()
         store = self._store(settings.rate_limit_storage_url)
+        subjects = {bucket: _subject(bucket, client, creator, settings) for bucket in costs}
         if store.failing and time.monotonic() < store.retry_at:
-            return await _spend(self._fallback, costs, client, settings)
+            return await _spend(self._fallback, costs, subjects, settings)
         try:
-            verdict = await _spend(store.strategy, costs, client, settings)
+            verdict = await _spend(store.strategy, costs, subjects, settings)
         except StorageError as error:
             if not store.failing:
                 logger.warning(
@@ -141,7 +150,7 @@ class RateLimiter:
                 self._local.set(1)
             store.failing = True
             store.retry_at = time.monotonic() + STORAGE_RETRY_SECONDS
-            return await _spend(self._fallback, costs, client, settings)
+            return await _spend(self._fallback, costs, subjects, settings)
         if store.failing:
             logger.info("rate-limit storage answers again; counts are shared once more")
             self._local.set(0)
@@ -156,15 +165,26 @@ class RateLimiter:
             await pool.aclose()
 
 
+def _subject(
+    bucket: Bucket, client: str, creator: Creator | None, settings: Settings
+) -> tuple[str, tuple[RateLimitItem, ...]]:
+    """Whom a bucket's hits are counted for, and under which limits."""
+    if bucket is Bucket.CREATE and creator is not None:
+        limit = creator.rate_limit or settings.rate_limit_create_per_token
+        return f"token:{creator.id}", parse_limits(limit)
+    return client, _limits_for(bucket, settings)
+
+
 async def _spend(
     strategy: SlidingWindowCounterRateLimiter,
     costs: Mapping[Bucket, int],
-    client: str,
+    subjects: Mapping[Bucket, tuple[str, tuple[RateLimitItem, ...]]],
     settings: Settings,
 ) -> Verdict:
     for bucket, cost in costs.items():
-        for item in _limits_for(bucket, settings):
-            identifiers = (settings.rate_limit_key_prefix, bucket.value, client)
+        subject, items = subjects[bucket]
+        for item in items:
+            identifiers = (settings.rate_limit_key_prefix, bucket.value, subject)
             if await strategy.hit(item, *identifiers, cost=cost):
                 continue
             if cost > item.amount:
@@ -185,7 +205,9 @@ def client_of(connection: HTTPConnection) -> str:
     return limit_key(resolve_client(peer, forwarded_for, trusted))
 
 
-async def check(connection: HTTPConnection, costs: Mapping[Bucket, int]) -> Verdict:
-    """Spend `costs` for the client of `connection` with the application's limiter."""
+async def check(
+    connection: HTTPConnection, costs: Mapping[Bucket, int], creator: Creator | None = None
+) -> Verdict:
+    """Spend `costs` for the client of `connection` (creates for `creator`, if given)."""
     limiter: RateLimiter = connection.app.state.rate_limiter
-    return await limiter.hit(costs, client_of(connection))
+    return await limiter.hit(costs, client_of(connection), creator)

@@ -3,6 +3,8 @@
 - `SecretNotFound` and `ReceiptNotFound` → 404, one body for every cause.
 - `InvalidInput`, or a body field of the wrong type → 422 naming the field, never its value.
 - `ServiceUnavailable` → 503 with `Retry-After`.
+- `Unauthenticated` (token mode) → 401 with `WWW-Authenticate: Bearer …`.
+- `StorageQuotaReached` → 507 (Insufficient Storage).
 - A body that is not a JSON object → 400, one that is not JSON at all → 415, with the
   GraphQL door's words.
 """
@@ -16,7 +18,15 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 
 from api.domain import inputs
-from api.domain.errors import InvalidInput, ReceiptNotFound, SecretNotFound, ServiceUnavailable
+from api.domain.errors import (
+    InvalidInput,
+    ReceiptNotFound,
+    SecretNotFound,
+    ServiceUnavailable,
+    StorageQuotaReached,
+    Unauthenticated,
+)
+from api.plumbing.creators import www_authenticate
 from api.plumbing.media_types import NOT_AN_OBJECT, NOT_JSON, NOT_JSON_MEDIA_TYPE
 
 logger = logging.getLogger(__name__)
@@ -84,6 +94,15 @@ async def _on_service_unavailable(request: Request, exc: Exception) -> Response:
     return error_response(503, exc.message, {"Retry-After": str(exc.retry_after_seconds)})
 
 
+async def _on_unauthenticated(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, Unauthenticated)
+    return error_response(401, exc.message, {"WWW-Authenticate": www_authenticate(exc)})
+
+
+async def _on_storage_quota_reached(request: Request, exc: Exception) -> Response:
+    return error_response(507, StorageQuotaReached.message)
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """Register the REST door's handlers for domain errors and rejected bodies."""
     app.add_exception_handler(RequestValidationError, _on_request_validation)
@@ -91,3 +110,5 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(SecretNotFound, _on_secret_not_found)
     app.add_exception_handler(ReceiptNotFound, _on_receipt_not_found)
     app.add_exception_handler(ServiceUnavailable, _on_service_unavailable)
+    app.add_exception_handler(Unauthenticated, _on_unauthenticated)
+    app.add_exception_handler(StorageQuotaReached, _on_storage_quota_reached)

@@ -4,7 +4,13 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from api.domain.errors import ReceiptNotFound, SecretNotFound, ServiceUnavailable
+from api.domain.errors import (
+    ReceiptNotFound,
+    SecretNotFound,
+    ServiceUnavailable,
+    StorageQuotaReached,
+    Unauthenticated,
+)
 from api.plumbing.media_types import NOT_JSON, NOT_JSON_MEDIA_TYPE
 from api.plumbing.ratelimit import TOO_MANY_REQUESTS
 
@@ -90,3 +96,22 @@ RECEIPT_NOT_FOUND: Responses = {
     404: _error("Unknown, malformed or purged receipt key.", ReceiptNotFound.message)
 }
 RECEIPT_ROUTE: Responses = {**RATE_LIMITED, **UNAVAILABLE}
+CREATE_ROUTE: Responses = {
+    401: _error(
+        "CREATE_AUTH=token and the request has no valid creator token (missing, unknown or "
+        "revoked: one body for every case).",
+        Unauthenticated.message,
+        headers={
+            "WWW-Authenticate": {
+                "description": 'The challenge: `Bearer realm="onetime-secrets"`, with '
+                '`error="invalid_token"` when a token was sent.',
+                "schema": {"type": "string"},
+            }
+        },
+    ),
+    507: _error(
+        "Storing this secret would pass MAX_STORED_BYTES or MAX_LIVE_SECRETS; nothing was "
+        "stored. Room comes back as secrets are revealed, burned, revoked or expire.",
+        StorageQuotaReached.message,
+    ),
+}

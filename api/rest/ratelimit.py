@@ -1,22 +1,44 @@
-"""Rate limits on the REST door: a dependency per route that spends one hit or answers 429."""
+"""Rate limits on the REST door: a dependency per route that spends one hit or answers 429.
+
+Creating has its own dependency: in token mode it first identifies the creator (401 without
+a valid token), whose creates are then counted per token rather than per address.
+"""
 
 from collections.abc import Awaitable, Callable
+from typing import Annotated
 
-from fastapi import HTTPException, Request, status
+from fastapi import Depends, HTTPException, Request, status
 
+from api.deps import DatabaseDep
+from api.domain.creators import Creator
+from api.plumbing.creators import identify_creator
 from api.plumbing.ratelimit import TOO_MANY_REQUESTS, Bucket, check
+
+
+async def _spend(request: Request, bucket: Bucket, creator: Creator | None = None) -> None:
+    verdict = await check(request, {bucket: 1}, creator)
+    if not verdict.allowed:
+        raise HTTPException(
+            status_code=status.HTTP_429_TOO_MANY_REQUESTS,
+            detail=TOO_MANY_REQUESTS,
+            headers={"Retry-After": str(verdict.retry_after)},
+        )
 
 
 def limit(bucket: Bucket) -> Callable[[Request], Awaitable[None]]:
     """Return a FastAPI dependency that spends one hit of `bucket` or answers 429."""
 
     async def dependency(request: Request) -> None:
-        verdict = await check(request, {bucket: 1})
-        if not verdict.allowed:
-            raise HTTPException(
-                status_code=status.HTTP_429_TOO_MANY_REQUESTS,
-                detail=TOO_MANY_REQUESTS,
-                headers={"Retry-After": str(verdict.retry_after)},
-            )
+        await _spend(request, bucket)
 
     return dependency
+
+
+async def _creator_within_limit(request: Request, db: DatabaseDep) -> Creator | None:
+    creator = await identify_creator(request, db)
+    await _spend(request, Bucket.CREATE, creator)
+    return creator
+
+
+CreatorDep = Annotated[Creator | None, Depends(_creator_within_limit)]
+"""Who is creating (None in open mode), once the `create` bucket has a hit to spare."""

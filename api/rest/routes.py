@@ -8,8 +8,8 @@ from api.deps import DatabaseDep
 from api.domain import service
 from api.domain.errors import InvalidInput
 from api.plumbing.ratelimit import Bucket
-from api.rest.openapi import BAD_BODY, NOT_FOUND, SECRET_ROUTE, UNAVAILABLE
-from api.rest.ratelimit import limit
+from api.rest.openapi import BAD_BODY, CREATE_ROUTE, NOT_FOUND, SECRET_ROUTE, UNAVAILABLE
+from api.rest.ratelimit import CreatorDep, limit
 from api.rest.schemas import (
     PASSPHRASE_BOUND,
     CreatedSecretResponse,
@@ -25,7 +25,6 @@ router = APIRouter()
 # OpenAPI document, which describes the body form alone (a schema cannot say "one of them").
 LegacyPassphraseQuery = Annotated[str | None, Query(include_in_schema=False)]
 _BODY_REQUIRED = {"requestBody": {"required": True}}
-_CREATE_LIMIT = [Depends(limit(Bucket.CREATE))]
 _REVEAL_LIMIT = [Depends(limit(Bucket.REVEAL))]  # reveals and burns: both check a passphrase
 SecretKeyPath = Annotated[
     str, Path(description="The 32-character hex key returned by `POST /generate`.")
@@ -42,17 +41,22 @@ PassphraseQuery = Annotated[
 @router.post(
     "/generate",
     response_model=CreatedSecretResponse,
-    responses={**BAD_BODY, **SECRET_ROUTE},
-    dependencies=_CREATE_LIMIT,
+    responses={**BAD_BODY, **SECRET_ROUTE, **CREATE_ROUTE},
     tags=["secrets"],
 )
-async def generate(body: CreateSecretRequest, db: DatabaseDep) -> CreatedSecretResponse:
-    """Store a secret behind a passphrase and return the key that reveals it once."""
+async def generate(
+    body: CreateSecretRequest, db: DatabaseDep, creator: CreatorDep
+) -> CreatedSecretResponse:
+    """Store a secret behind a passphrase and return the key that reveals it once.
+
+    With CREATE_AUTH=token this needs `Authorization: Bearer <token>` (401 without one).
+    """
     created = await service.create_secret(
         db=db,
         secret=body.secret,
         passphrase=body.passphrase,
         ttl_seconds=body.ttl_seconds,
+        creator=creator,
     )
     return CreatedSecretResponse(
         secret_key=created.secret_key,

@@ -8,6 +8,9 @@ from sqlalchemy import text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from api.settings import Settings
+from api.storage.database import create_engine
+
 ALEMBIC_INI = Path(__file__).resolve().parents[2] / "alembic.ini"
 # Any constant works; it only has to be the same in every worker.
 _MIGRATION_LOCK_ID = 0x07_5EC12E7
@@ -51,3 +54,15 @@ async def upgrade_to_head(engine: AsyncEngine) -> None:
             await connection.exec_driver_sql("BEGIN IMMEDIATE")
         await connection.run_sync(_upgrade)
         await connection.commit()
+
+
+async def migrate(settings: Settings) -> None:
+    """Bring `settings.database_url` to the newest revision on an engine of its own.
+
+    A schema change may take longer than the statement bound of the request engine.
+    """
+    engine = create_engine(settings, bound_statements=False)
+    try:
+        await upgrade_to_head(engine)
+    finally:
+        await engine.dispose()

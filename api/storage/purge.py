@@ -1,14 +1,15 @@
 """Deleting expired secrets, and receipts past their retention, in batches.
 
 Each batch of secrets is one transaction that also marks their receipts `expired`, so a
-receipt never says `pending` for a secret that is gone. Concurrent purgers (several workers
+receipt never says `pending` for a secret that is gone, and gives their room back to the
+storage quota. Concurrent purgers (several workers
 or instances) skip each other's rows on PostgreSQL.
 """
 
 import asyncio
 from datetime import UTC, datetime
 
-from api.storage import statements
+from api.storage import statements, usage
 from api.storage.database import Database
 
 
@@ -32,14 +33,18 @@ async def _delete_batch(db: Database, batch_size: int) -> int:
     now = datetime.now(UTC)
     if db.dialect == "postgresql":
         rows = await db.fetch(
-            statements.PURGE_BATCH_EXPIRING_RECEIPTS, now=now, batch_size=batch_size
+            statements.PURGE_BATCH_EXPIRING_RECEIPTS,
+            now=now,
+            batch_size=batch_size,
+            release_shard=usage.release_shard(),
         )
         return int(rows[0][0])
     async with db.transaction() as transaction:
         rows = await transaction.fetch(statements.PURGE_BATCH, now=now, batch_size=batch_size)
-        receipt_ids = [receipt_id for _, receipt_id in rows if receipt_id is not None]
+        receipt_ids = [receipt_id for _, receipt_id, _ in rows if receipt_id is not None]
         if receipt_ids:
             await transaction.fetch(statements.EXPIRE_RECEIPTS, receipt_ids=receipt_ids)
+        await usage.release(transaction, sizes=[size for _, _, size in rows])
     return len(rows)
 
 

@@ -6,12 +6,16 @@ exactly-once reveal.
 
 from sqlalchemy import Table, bindparam, delete, func, insert, literal, select, update
 
-from models import Receipt, ReceiptStatus, Secret
+from api.storage.usage import FREE_SHARD
+from models import CreatorToken, Receipt, ReceiptStatus, Secret, StorageUsage
 
 secrets_table: Table = Secret.__table__  # type: ignore[attr-defined]
 columns = secrets_table.c
 receipts_table: Table = Receipt.__table__  # type: ignore[attr-defined]
 receipt_columns = receipts_table.c
+usage_table: Table = StorageUsage.__table__  # type: ignore[attr-defined]
+# What a deleted row gave back to the storage quota (`api.storage.usage`).
+SIZE = func.length(columns.ciphertext).label("size")
 
 # Every column is given a value, so the INSERT names them all.
 INSERT_SECRET = insert(secrets_table)
@@ -38,12 +42,12 @@ DELETE_LIVE = (
     .where(columns.id == bindparam("id"), columns.expires_at > bindparam("now"))
     .returning(columns.ciphertext)
 )
-DELETE = delete(secrets_table).where(columns.id == bindparam("id")).returning(columns.id)
+DELETE = delete(secrets_table).where(columns.id == bindparam("id")).returning(SIZE)
 # A revoke takes the live secret of a receipt; racing a reveal or a burn, one DELETE wins.
 DELETE_LIVE_OF_RECEIPT = (
     delete(secrets_table)
     .where(columns.receipt_id == bindparam("receipt_id"), columns.expires_at > bindparam("now"))
-    .returning(columns.id)
+    .returning(SIZE)
 )
 
 INSERT_RECEIPT = insert(receipts_table)
@@ -107,11 +111,12 @@ PURGE_BATCH = (
             .scalar_subquery()
         )
     )
-    .returning(columns.id, columns.receipt_id)
+    .returning(columns.id, columns.receipt_id, SIZE)
 )
-# PostgreSQL runs the purge of a batch and the expiry of its receipts as one statement (a
-# data-modifying CTE): one round trip, and no list of ids sent back and forth. SQLite has no
-# data-modifying CTEs and runs PURGE_BATCH and EXPIRE_RECEIPTS in one transaction instead.
+# PostgreSQL runs the purge of a batch, the expiry of its receipts and the release of its
+# room in the storage quota as one statement (data-modifying CTEs): one round trip, and no
+# list of ids sent back and forth. SQLite has no data-modifying CTEs and runs PURGE_BATCH,
+# EXPIRE_RECEIPTS and `api.storage.usage.RELEASE` in one transaction instead.
 _PURGED = PURGE_BATCH.cte("purged")
 _EXPIRED_RECEIPTS = (
     update(receipts_table)
@@ -122,7 +127,46 @@ _EXPIRED_RECEIPTS = (
     .values(status=ReceiptStatus.EXPIRED.value, closed_at=receipt_columns.expires_at)
     .cte("expired_receipts")
 )
-PURGE_BATCH_EXPIRING_RECEIPTS = select(func.count()).select_from(_PURGED).add_cte(_EXPIRED_RECEIPTS)
+_RELEASED = (
+    update(usage_table)
+    .where(usage_table.c.shard == FREE_SHARD)
+    .values(
+        stored_bytes=usage_table.c.stored_bytes
+        - select(func.coalesce(func.sum(_PURGED.c.size), 0)).scalar_subquery(),
+        stored_secrets=usage_table.c.stored_secrets
+        - select(func.count()).select_from(_PURGED).scalar_subquery(),
+    )
+    .cte("released")
+)
+PURGE_BATCH_EXPIRING_RECEIPTS = (
+    select(func.count()).select_from(_PURGED).add_cte(_EXPIRED_RECEIPTS).add_cte(_RELEASED)
+)
+tokens_table: Table = CreatorToken.__table__  # type: ignore[attr-defined]
+token_columns = tokens_table.c
+INSERT_TOKEN = insert(tokens_table)
+_TOKEN_FIELDS = (
+    token_columns.name,
+    token_columns.rate_limit,
+    token_columns.created_at,
+    token_columns.last_used_at,
+    token_columns.revoked_at,
+)
+FIND_TOKEN_BY_NAME = select(*_TOKEN_FIELDS).where(token_columns.name == bindparam("token_name"))
+LIST_TOKENS = select(*_TOKEN_FIELDS).order_by(token_columns.created_at, token_columns.name)
+# A revoked token finds nothing: revocation takes effect on the next request.
+FIND_LIVE_TOKEN = select(
+    token_columns.id, token_columns.name, token_columns.rate_limit, token_columns.last_used_at
+).where(token_columns.token_hash == bindparam("digest"), token_columns.revoked_at.is_(None))
+TOUCH_TOKEN = (
+    update(tokens_table)
+    .where(token_columns.id == bindparam("token_id"))
+    .values(last_used_at=bindparam("now"))
+)
+REVOKE_TOKEN = (
+    update(tokens_table)
+    .where(token_columns.name == bindparam("token_name"), token_columns.revoked_at.is_(None))
+    .values(revoked_at=bindparam("now"))
+)
 COUNT_LIVE = (
     select(func.count()).select_from(secrets_table).where(columns.expires_at > bindparam("now"))
 )

@@ -1,0 +1,108 @@
+"""The storage quota holds under concurrent creates from several processes, with no slack.
+
+A real uvicorn with two workers serves a fresh database of each kind; three client processes
+send all their creates at the same moment, half through REST and half through GraphQL, for
+three times the room there is. Exactly the room is taken: not one secret more (the quota is
+checked in the transaction that stores, `api.storage.usage`), not one fewer. Reveals then
+work at the full store and free their room at once for the next race.
+"""
+
+import asyncio
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import func, select
+
+from api.domain import crypto
+from api.settings import Settings
+from api.storage import usage
+from api.storage.database import Database, create_engine
+from api.storage.statements import columns
+from tests.conftest import create_pg_database, drop_pg_database
+from tests.servers import run_racers, run_server
+
+ROOM = 40
+RACERS = 3
+SECRET = "q" * 200
+PASSPHRASE = "quota-race"
+SIZE = len(SECRET) + crypto.NONCE_BYTES + 16  # ciphertext: nonce, secret, tag
+
+
+@pytest.fixture
+def fresh_database_url(backend: str, tmp_path: Path) -> Iterator[str]:
+    """An empty database of the current backend, for this test alone."""
+    if backend == "sqlite":
+        yield f"sqlite+aiosqlite:///{tmp_path}/quota.db"
+        return
+    url = asyncio.run(create_pg_database())
+    yield url
+    asyncio.run(drop_pg_database(url))
+
+
+async def _stored(url: str) -> tuple[tuple[int, int], tuple[int, int]]:
+    """(What the table holds, what the kept totals say), each as (bytes, secrets)."""
+    db = Database(create_engine(Settings(database_url=url)))
+    try:
+        rows = await db.fetch(select(func.sum(func.length(columns.ciphertext)), func.count()))
+        return (int(rows[0][0] or 0), int(rows[0][1])), await usage.totals(db)
+    finally:
+        await db.aclose()
+
+
+def _race(url: str, tmp_path: Path, count: int) -> list[dict[str, Any]]:
+    start_at = time.time() + 3  # time for the interpreters to start
+    plan = {"url": url, "count": count, "start_at": start_at, "secret": SECRET}
+    plans = [{**plan, "passphrase": f"{PASSPHRASE}-{number}"} for number in range(RACERS)]
+    results = run_racers(plans, tmp_path, module="tests.create_racer")
+    records = []
+    for number, racer in enumerate(results):
+        records += [{**record, "passphrase": plans[number]["passphrase"]} for record in racer]
+    # Raced: at some moment a good share of the creates, from every process, were in flight.
+    peak = max(
+        sum(other["sent_at"] <= record["sent_at"] < other["at"] for other in records)
+        for record in records
+    )
+    assert peak >= len(records) // 3, peak
+    return records
+
+
+@pytest.mark.parametrize("limit", ["secrets", "bytes"])
+def test_the_quota_holds_under_concurrent_creates_from_several_processes(
+    fresh_database_url: str, limit: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    quota = (
+        {"MAX_LIVE_SECRETS": str(ROOM)}
+        if limit == "secrets"
+        else {"MAX_STORED_BYTES": str(ROOM * SIZE + SIZE // 2)}
+    )
+    env = {"DATABASE_URL": fresh_database_url, "SERVER_LOG": str(tmp_path / "uvicorn.log"), **quota}
+    with run_server(env, workers=2) as server:
+        records = _race(server.base_url, tmp_path, ROOM)
+        created = [record for record in records if record["outcome"] == "created"]
+        assert len(created) == ROOM
+        assert len(records) - len(created) == (RACERS - 1) * ROOM  # the rest refused: 507
+        table, kept = asyncio.run(_stored(fresh_database_url))
+        assert table == kept == (ROOM * SIZE, ROOM)
+
+        # At a full store reveals work, and each frees its room at once.
+        freed = 10
+        with httpx.Client(base_url=server.base_url, timeout=30) as http:
+            for record in created[:freed]:
+                revealed = http.post(
+                    f"/secrets/{record['key']}", json={"passphrase": record["passphrase"]}
+                )
+                assert revealed.json() == {"secret": SECRET}
+        again = _race(server.base_url, tmp_path, freed)
+        assert sum(record["outcome"] == "created" for record in again) == freed
+        table, kept = asyncio.run(_stored(fresh_database_url))
+        assert table == kept == (ROOM * SIZE, ROOM)
+    with capsys.disabled():
+        print(
+            f"\nquota race [{fresh_database_url.split(':')[0]}, {limit}]: "
+            f"{len(records)} creates for {ROOM} places -> {len(created)} stored; "
+            f"{RACERS * freed} for {freed} freed -> {freed} stored"
+        )
