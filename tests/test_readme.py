@@ -79,3 +79,30 @@ def test_python_examples(server: RunningServer, index: int) -> None:
         env=dict(os.environ),
     )
     assert result.returncode == 0, result.stderr
+
+
+def test_operator_example(tmp_path: Path) -> None:
+    """The *Operators* example, run as an operator runs it: a token-mode server, `ots-admin`."""
+    (block,) = blocks("shell")
+    database_url = f"sqlite+aiosqlite:///{tmp_path}/operators.db"
+    env = {"DATABASE_URL": database_url, "CREATE_AUTH": "token"}
+    with run_server(env) as running:
+        result = subprocess.run(  # noqa: S603
+            ["bash", "-euo", "pipefail", "-c", block.replace(DOCUMENTED_BASE, running.base_url)],  # noqa: S607
+            cwd=tmp_path,
+            env={
+                **os.environ,
+                "DATABASE_URL": database_url,
+                "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
+            },
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    assert result.returncode == 0, result.stderr
+    assert expected_lines(block) == ["401", "true", "ci-pipeline"]
+    for line in expected_lines(block):
+        assert line in result.stdout.splitlines(), result.stdout
+    assert "revoked at" in result.stdout
+    assert "secrets" in result.stdout  # ots-admin storage
