@@ -23,7 +23,6 @@ from typing import Any
 from api.domain import clock, creators, service
 from api.domain.errors import InvalidInput, ServiceUnavailable
 from api.settings import InvalidSettings, Settings, load_settings
-from api.storage import usage
 from api.storage.database import UNAVAILABLE_ERRORS, Database, create_engine
 from api.storage.migrations import migrate
 
@@ -97,7 +96,7 @@ def _usage_report(stored_bytes: int, stored_secrets: int, settings: Settings) ->
 
 async def _storage(db: Database, args: argparse.Namespace, settings: Settings) -> None:
     if args.action == "recount":
-        totals = await usage.recount(db)
+        totals = await service.recount_storage(db=db)
     else:
         totals = await service.storage_usage(db=db)
     report = _usage_report(*totals, settings)
@@ -138,7 +137,8 @@ def _parser() -> argparse.ArgumentParser:
 async def _run(command: Command, args: argparse.Namespace, settings: Settings) -> None:
     if settings.auto_migrate:
         await migrate(settings)
-    db = Database(create_engine(settings))
+    # Not bound like a request: a recount of a large store may rightly take longer.
+    db = Database(create_engine(settings, bound_statements=False))
     try:
         await command(db, args, settings)
     finally:

@@ -19,7 +19,8 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from api.domain import creators
+from api.domain import creators, service
+from api.domain.errors import Unauthenticated
 from api.storage.database import Database
 from api.storage.statements import token_columns
 from tests.servers import ROOT, run_server
@@ -226,3 +227,20 @@ def test_token_mode_end_to_end_on_a_real_server(database_url: str, tmp_path: Pat
         log = server.log()
     assert token.strip() not in log
     assert token.strip()[4:] not in log
+
+
+async def test_the_service_refuses_an_anonymous_create_in_token_mode(
+    db: Database, configure: Any
+) -> None:
+    """A backstop behind the doors: a create that reaches the service without a creator."""
+    configure(CREATE_AUTH="token")
+    with pytest.raises(Unauthenticated):
+        await service.create_secret(db=db, secret="s", passphrase="p")
+
+
+def test_a_rate_longer_than_its_column_is_refused(database_url: str) -> None:
+    result = ots_admin(
+        database_url, "tokens", "create", unique("long"), "--rate", "1/minute;" * 8 + "1/minute"
+    )
+    assert result.returncode == 1
+    assert "at most 64 characters" in result.stderr

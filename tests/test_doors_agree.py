@@ -459,6 +459,12 @@ ROWS = [
         {**TOKEN_MODE, "RATE_LIMIT_CREATE": "1/hour"},
     ),
     Row(
+        "token mode, refused tokens spend the address limit",
+        create_with_token("unknown", times=2),
+        Outcome("rate_limited", message=TOO_MANY, retry_after=None),
+        {**TOKEN_MODE, "RATE_LIMIT_CREATE": "1/hour"},
+    ),
+    Row(
         "token mode, another token has its own count",
         another_token_after_one_is_spent(),
         Outcome("created"),

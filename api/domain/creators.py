@@ -31,6 +31,7 @@ _TOKEN_PATTERN = re.compile(r"ots_[A-Za-z0-9_-]{43}")
 _NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 # `last_used_at` is written at most this often per token: not one write per create.
 LAST_USED_RESOLUTION = timedelta(minutes=1)
+RATE_LIMIT_LENGTH = 64  # models.CreatorToken.rate_limit
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +78,8 @@ def check_rate_limit(rate_limit: str) -> None:
         parse_many(rate_limit)
     except ValueError:
         raise InvalidInput("rate", "rate must be a limit like 600/minute") from None
+    if len(rate_limit) > RATE_LIMIT_LENGTH:
+        raise InvalidInput("rate", f"rate must be at most {RATE_LIMIT_LENGTH} characters")
 
 
 def _record(row: Sequence[Any]) -> TokenRecord:

@@ -29,7 +29,7 @@ from api.domain import clock, crypto, events, inputs
 from api.domain.admission import Busy
 from api.domain.availability import unavailable_when_the_database_fails
 from api.domain.creators import Creator
-from api.domain.errors import SecretNotFound, StorageQuotaReached
+from api.domain.errors import SecretNotFound, StorageQuotaReached, Unauthenticated
 from api.domain.hashing import get_hasher
 from api.settings import get_settings
 from api.storage import statements, usage
@@ -75,6 +75,9 @@ async def create_secret(
     MAX_STORED_BYTES or MAX_LIVE_SECRETS. `creator` (token mode) is counted by name.
     """
     settings = get_settings()
+    if settings.create_auth == "token" and creator is None:
+        # The doors identify the creator first; this holds if a new door forgets to.
+        raise Unauthenticated(presented=False)
     plaintext = inputs.secret_bytes(secret, settings)
     inputs.check_passphrase(passphrase, settings)
     ttl = inputs.ttl(ttl_seconds, settings)
@@ -259,6 +262,12 @@ async def count_live(*, db: Database) -> int:
 async def storage_usage(*, db: Database) -> tuple[int, int]:
     """Return (stored ciphertext bytes, stored secrets) as the storage quota counts them."""
     return await usage.totals(db)
+
+
+@unavailable_when_the_database_fails
+async def recount_storage(*, db: Database) -> tuple[int, int]:
+    """Set the storage quota's totals from the secrets table; return them (`ots-admin`)."""
+    return await usage.recount(db)
 
 
 @unavailable_when_the_database_fails

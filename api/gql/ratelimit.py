@@ -6,7 +6,8 @@ and building the schema fails if a mutation has none, so a new mutation cannot s
 the limits.
 
 In token mode a document with `createSecret` first needs a valid creator token
-(`UNAUTHENTICATED`, HTTP 401, otherwise), and its creates are charged to that token.
+(`UNAUTHENTICATED`, HTTP 401, otherwise, after one hit of the address's `create` bucket), and
+its creates are charged to that token.
 """
 
 from collections.abc import AsyncIterator, Mapping
@@ -153,7 +154,10 @@ class GraphQLRateLimit(SchemaExtension):
                 context.creator = creator
             verdict = await check(request, costs, creator) if costs else Verdict(allowed=True)
         except Unauthenticated as error:
-            return unauthenticated_error(context, error)
+            # A refused token costs its address, as on REST: guessing soon gets 429.
+            verdict = await check(request, {Bucket.CREATE: 1})
+            if verdict.allowed:
+                return unauthenticated_error(context, error)
         except ServiceUnavailable as error:
             set_status(context, 503, {"Retry-After": str(error.retry_after_seconds)})
             return unavailable_error(error)

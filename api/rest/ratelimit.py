@@ -1,7 +1,8 @@
 """Rate limits on the REST door: a dependency per route that spends one hit or answers 429.
 
 Creating has its own dependency: in token mode it first identifies the creator (401 without
-a valid token), whose creates are then counted per token rather than per address.
+a valid token), whose creates are then counted per token rather than per address. A refused
+token spends a hit of its address's `create` bucket, so guessing tokens soon gets 429.
 """
 
 from collections.abc import Awaitable, Callable
@@ -11,6 +12,7 @@ from fastapi import Depends, HTTPException, Request, status
 
 from api.deps import DatabaseDep
 from api.domain.creators import Creator
+from api.domain.errors import Unauthenticated
 from api.plumbing.creators import identify_creator
 from api.plumbing.ratelimit import TOO_MANY_REQUESTS, Bucket, check
 
@@ -35,7 +37,11 @@ def limit(bucket: Bucket) -> Callable[[Request], Awaitable[None]]:
 
 
 async def _creator_within_limit(request: Request, db: DatabaseDep) -> Creator | None:
-    creator = await identify_creator(request, db)
+    try:
+        creator = await identify_creator(request, db)
+    except Unauthenticated:
+        await _spend(request, Bucket.CREATE)  # a refused token costs its address (429 when over)
+        raise
     await _spend(request, Bucket.CREATE, creator)
     return creator
 

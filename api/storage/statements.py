@@ -129,7 +129,7 @@ _EXPIRED_RECEIPTS = (
 )
 _RELEASED = (
     update(usage_table)
-    .where(usage_table.c.shard == FREE_SHARD)
+    .where(usage_table.c.shard == FREE_SHARD, select(_PURGED.c.id).exists())
     .values(
         stored_bytes=usage_table.c.stored_bytes
         - select(func.coalesce(func.sum(_PURGED.c.size), 0)).scalar_subquery(),

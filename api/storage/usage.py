@@ -25,6 +25,7 @@ from sqlalchemy import Table, bindparam, func, select, text, update
 from api.storage.database import Database, Transaction
 from models import StorageUsage
 
+RECOUNT_LOCK_WAIT = "2s"
 RELEASE_SHARDS = 32  # rows 1..32; alembic 0004 creates them
 CREATE_SHARD = 0
 
@@ -100,7 +101,7 @@ async def release(transaction: Transaction, *, sizes: list[int]) -> None:
 
 
 async def totals(db: Database) -> tuple[int, int]:
-    """Return (stored bytes, stored secrets): nine small rows summed, not the secrets table."""
+    """Return (stored bytes, stored secrets): 33 small rows summed, not the secrets table."""
     rows = await db.fetch(TOTALS)
     return int(rows[0][0]), int(rows[0][1])
 
@@ -113,6 +114,8 @@ async def recount(db: Database) -> tuple[int, int]:
     """
     async with db.transaction() as transaction:
         if db.dialect == "postgresql":
+            # A queued lock request would hold every writer behind it: give up instead.
+            await transaction.fetch(text(f"SET LOCAL lock_timeout = '{RECOUNT_LOCK_WAIT}'"))
             await transaction.fetch(text("LOCK TABLE secrets IN SHARE MODE"))
         await transaction.fetch(update(usage_table).values(stored_bytes=0, stored_secrets=0))
         await transaction.fetch(
