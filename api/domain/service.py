@@ -32,7 +32,7 @@ from api.domain.creators import Creator
 from api.domain.errors import SecretNotFound, StorageQuotaReached, Unauthenticated
 from api.domain.hashing import get_hasher
 from api.settings import get_settings
-from api.storage import statements, usage
+from api.storage import cycle, statements, usage
 from api.storage.database import Database, Transaction
 from models import ReceiptStatus
 
@@ -95,41 +95,34 @@ async def create_secret(
         key_material=protected.key_material,
         associated_data=row_id.bytes,
     )
-    try:
-        async with db.transaction() as transaction:
-            await transaction.fetch(
-                statements.INSERT_RECEIPT,
-                id=receipt_id,
-                lookup_hash=crypto.lookup_hash(receipt_key),
-                status=ReceiptStatus.PENDING.value,
-                failed_attempts=0,
-                created_at=now,
-                expires_at=expires_at,
-                closed_at=None,
-                retain_until=expires_at + timedelta(seconds=settings.receipt_retention_seconds),
-            )
-            await transaction.fetch(
-                statements.INSERT_SECRET,
-                id=row_id,
-                lookup_hash=crypto.lookup_hash(secret_key),
-                ciphertext=sealed,
-                passphrase_hash=protected.record,
-                failed_attempts=0,
-                created_at=now,
-                expires_at=expires_at,
-                receipt_id=receipt_id,
-            )
-            # Last, so the quota's row stays locked only from here to COMMIT.
-            if not await usage.reserve(
-                transaction,
-                size=len(sealed),
-                max_bytes=settings.max_stored_bytes,
-                max_secrets=settings.max_live_secrets,
-            ):
-                raise StorageQuotaReached  # rolls the inserts back
-    except StorageQuotaReached:
+    stored = await cycle.store(
+        db,
+        receipt={
+            "id": receipt_id,
+            "lookup_hash": crypto.lookup_hash(receipt_key),
+            "status": ReceiptStatus.PENDING.value,
+            "failed_attempts": 0,
+            "created_at": now,
+            "expires_at": expires_at,
+            "closed_at": None,
+            "retain_until": expires_at + timedelta(seconds=settings.receipt_retention_seconds),
+        },
+        secret={
+            "id": row_id,
+            "lookup_hash": crypto.lookup_hash(secret_key),
+            "ciphertext": sealed,
+            "passphrase_hash": protected.record,
+            "failed_attempts": 0,
+            "created_at": now,
+            "expires_at": expires_at,
+            "receipt_id": receipt_id,
+        },
+        max_bytes=settings.max_stored_bytes,
+        max_secrets=settings.max_live_secrets,
+    )
+    if not stored:
         events.emit(events.REFUSED_STORAGE_QUOTA)
-        raise
+        raise StorageQuotaReached
     events.emit(events.CREATED)
     if creator is not None:
         events.emit(events.CREATED_WITH_TOKEN, label=creator.name)
@@ -212,15 +205,12 @@ async def reveal_secret(*, db: Database, secret_key: str, passphrase: str) -> st
     claim, key_material = await _check_passphrase(
         db=db, secret_key=secret_key, passphrase=passphrase
     )
-    async with db.transaction() as transaction:
-        rows = await transaction.fetch(statements.DELETE_LIVE, id=claim.row_id, now=clock.now())
-        if rows:
-            await close_receipt(transaction, claim.receipt_id, ReceiptStatus.REVEALED)
-            await usage.release(transaction, sizes=[len(rows[0][0])])
-    if not rows:
+    sealed = await cycle.take_live(
+        db, row_id=claim.row_id, receipt_id=claim.receipt_id, now=clock.now()
+    )
+    if sealed is None:
         raise SecretNotFound
     await db.scrub()
-    sealed: bytes = rows[0][0]
     try:
         plaintext = crypto.open_sealed(
             sealed,
