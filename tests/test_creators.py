@@ -23,6 +23,7 @@ from api.domain import creators, service
 from api.domain.errors import Unauthenticated
 from api.storage.database import Database
 from api.storage.statements import token_columns
+from tests.conftest import reset_caches
 from tests.servers import ROOT, run_server
 
 OTS_ADMIN = Path(sys.executable).parent / "ots-admin"
@@ -244,3 +245,30 @@ def test_a_rate_longer_than_its_column_is_refused(database_url: str) -> None:
     )
     assert result.returncode == 1
     assert "at most 64 characters" in result.stderr
+
+
+def test_the_command_in_process(
+    database_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The same commands through `main()`, so coverage sees the door the subprocesses use."""
+    from api.admin import main
+
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    reset_caches()
+    name = unique("in-process")
+    assert main(["tokens", "create", name, "--rate", "5/minute"]) == 0
+    token = capsys.readouterr().out.strip()
+    assert TOKEN.fullmatch(token)
+    assert main(["tokens", "list"]) == 0
+    table = capsys.readouterr().out
+    assert name in table
+    assert token not in table
+    assert main(["tokens", "revoke", name]) == 0
+    assert main(["tokens", "revoke", unique("missing")]) == 1
+    assert main(["tokens", "create", name]) == 1
+    assert main(["storage", "--json"]) == 0
+    assert set(json.loads(capsys.readouterr().out.split("\n", 1)[1])) >= {"stored_bytes"}
+    assert main(["storage"]) == 0
+    monkeypatch.setenv("DATABASE_URL", "mysql://nowhere/x")
+    reset_caches()
+    assert main(["tokens", "list"]) == 2
