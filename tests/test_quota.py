@@ -48,6 +48,14 @@ async def create(client: httpx.AsyncClient, secret: str = "s" * 100) -> httpx.Re
     return await client.post("/generate", json={"secret": secret, "passphrase": PASSPHRASE})
 
 
+async def fill_holding_one(db: Database, client: httpx.AsyncClient, configure: Any) -> Any:
+    """Store one secret, then set MAX_LIVE_SECRETS to what is stored; return the secret."""
+    created = (await create(client)).json()
+    _, stored = await actual(db)
+    configure(MAX_LIVE_SECRETS=str(stored))
+    return created
+
+
 async def test_every_write_keeps_the_totals(counted: Database, client: httpx.AsyncClient) -> None:
     db = counted
     before_bytes, before_secrets = await actual(db)
@@ -78,9 +86,7 @@ async def test_a_full_store_refuses_creates_stores_nothing_and_still_reveals(
     counted: Database, client: httpx.AsyncClient, configure: Any
 ) -> None:
     db = counted
-    kept = (await create(client)).json()
-    _, stored = await actual(db)
-    configure(MAX_LIVE_SECRETS=str(stored))
+    kept = await fill_holding_one(db, client, configure)
     held = await actual(db)
 
     refused = await create(client)
@@ -118,9 +124,7 @@ async def test_the_purge_frees_room(
     counted: Database, client: httpx.AsyncClient, configure: Any
 ) -> None:
     db = counted
-    expiring = (await create(client)).json()
-    _, stored = await actual(db)
-    configure(MAX_LIVE_SECRETS=str(stored))
+    expiring = await fill_holding_one(db, client, configure)
     assert (await create(client)).status_code == 507
     await db.fetch(
         update(secrets_table)

@@ -20,6 +20,7 @@ from typing import Any
 
 from sqlalchemy import Table, bindparam, delete, exists, func, insert, select, update
 from sqlalchemy.sql.elements import BindParameter
+from sqlalchemy.sql.selectable import CTE
 
 from api.storage import statements, usage
 from api.storage.database import Database
@@ -44,25 +45,23 @@ def _parameters(prefix: str, values: Mapping[str, Any]) -> dict[str, Any]:
 
 
 _RESERVED = usage.RESERVE.cte("reserved")
+
+
+def _insert_if_reserved(table: Table, prefix: str) -> CTE:
+    """INSERT one row of `table` from `prefix`ed parameters, only if the quota had room."""
+    values = select(*_values(table, prefix)).select_from(_RESERVED)
+    return (
+        insert(table)
+        .from_select([column.name for column in table.c], values)
+        .cte(f"new_{table.name}")
+    )
+
+
 _STORE = (
     select(func.count())
     .select_from(_RESERVED)
-    .add_cte(
-        insert(_receipts)
-        .from_select(
-            [column.name for column in _receipts.c],
-            select(*_values(_receipts, "receipt_")).select_from(_RESERVED),
-        )
-        .cte("new_receipt")
-    )
-    .add_cte(
-        insert(_secrets)
-        .from_select(
-            [column.name for column in _secrets.c],
-            select(*_values(_secrets, "secret_")).select_from(_RESERVED),
-        )
-        .cte("new_secret")
-    )
+    .add_cte(_insert_if_reserved(_receipts, "receipt_"))
+    .add_cte(_insert_if_reserved(_secrets, "secret_"))
 )
 
 _TAKEN = (
