@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Table, bindparam, delete, exists, func, insert, select, update
+from sqlalchemy import Table, bindparam, delete, func, insert, select, update
 from sqlalchemy.sql.elements import BindParameter
 from sqlalchemy.sql.selectable import CTE
 
@@ -82,19 +82,7 @@ _TAKE_LIVE = (
         .values(status=ReceiptStatus.REVEALED.value, closed_at=bindparam("closed_time"))
         .cte("closed")
     )
-    .add_cte(
-        update(usage.usage_table)
-        .where(usage.usage.shard == usage.FREE_SHARD, exists(select(_TAKEN.c.ciphertext)))
-        .values(
-            stored_bytes=usage.usage.stored_bytes
-            - select(
-                func.coalesce(func.sum(func.length(_TAKEN.c.ciphertext)), 0)
-            ).scalar_subquery(),
-            stored_secrets=usage.usage.stored_secrets
-            - select(func.count()).select_from(_TAKEN).scalar_subquery(),
-        )
-        .cte("released")
-    )
+    .add_cte(usage.release_of(_TAKEN, func.length(_TAKEN.c.ciphertext)))
 )
 
 

@@ -4,16 +4,28 @@ Each statement is atomic on its own; `api.domain.service` explains how they comb
 exactly-once reveal.
 """
 
-from sqlalchemy import Table, bindparam, delete, func, insert, literal, select, update
+from datetime import datetime
 
-from api.storage.usage import FREE_SHARD
-from models import CreatorToken, Receipt, ReceiptStatus, Secret, StorageUsage
+from sqlalchemy import (
+    ColumnElement,
+    Delete,
+    Table,
+    bindparam,
+    delete,
+    func,
+    insert,
+    literal,
+    select,
+    update,
+)
+
+from api.storage.usage import release_of
+from models import CreatorToken, Receipt, ReceiptStatus, Secret
 
 secrets_table: Table = Secret.__table__  # type: ignore[attr-defined]
 columns = secrets_table.c
 receipts_table: Table = Receipt.__table__  # type: ignore[attr-defined]
 receipt_columns = receipts_table.c
-usage_table: Table = StorageUsage.__table__  # type: ignore[attr-defined]
 # What a deleted row gave back to the storage quota (`api.storage.usage`).
 SIZE = func.length(columns.ciphertext).label("size")
 
@@ -86,32 +98,28 @@ EXPIRE_RECEIPTS = (
     )
     .values(status=ReceiptStatus.EXPIRED.value, closed_at=receipt_columns.expires_at)
 )
-PURGE_RECEIPTS_BATCH = (
-    delete(receipts_table)
-    .where(
-        receipt_columns.id.in_(
-            select(receipt_columns.id)
-            .where(receipt_columns.retain_until <= bindparam("now"))
-            .limit(bindparam("batch_size"))
-            .with_for_update(skip_locked=True)
-            .scalar_subquery()
-        )
+
+
+def _delete_due(table: Table, due: ColumnElement[datetime]) -> Delete:
+    """Delete up to `batch_size` rows of `table` whose `due` time is past `now`.
+
+    Concurrent purgers (several workers or instances) skip each other's rows on PostgreSQL.
+    """
+    batch = (
+        select(table.c.id)
+        .where(due <= bindparam("now"))
+        .limit(bindparam("batch_size"))
+        .with_for_update(skip_locked=True)
+        .scalar_subquery()
     )
-    .returning(receipt_columns.id)
+    return delete(table).where(table.c.id.in_(batch))
+
+
+PURGE_RECEIPTS_BATCH = _delete_due(receipts_table, receipt_columns.retain_until).returning(
+    receipt_columns.id
 )
-# Concurrent purgers (several workers or instances) skip each other's rows on PostgreSQL.
-PURGE_BATCH = (
-    delete(secrets_table)
-    .where(
-        columns.id.in_(
-            select(columns.id)
-            .where(columns.expires_at <= bindparam("now"))
-            .limit(bindparam("batch_size"))
-            .with_for_update(skip_locked=True)
-            .scalar_subquery()
-        )
-    )
-    .returning(columns.id, columns.receipt_id, SIZE)
+PURGE_BATCH = _delete_due(secrets_table, columns.expires_at).returning(
+    columns.id, columns.receipt_id, SIZE
 )
 # PostgreSQL runs the purge of a batch, the expiry of its receipts and the release of its
 # room in the storage quota as one statement (data-modifying CTEs): one round trip, and no
@@ -127,19 +135,11 @@ _EXPIRED_RECEIPTS = (
     .values(status=ReceiptStatus.EXPIRED.value, closed_at=receipt_columns.expires_at)
     .cte("expired_receipts")
 )
-_RELEASED = (
-    update(usage_table)
-    .where(usage_table.c.shard == FREE_SHARD, select(_PURGED.c.id).exists())
-    .values(
-        stored_bytes=usage_table.c.stored_bytes
-        - select(func.coalesce(func.sum(_PURGED.c.size), 0)).scalar_subquery(),
-        stored_secrets=usage_table.c.stored_secrets
-        - select(func.count()).select_from(_PURGED).scalar_subquery(),
-    )
-    .cte("released")
-)
 PURGE_BATCH_EXPIRING_RECEIPTS = (
-    select(func.count()).select_from(_PURGED).add_cte(_EXPIRED_RECEIPTS).add_cte(_RELEASED)
+    select(func.count())
+    .select_from(_PURGED)
+    .add_cte(_EXPIRED_RECEIPTS)
+    .add_cte(release_of(_PURGED, _PURGED.c.size))
 )
 tokens_table: Table = CreatorToken.__table__  # type: ignore[attr-defined]
 token_columns = tokens_table.c

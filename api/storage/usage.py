@@ -20,7 +20,8 @@ Rows written or deleted behind the service's back (by hand, by a restore) are no
 
 import random
 
-from sqlalchemy import Table, bindparam, func, select, text, update
+from sqlalchemy import ColumnElement, Table, bindparam, func, literal, select, text, update
+from sqlalchemy.sql.selectable import CTE
 
 from api.storage.database import Database, Transaction
 from models import StorageUsage
@@ -75,6 +76,26 @@ RELEASE = (
         stored_secrets=usage.stored_secrets - bindparam("count"),
     )
 )
+
+
+def release_of(deleted: CTE, size: ColumnElement[int]) -> CTE:
+    """`RELEASE` as a CTE of the statement whose CTE `deleted` deletes rows of `size` bytes.
+
+    It touches no row when nothing was deleted.
+    """
+    return (
+        update(usage_table)
+        .where(usage.shard == FREE_SHARD, select(literal(1)).select_from(deleted).exists())
+        .values(
+            stored_bytes=usage.stored_bytes
+            - select(func.coalesce(func.sum(size), 0)).scalar_subquery(),
+            stored_secrets=usage.stored_secrets
+            - select(func.count()).select_from(deleted).scalar_subquery(),
+        )
+        .cte("released")
+    )
+
+
 TOTALS = select(
     func.coalesce(func.sum(usage.stored_bytes), 0),
     func.coalesce(func.sum(usage.stored_secrets), 0),
