@@ -1,8 +1,9 @@
 """A client process for the receipt races: `python -m tests.receipt_racer PLAN RESULTS`.
 
 The plan (JSON) names the service, this process's action (reveal, burn or revoke) and the
-secrets. Every secret has its moment, `start_at + position * spacing_seconds`, the same in
-every process, so the processes race on every secret however fast each of them runs. Even
+secrets. Once every racer is ready they are told one start time (`tests.servers`); every
+secret has its moment, `start + position * spacing_seconds`, the same in every process, so
+the processes race on every secret however fast each of them runs. Even
 positions go through REST, odd ones through GraphQL. One JSON record per secret goes to
 RESULTS: whether this process's action won the secret.
 """
@@ -16,6 +17,8 @@ from typing import Any
 
 import httpx
 
+from tests.servers import wait_for_start
+
 REVOKE = "mutation($k: String!) { revokeSecret(receiptKey: $k) { ... on Receipt { status } } }"
 REVEAL = (
     "mutation($k: String!, $p: String!) { revealSecret(secretKey: $k, passphrase: $p) "
@@ -28,6 +31,19 @@ BURN = (
 
 
 async def _act(http: httpx.AsyncClient, action: str, graphql: bool, secret: dict[str, str]) -> bool:
+    """Do `action` until it is answered; say whether it won (503: every attempt was in flight)."""
+    while True:
+        try:
+            return await _act_once(http, action, graphql, secret)
+        except httpx.HTTPStatusError as error:
+            if error.response.status_code != 503:
+                raise
+            await asyncio.sleep(float(error.response.headers["retry-after"]))
+
+
+async def _act_once(
+    http: httpx.AsyncClient, action: str, graphql: bool, secret: dict[str, str]
+) -> bool:
     key, receipt_key, passphrase = secret["key"], secret["receipt_key"], secret["passphrase"]
     if graphql:
         query, variables = {
@@ -57,9 +73,11 @@ async def _act(http: httpx.AsyncClient, action: str, graphql: bool, secret: dict
 
 async def _race(plan: dict[str, Any]) -> list[dict[str, Any]]:
     async with httpx.AsyncClient(base_url=plan["url"], timeout=60) as http:
+        (await http.get("/healthz")).raise_for_status()
+        start_at = await wait_for_start()
 
         async def at_its_moment(position: int, secret: dict[str, str]) -> dict[str, Any]:
-            moment = plan["start_at"] + position * plan["spacing_seconds"]
+            moment = start_at + position * plan["spacing_seconds"]
             await asyncio.sleep(max(0.0, moment - time.time()))
             sent_at = time.time()
             won = await _act(http, plan["action"], position % 2 == 1, secret)

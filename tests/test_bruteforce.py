@@ -42,7 +42,8 @@ async def test_concurrent_rest_guesses(client: httpx.AsyncClient, events: Counte
     responses = await asyncio.gather(
         *(client.post(f"/secrets/{key}", json={"passphrase": f"guess-{i}"}) for i in range(GUESSES))
     )
-    assert {r.status_code for r in responses} == {404}
+    # 503: at that moment every attempt left was being checked by another guess.
+    assert {r.status_code for r in responses} <= {404, 503}
     await assert_destroyed(client, key, events)
 
 
@@ -60,13 +61,20 @@ async def test_concurrent_graphql_guesses(client: httpx.AsyncClient, events: Cou
         return dict(response.json())
 
     answers = await asyncio.gather(*(guess(i) for i in range(GUESSES)))
-    assert {a["data"]["revealSecret"]["__typename"] for a in answers} == {"SecretNotFound"}
+    outcomes = {
+        a["data"]["revealSecret"]["__typename"]
+        if a["data"]
+        else a["errors"][0]["extensions"]["code"]
+        for a in answers
+    }
+    assert outcomes <= {"SecretNotFound", "SERVICE_UNAVAILABLE"}
     await assert_destroyed(client, key, events)
 
 
-async def test_aliased_guesses_in_one_document(
+async def test_aliased_guesses_in_one_document_are_refused_unevaluated(
     client: httpx.AsyncClient, events: Counter[str], configure: Any
 ) -> None:
+    """Within the document limits, a reveal still stands alone in its operation."""
     configure(GRAPHQL_MAX_ALIASES="200", GRAPHQL_MAX_TOKENS="5000")
     key = await create(client)
     fields = " ".join(
@@ -74,10 +82,12 @@ async def test_aliased_guesses_in_one_document(
         for i in range(GUESSES)
     )
     response = await client.post("/graphql", json={"query": f"mutation {{ {fields} }}"})
-    data = response.json()["data"]
-    assert len(data) == GUESSES
-    assert {value["__typename"] for value in data.values()} == {"SecretNotFound"}
-    await assert_destroyed(client, key, events)
+    body = response.json()
+    assert body["data"] is None
+    assert body["errors"][0]["message"].startswith("revealSecret must be the only field")
+    assert events[domain_events.FAILED_ATTEMPT] == 0
+    revealed = await client.post(f"/secrets/{key}", json={"passphrase": "right"})
+    assert revealed.json() == {"secret": "guard me"}
 
 
 async def test_aliases_over_the_limit_are_rejected_unevaluated(

@@ -217,3 +217,41 @@ REDACTIONS = [
 @pytest.mark.parametrize(("message", "expected"), REDACTIONS)
 def test_redact_values(message: str, expected: str | None) -> None:
     assert redact_values(message) == (expected or message)
+
+
+REVEAL_BESIDE = {
+    "another mutation": 'r: revealSecret(secretKey: "{key}", passphrase: "my_passphrase") '
+    '{{ __typename }} c: createSecret(secret: "s", passphrase: "p") {{ __typename }}',
+    "a second reveal": 'a: revealSecret(secretKey: "{key}", passphrase: "my_passphrase") '
+    '{{ __typename }} b: revealSecret(secretKey: "{key}", passphrase: "other") {{ __typename }}',
+    "a fragment": '...R c: burnSecret(secretKey: "{key}", passphrase: "x") {{ __typename }} }} '
+    'fragment R on Mutation {{ revealSecret(secretKey: "{key}", passphrase: "my_passphrase") '
+    "{{ __typename }}",
+}
+
+
+@pytest.mark.parametrize("beside", sorted(REVEAL_BESIDE))
+async def test_a_reveal_stands_alone_in_its_operation(
+    client: httpx.AsyncClient, beside: str
+) -> None:
+    """Another field's error would turn a revealed secret's answer into `data: null`."""
+    key = await create(client)
+    query = "mutation { " + REVEAL_BESIDE[beside].format(key=key) + " }"
+    response = await client.post("/graphql", json={"query": query})
+    body = response.json()
+    assert body["data"] is None
+    assert body["errors"][0]["message"].startswith("revealSecret must be the only field")
+    assert body["errors"][0]["extensions"]["code"] == "GRAPHQL_VALIDATION_FAILED"
+    # Nothing ran: the secret is still there for a reveal on its own.
+    data = await run(client, "revealSecret", secretKey=key, passphrase="my_passphrase")
+    assert data["revealSecret"] == {"__typename": "RevealedSecret", "secret": "my_secret"}
+
+
+async def test_a_reveal_may_ask_for_typename_beside_it(client: httpx.AsyncClient) -> None:
+    key = await create(client)
+    query = (
+        f'mutation {{ __typename revealSecret(secretKey: "{key}", passphrase: "my_passphrase")'
+        " { ... on RevealedSecret { secret } } }"
+    )
+    body = (await client.post("/graphql", json={"query": query})).json()
+    assert body["data"] == {"__typename": "Mutation", "revealSecret": {"secret": "my_secret"}}

@@ -2,20 +2,24 @@
 
 Reveal is exactly-once without holding a lock across the slow passphrase check:
 
-1. *Claim an attempt*: one UPDATE bumps `failed_attempts` if the row exists, is live and has
-   attempts left, and returns the row. Concurrent guesses each claim a distinct slot, so at
-   most `MAX_FAILED_ATTEMPTS` passphrase checks can ever run against one secret.
+1. *Claim an attempt* (`api.storage.attempts`): one transaction bumps `failed_attempts` on
+   the secret and on its receipt if the secret is live and has attempts left. Concurrent
+   guesses each claim a distinct slot, so at most `MAX_FAILED_ATTEMPTS` passphrase checks can
+   ever run against one secret. A live secret whose last attempts are all being checked
+   answers "busy, retry", not "not found".
 2. *Verify* the passphrase off the event loop, outside any transaction (a miss verifies
    against a dummy hash, so every failure costs the same).
 3. On success, `DELETE … RETURNING` the row: only one caller can delete it, and only that
-   caller decrypts and returns the secret. On failure, a secret whose last attempt was
-   just used is deleted.
+   caller decrypts and returns the secret. On failure the attempt stays counted (it already
+   is, on both rows), and a secret whose last attempt was just used is deleted.
 
-Claiming runs in autocommit, so no transaction is held while argon2 runs. Every step that
-deletes a secret records what happened on its receipt in the same transaction (reveal, burn,
-destruction by the attempt limit; revoke and expiry in `api.domain.receipts` and the purge),
-so the receipt always names the one caller that won the secret; the same transaction gives
-the secret's room back to the storage quota (`api.storage.usage`).
+A client that hangs up cancels its request (`api.plumbing.disconnect`). A check that did not
+finish gives its attempt back; once it has finished, its outcome is written to the end
+(`api.domain.cancellation`). Every step that deletes a secret records what happened on its
+receipt in the same transaction (reveal, burn, destruction by the attempt limit; revoke and
+expiry in `api.domain.receipts` and the purge), so the receipt always names the one caller
+that won the secret; the same transaction gives the secret's room back to the storage quota
+(`api.storage.usage`).
 """
 
 import logging
@@ -28,11 +32,13 @@ from cryptography.exceptions import InvalidTag
 from api.domain import clock, crypto, events, inputs
 from api.domain.admission import Busy
 from api.domain.availability import unavailable_when_the_database_fails
+from api.domain.cancellation import run_to_end
 from api.domain.creators import Creator
 from api.domain.errors import SecretNotFound, StorageQuotaReached, Unauthenticated
 from api.domain.hashing import get_hasher
 from api.settings import get_settings
-from api.storage import cycle, statements, usage
+from api.storage import attempts, cycle, statements, usage
+from api.storage.attempts import Claim
 from api.storage.database import Database, Transaction
 from models import ReceiptStatus
 
@@ -50,14 +56,6 @@ class CreatedSecret:
     secret_key: str
     receipt_key: str
     expires_at: datetime
-
-
-@dataclass(frozen=True, slots=True)
-class _Claim:
-    row_id: uuid.UUID
-    passphrase_hash: str
-    attempts: int
-    receipt_id: uuid.UUID | None
 
 
 @unavailable_when_the_database_fails
@@ -130,51 +128,63 @@ async def create_secret(
 
 
 async def close_receipt(
-    transaction: Transaction, receipt_id: uuid.UUID | None, status: ReceiptStatus
+    transaction: Transaction,
+    receipt_id: uuid.UUID | None,
+    status: ReceiptStatus,
+    *,
+    right_attempt: bool = False,
 ) -> None:
-    """Record on a secret's receipt (if it has one) why the secret is gone."""
+    """Record on a secret's receipt (if it has one) why the secret is gone.
+
+    `right_attempt`: the secret was taken with the right passphrase (burned), so the attempt
+    claimed for that check is taken off the receipt's failed attempts.
+    """
     if receipt_id is not None:
         await transaction.fetch(
             statements.CLOSE_RECEIPT,
             receipt_id=receipt_id,
             status=status.value,
             closed_at=clock.now(),
+            right_attempt=int(right_attempt),
         )
 
 
-async def _claim_attempt(db: Database, secret_key: str) -> _Claim | None:
-    rows = await db.fetch(
-        statements.CLAIM_ATTEMPT,
-        digest=crypto.lookup_hash(secret_key),
-        now=clock.now(),
-        max_attempts=get_settings().max_failed_attempts,
-    )
-    return _Claim(*rows[0]) if rows else None
-
-
-async def _wrong_passphrase(db: Database, claim: _Claim) -> None:
-    events.emit(events.FAILED_ATTEMPT)
-    if claim.attempts < get_settings().max_failed_attempts:
-        if claim.receipt_id is not None:
-            await db.fetch(statements.COUNT_FAILED_ATTEMPT, receipt_id=claim.receipt_id)
-        return
+async def _destroy(db: Database, claim: Claim) -> None:
     # The last attempt was just used: the secret goes, and its receipt says why.
     async with db.transaction() as transaction:
         deleted = await transaction.fetch(statements.DELETE, id=claim.row_id)
-        await usage.release(transaction, sizes=[size for (size,) in deleted])
-        if claim.receipt_id is not None:
-            await transaction.fetch(statements.COUNT_FAILED_ATTEMPT, receipt_id=claim.receipt_id)
-            if deleted:
-                await close_receipt(transaction, claim.receipt_id, ReceiptStatus.DESTROYED)
+        if deleted:
+            await usage.release(transaction, sizes=[size for (size,) in deleted])
+            await close_receipt(transaction, claim.receipt_id, ReceiptStatus.DESTROYED)
     if deleted:
         await db.scrub()
         events.emit(events.DESTROYED_BY_ATTEMPT_LIMIT)
 
 
+async def _claim(db: Database, secret_key: str) -> Claim | None:
+    if not crypto.is_well_formed_key(secret_key):
+        return None
+    try:
+        return await attempts.claim(
+            db,
+            digest=crypto.lookup_hash(secret_key),
+            now=clock.now(),
+            max_attempts=get_settings().max_failed_attempts,
+        )
+    except attempts.AttemptsInFlight:
+        # Not "not found": the checks in flight may give their attempts back.
+        raise Busy from None
+
+
 async def _check_passphrase(
     *, db: Database, secret_key: str, passphrase: str
-) -> tuple[_Claim, bytes]:
-    """Spend one attempt on `passphrase`; return the claimed row and its key material."""
+) -> tuple[Claim, bytes]:
+    """Spend one attempt on `passphrase`; return the claimed row and its key material.
+
+    A hang-up (cancellation) at any point leaves the secret as if the attempt was never made,
+    or, once the passphrase is known to be wrong, as a counted failure: a claimed attempt is
+    given back unless its check finished (`api.domain.cancellation`).
+    """
     inputs.check_passphrase(passphrase, get_settings())
     hasher = get_hasher()
     gate = hasher.gate
@@ -182,21 +192,23 @@ async def _check_passphrase(
     # itself runs outside the hashing slot, so a slow database does not hold hashing up.
     if gate.would_refuse():
         raise Busy
-    claim = await _claim_attempt(db, secret_key) if crypto.is_well_formed_key(secret_key) else None
+    claim = await run_to_end(_claim(db, secret_key), undo=lambda made: attempts.give_back(db, made))
     try:
         async with gate.admitted():
             key_material = await hasher.unlock(passphrase, claim.passphrase_hash if claim else None)
-    except Busy:
-        if claim is not None:
-            # Refused after all (the wait ran out): give the attempt back, so that a refusal
-            # leaves the secret as it was.
-            await db.fetch(statements.REFUND_ATTEMPT, row_id=claim.row_id)
+    except BaseException:
+        # Refused after all (the wait ran out), or the client hung up: the check did not
+        # finish, so the attempt goes back and the secret stays as it was.
+        await run_to_end(attempts.give_back(db, claim))
         raise
-    if key_material is not None and claim is not None:
-        return claim, key_material
-    if claim is not None:
-        await _wrong_passphrase(db, claim)
-    raise SecretNotFound
+    if claim is None:
+        raise SecretNotFound
+    if key_material is None:
+        events.emit(events.FAILED_ATTEMPT)
+        if claim.attempts >= get_settings().max_failed_attempts:
+            await run_to_end(_destroy(db, claim))
+        raise SecretNotFound
+    return claim, key_material
 
 
 @unavailable_when_the_database_fails
@@ -205,8 +217,9 @@ async def reveal_secret(*, db: Database, secret_key: str, passphrase: str) -> st
     claim, key_material = await _check_passphrase(
         db=db, secret_key=secret_key, passphrase=passphrase
     )
-    sealed = await cycle.take_live(
-        db, row_id=claim.row_id, receipt_id=claim.receipt_id, now=clock.now()
+    # From here the secret is the caller's: a hang-up now cannot leave it half taken.
+    sealed = await run_to_end(
+        cycle.take_live(db, row_id=claim.row_id, receipt_id=claim.receipt_id, now=clock.now())
     )
     if sealed is None:
         raise SecretNotFound
@@ -226,16 +239,22 @@ async def reveal_secret(*, db: Database, secret_key: str, passphrase: str) -> st
     return plaintext.decode("utf-8")
 
 
+async def _burn(db: Database, claim: Claim) -> bool:
+    async with db.transaction() as transaction:
+        deleted = await transaction.fetch(statements.DELETE, id=claim.row_id)
+        if deleted:
+            await close_receipt(
+                transaction, claim.receipt_id, ReceiptStatus.BURNED, right_attempt=True
+            )
+            await usage.release(transaction, sizes=[size for (size,) in deleted])
+    return bool(deleted)
+
+
 @unavailable_when_the_database_fails
 async def burn_secret(*, db: Database, secret_key: str, passphrase: str) -> None:
     """Destroy the secret unread, or raise `SecretNotFound`."""
     claim, _ = await _check_passphrase(db=db, secret_key=secret_key, passphrase=passphrase)
-    async with db.transaction() as transaction:
-        deleted = await transaction.fetch(statements.DELETE, id=claim.row_id)
-        if deleted:
-            await close_receipt(transaction, claim.receipt_id, ReceiptStatus.BURNED)
-            await usage.release(transaction, sizes=[size for (size,) in deleted])
-    if not deleted:
+    if not await run_to_end(_burn(db, claim)):
         raise SecretNotFound
     await db.scrub()
     events.emit(events.BURNED)

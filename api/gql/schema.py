@@ -9,6 +9,7 @@ from datetime import datetime
 
 import strawberry
 from strawberry import UNSET
+from strawberry.extensions import AddValidationRules
 from strawberry.schema.config import StrawberryConfig
 from strawberry.types import Info
 
@@ -19,6 +20,7 @@ from api.domain.errors import SecretNotFound as SecretNotFoundError
 from api.gql.context import Context
 from api.gql.errors import QuietSchema
 from api.gql.hardening import extensions
+from api.gql.one_reveal import OneRevealPerOperation
 from api.gql.ratelimit import GraphQLRateLimit, operation_buckets, rate_limited
 from api.gql.types import (
     DATETIME,
@@ -120,7 +122,8 @@ class Mutation:
         )
 
     @strawberry.mutation(
-        description="Reveal a secret once; it is deleted as it is returned.",
+        description="Reveal a secret once; it is deleted as it is returned. It must be the "
+        "only field of its operation.",
         metadata=rate_limited(Bucket.REVEAL),
     )
     async def reveal_secret(
@@ -171,7 +174,11 @@ def build_schema() -> QuietSchema:
     schema = QuietSchema(
         query=Query,
         mutation=Mutation,
-        extensions=[*extensions(), GraphQLRateLimit],
+        extensions=[
+            *extensions(),
+            lambda: AddValidationRules([OneRevealPerOperation]),
+            GraphQLRateLimit,
+        ],
         config=StrawberryConfig(scalar_map={datetime: DATETIME}),
     )
     operation_buckets(schema)

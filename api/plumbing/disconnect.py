@@ -8,8 +8,11 @@ cancels the request: a request waiting for a hashing slot leaves the queue unhas
 
 import asyncio
 import contextlib
+import logging
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+logger = logging.getLogger(__name__)
 
 
 class CancelOnDisconnectMiddleware:
@@ -47,6 +50,7 @@ class CancelOnDisconnectMiddleware:
             if (await receive())["type"] == "http.disconnect":
                 disconnected.set()
                 handling.cancel()
+                logger.debug("the client disconnected: its request is cancelled")
 
         watcher = asyncio.create_task(watch())
         try:

@@ -79,7 +79,12 @@ _TAKE_LIVE = (
             _receipts.c.id == select(_TAKEN.c.receipt_id).scalar_subquery(),
             _receipts.c.status == ReceiptStatus.PENDING.value,
         )
-        .values(status=ReceiptStatus.REVEALED.value, closed_at=bindparam("closed_time"))
+        # The attempt claimed for this check was the right one, not a failed one.
+        .values(
+            status=ReceiptStatus.REVEALED.value,
+            closed_at=bindparam("closed_time"),
+            failed_attempts=_receipts.c.failed_attempts - 1,
+        )
         .cte("closed")
     )
     .add_cte(usage.release_of(_TAKEN, func.length(_TAKEN.c.ciphertext)))
@@ -143,6 +148,7 @@ async def take_live(
                 receipt_id=receipt_id,
                 status=ReceiptStatus.REVEALED.value,
                 closed_at=now,
+                right_attempt=1,
             )
         sealed = bytes(rows[0][0])
         await usage.release(transaction, sizes=[len(sealed)])

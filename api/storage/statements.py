@@ -42,11 +42,16 @@ CLAIM_ATTEMPT = (
     .values(failed_attempts=columns.failed_attempts + 1)
     .returning(columns.id, columns.passphrase_hash, columns.failed_attempts, columns.receipt_id)
 )
-# Gives back an attempt claimed by a request that was then refused at capacity.
+# Gives back an attempt whose check did not finish (refused at capacity, client gone).
 REFUND_ATTEMPT = (
     update(secrets_table)
     .where(columns.id == bindparam("row_id"), columns.failed_attempts > 0)
     .values(failed_attempts=columns.failed_attempts - 1)
+    .returning(columns.receipt_id)
+)
+# Whether a claim that found nothing met a live secret whose attempts are all being checked.
+LIVE_SECRET = select(columns.id).where(
+    columns.lookup_hash == bindparam("digest"), columns.expires_at > bindparam("now")
 )
 # Takes a live row: only one caller can, so only one caller gets the ciphertext.
 DELETE_LIVE = (
@@ -64,19 +69,25 @@ DELETE_LIVE_OF_RECEIPT = (
 
 INSERT_RECEIPT = insert(receipts_table)
 # Run by the winner of a secret's deletion, in the same transaction: a receipt leaves
-# `pending` once.
+# `pending` once. `right_attempt` (1 or 0) takes back the attempt that the winner claimed
+# with the right passphrase (a reveal, a burn): it was not a failed one.
 CLOSE_RECEIPT = (
     update(receipts_table)
     .where(
         receipt_columns.id == bindparam("receipt_id"),
         receipt_columns.status == ReceiptStatus.PENDING.value,
     )
-    .values(status=bindparam("status"), closed_at=bindparam("closed_at"))
+    .values(
+        status=bindparam("status"),
+        closed_at=bindparam("closed_at"),
+        failed_attempts=receipt_columns.failed_attempts - bindparam("right_attempt"),
+    )
 )
-COUNT_FAILED_ATTEMPT = (
+# A receipt counts the attempts its secret has claimed: +1 with a claim, -1 with a refund.
+COUNT_RECEIPT_ATTEMPTS = (
     update(receipts_table)
     .where(receipt_columns.id == bindparam("receipt_id"))
-    .values(failed_attempts=receipt_columns.failed_attempts + 1)
+    .values(failed_attempts=receipt_columns.failed_attempts + bindparam("change"))
 )
 FIND_RECEIPT = select(
     receipt_columns.id,
