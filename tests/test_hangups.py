@@ -78,8 +78,8 @@ class Store:
 
     async def _one(self, query: str, *args: Any) -> tuple[Any, ...] | None:
         if self.sqlite:
-            with contextlib.closing(sqlite3.connect(self.path)) as connection:
-                row = connection.execute(query.replace("$1", "?"), args).fetchone()
+            with contextlib.closing(sqlite3.connect(self.path)) as lite:
+                row = lite.execute(query.replace("$1", "?"), args).fetchone()
             return None if row is None else tuple(row)
         connection = await asyncpg.connect(self.dsn)
         try:
@@ -159,6 +159,7 @@ class Request:
     def __init__(self, server: RunningServer, door: str, key: str, passphrase: str) -> None:
         self.server = server
         self.request_id = uuid.uuid4().hex
+        body: dict[str, Any]
         if door == "rest":
             self.path, body = f"/secrets/{key}", {"passphrase": passphrase}
         else:
