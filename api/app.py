@@ -15,6 +15,8 @@ from api.gql.schema import build_schema
 from api.plumbing.body_limit import RequestBodyLimitMiddleware
 from api.plumbing.disconnect import CancelOnDisconnectMiddleware
 from api.plumbing.errors import ErrorShapes, install_error_handlers
+from api.plumbing.head import HeadAsGetMiddleware
+from api.plumbing.header_limit import RequestHeaderLimitMiddleware
 from api.plumbing.headers import SecurityHeadersMiddleware
 from api.plumbing.logs import RequestLogMiddleware, configure_logging
 from api.plumbing.metrics import install_metrics, record_request
@@ -82,9 +84,11 @@ def create_app() -> FastAPI:
         # the query string) and exception messages, if a provider were ever configured;
         # off, they also cost nothing per request. `/metrics` is the telemetry here.
         telemetry={"tracing": False, "metrics": False, "logs": False, "operation_spans": False},
-        # Served by install_offline_docs instead, from local files rather than a CDN.
+        # Served by install_offline_docs instead, from local files rather than a CDN; with
+        # API_DOCS off (production's default), none of the three is served.
         docs_url=None,
         redoc_url=None,
+        openapi_url="/openapi.json" if settings.api_docs else None,
         # A redirect to the path without its trailing slash would repeat the key and the
         # query string (a passphrase) in `Location`: such paths are simply unknown (404).
         redirect_slashes=False,
@@ -94,8 +98,11 @@ def create_app() -> FastAPI:
         default=rest_errors.error_response, by_prefix={GRAPHQL_PATH: gql_errors.error_response}
     )
     # Middleware: the last added runs first (outermost).
-    # The body limit sits inside the headers, so its 413 carries them too.
+    # The body and header limits sit inside the headers, so their 413 and 431 carry them too;
+    # HEAD runs as GET around them, so the bodies of those answers go as well.
     app.add_middleware(RequestBodyLimitMiddleware, shapes=shapes)
+    app.add_middleware(RequestHeaderLimitMiddleware, shapes=shapes)
+    app.add_middleware(HeadAsGetMiddleware, shapes=shapes)
     app.add_middleware(SecurityHeadersMiddleware)
     # No work for a client that has gone (hashing above all); inside the log, so it shows.
     app.add_middleware(CancelOnDisconnectMiddleware)

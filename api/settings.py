@@ -18,8 +18,8 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_file=None, case_sensitive=False, extra="ignore")
 
     database_url: str = "sqlite+aiosqlite:///./secrets.db"
-    # `production` turns off what only a developer needs (GraphiQL, introspection) unless set
-    # explicitly, and puts /metrics behind METRICS_TOKEN.
+    # `production` turns off what only a developer needs (GraphiQL, introspection, /docs,
+    # /redoc and /openapi.json) unless set explicitly, and puts /metrics behind METRICS_TOKEN.
     profile: Literal["development", "production"] = "development"
 
     default_ttl_seconds: int = Field(default=604_800, ge=1)
@@ -59,9 +59,16 @@ class Settings(BaseSettings):
     graphql_max_depth: int = Field(default=10, ge=0)
     graphql_max_aliases: int = Field(default=15, ge=1)
     graphql_max_tokens: int = Field(default=1000, ge=1)
+    # /docs, /redoc and /openapi.json: the REST API's description, as introspection is
+    # GraphQL's (off by default in production, like it).
+    api_docs: bool = True
     auto_migrate: bool = True
 
     max_request_bytes: int | None = Field(default=None, ge=1024)
+    # Header fields past either bound get 431. Node.js allows 16 KiB of headers; Apache 100
+    # fields. A request of this API needs a handful, a browser with cookies a few KiB.
+    max_request_headers: int = Field(default=100, ge=10)
+    max_request_header_bytes: int = Field(default=16_384, ge=1024)
 
     rate_limit_create: str = "60/minute"
     rate_limit_reveal: str = "60/minute"
@@ -148,11 +155,23 @@ class Settings(BaseSettings):
             )
         return self
 
+    @field_validator("metrics_token")
+    @classmethod
+    def _metrics_token_is_not_empty(cls, value: SecretStr | None) -> SecretStr | None:
+        # `METRICS_TOKEN=` is a template that found no value, not a choice: /metrics would
+        # answer anyone who sends `Authorization: Bearer `.
+        if value is not None and not value.get_secret_value().strip():
+            raise ValueError(
+                "must not be empty: set a token, or unset it (outside PROFILE=production, "
+                "/metrics is then open)"
+            )
+        return value
+
     @model_validator(mode="after")
     def _production_exposes_only_the_api(self) -> Self:
         if self.profile != "production":
             return self
-        for name in ("graphiql", "graphql_introspection"):
+        for name in ("graphiql", "graphql_introspection", "api_docs"):
             if name not in self.model_fields_set:
                 setattr(self, name, False)
         if self.metrics and self.metrics_token is None:

@@ -6,6 +6,7 @@ Used by the cross-door table (`tests/test_doors_agree.py`) and the receipt tests
 import json
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote_from_bytes
 
 import httpx
 
@@ -135,6 +136,39 @@ class Rest:
         return _rest_outcome(await self.client.delete(f"/receipts/{receipt_key}"), "receipt")
 
 
+def query_bytes(value: str) -> bytes:
+    """The bytes a client in another language puts in a URL for `value`.
+
+    A lone surrogate (U+D800) is UTF-8-encoded as it stands (`%ED%A0%80`); U+DC80 to U+DCFF
+    carry single bytes that are not UTF-8 at all (U+DCFF is `%FF`), as Python's
+    `surrogateescape` does. Sent through a JSON door, both are lone surrogates.
+    """
+    return b"".join(
+        bytes([ord(char) - 0xDC00])
+        if "\udc80" <= char <= "\udcff"
+        else char.encode("utf-8", "surrogatepass")
+        for char in value
+    )
+
+
+class RestQuery(Rest):
+    """The REST door's query-string forms, kept from the original API.
+
+    `?passphrase=…` on `GET` (reveal) and `DELETE` (burn).
+    """
+
+    name = "rest-query"
+
+    def _url(self, key: str, passphrase: str) -> str:
+        return f"/secrets/{key}?passphrase={quote_from_bytes(query_bytes(passphrase), safe='')}"
+
+    async def reveal(self, key: str, passphrase: str) -> Outcome:
+        return _rest_outcome(await self.client.get(self._url(key, passphrase)), "revealed")
+
+    async def burn(self, key: str, passphrase: str) -> Outcome:
+        return _rest_outcome(await self.client.delete(self._url(key, passphrase)), "burned")
+
+
 _RECEIPT_FIELDS = (
     " __typename ... on Receipt { status createdAt expiresAt closedAt failedAttempts }"
     " ... on ReceiptNotFound { message }"
@@ -242,4 +276,4 @@ class GraphQL:
         return await self._run("revokeSecret", {"receiptKey": receipt_key})
 
 
-Door = Rest | GraphQL
+Door = Rest | RestQuery | GraphQL

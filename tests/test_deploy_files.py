@@ -1,7 +1,9 @@
 """The Dockerfile and compose.yaml, checked without a Docker engine.
 
 - compose.yaml validates against the Compose specification's JSON schema (the copy that
-  check-jsonschema ships) and its values pass the service's own settings validation.
+  check-jsonschema ships) and its values pass the service's own settings validation, in
+  the production profile; it has no default for a password or a token, and compose refuses
+  to start without them.
 - The Dockerfile is parsed by BuildKit's own parser (the `dockerfile` package) and linted by
   hadolint; every file it copies exists and survives .dockerignore.
 - The service is started from exactly the files the Dockerfile copies, the way its CMD starts
@@ -44,15 +46,36 @@ def compose() -> dict[str, Any]:
     return loaded
 
 
+class MissingVariable(ValueError):
+    """`${NAME:?message}` met an unset or empty NAME: compose stops with `message`."""
+
+
+_VARIABLE = re.compile(r"\$\{([A-Z_][A-Z0-9_]*)(?:(:-|:\?)([^}]*))?\}")
+
+
 def interpolate(value: str, env: dict[str, str] | None = None) -> str:
-    """Resolve `${NAME:-default}` and `${NAME}` the way Compose does, from `env`."""
+    """Resolve `${NAME}`, `${NAME:-default}` and `${NAME:?error}` the way Compose does."""
     env = env or {}
 
     def replace(match: re.Match[str]) -> str:
-        name, default = match.group(1), match.group(3) or ""
-        return env.get(name) or default
+        name, operator, argument = match.group(1), match.group(2), match.group(3) or ""
+        if env.get(name):
+            return env[name]
+        if operator == ":?":
+            raise MissingVariable(f"{name}: {argument}")
+        return argument
 
-    return re.sub(r"\$\{([A-Z_][A-Z0-9_]*)(:-([^}]*))?\}", replace, value)
+    return _VARIABLE.sub(replace, value)
+
+
+# What an operator must supply; compose.yaml holds no default for either.
+REQUIRED = {"POSTGRES_PASSWORD": "s3cret-from-env", "METRICS_TOKEN": "token-from-env"}
+
+
+def service_env(service: str, env: dict[str, str]) -> dict[str, str]:
+    """A service's environment as compose would give it, interpolated from `env`."""
+    variables = compose()["services"][service]["environment"]
+    return {name: interpolate(str(value), env) for name, value in variables.items()}
 
 
 def instructions() -> list[dockerfile.Command]:
@@ -159,17 +182,8 @@ def test_compose_runs_app_on_healthy_postgres_with_a_named_volume() -> None:
 
 
 def test_compose_environment_is_valid_for_the_service(monkeypatch: pytest.MonkeyPatch) -> None:
-    spec = compose()
-    app, db = spec["services"]["app"], spec["services"]["db"]
-    password = "s3cret-from-env"
-    env = {
-        name: interpolate(str(v), {"POSTGRES_PASSWORD": password})
-        for name, v in app["environment"].items()
-    }
-    db_env = {
-        name: interpolate(str(v), {"POSTGRES_PASSWORD": password})
-        for name, v in db["environment"].items()
-    }
+    app = compose()["services"]["app"]
+    env, db_env = service_env("app", REQUIRED), service_env("db", REQUIRED)
 
     url = env["DATABASE_URL"]
     expected = (
@@ -185,10 +199,35 @@ def test_compose_environment_is_valid_for_the_service(monkeypatch: pytest.Monkey
     assert settings.auto_migrate
     assert settings.log_format == "json"
     assert settings.trusted_proxies == []
+    # The production profile, with what it then requires.
+    assert settings.profile == "production"
+    assert settings.metrics_token is not None
+    assert settings.metrics_token.get_secret_value() == REQUIRED["METRICS_TOKEN"]
+    assert (settings.graphiql, settings.graphql_introspection, settings.api_docs) == (
+        False,
+        False,
+        False,
+    )
 
     # Metrics from several workers are summed in a directory that starts empty every time.
     multiproc = env["PROMETHEUS_MULTIPROC_DIR"]
     assert any(multiproc.startswith(t.rstrip("/") + "/") for t in app["tmpfs"])
+
+
+@pytest.mark.parametrize(
+    ("service", "missing"),
+    [("app", "POSTGRES_PASSWORD"), ("db", "POSTGRES_PASSWORD"), ("app", "METRICS_TOKEN")],
+)
+def test_compose_refuses_to_start_without_a_secret(service: str, missing: str) -> None:
+    """No default password or token: compose stops, naming the variable, if one is unset."""
+    text = COMPOSE.read_text()
+    assert "change-me" not in text
+    uses = re.findall(rf"\$\{{{missing}(:?[-?]?)", text)
+    assert set(uses) == {":?"}, f"{missing} must be required (${{{missing}:?…}}) everywhere"
+    given = {name: value for name, value in REQUIRED.items() if name != missing}
+    for absent in (given, {**given, missing: ""}):
+        with pytest.raises(MissingVariable, match=missing):
+            service_env(service, absent)
 
 
 def test_compose_publishes_the_port_the_image_serves_on_loopback_only() -> None:

@@ -5,9 +5,12 @@ databases. A door's answer is read into an `Outcome` (kind, field, message, retr
 revealed value); a row that names a field or a message pins it, so if either door changes
 what one case means, its row fails. A new outcome is one new row.
 
-The second table does the same for refusals made before any resolver or route runs
-(body too large, wrong method, not JSON, …): the same HTTP status on both doors, each in
-its own shape, GraphQL's with a code.
+A third table drives the passphrase cases through the original API's query-string forms
+too (`GET` and `DELETE` with `?passphrase=`), beside both doors.
+
+The last table does the same for refusals made before any resolver or route runs (body too
+large, wrong method, not JSON, a repeated key, header fields too large, …): the same HTTP
+status and the same words on both doors, each in its own shape, GraphQL's with a code.
 """
 
 import os
@@ -24,6 +27,7 @@ from sqlalchemy import func, select, update
 
 from api.domain import creators, crypto, service
 from api.domain.errors import Unauthenticated
+from api.plumbing.media_types import NOT_AN_OBJECT, NOT_JSON, NOT_JSON_MEDIA_TYPE, REPEATED_KEY
 from api.settings import Settings
 from api.storage.database import Database, create_engine
 from api.storage.statements import columns, receipts_table, secrets_table
@@ -37,6 +41,7 @@ from tests.doors import (
     GraphQL,
     Outcome,
     Rest,
+    RestQuery,
     invalid,
     json_body,
 )
@@ -502,6 +507,54 @@ async def test_both_doors_give_the_same_outcome(
         assert 1 <= outcome.retry_after <= 3600
 
 
+# -- The query-string forms beside both doors ----------------------------------------------------
+
+# Bytes that are not UTF-8 (%FF%FE in a URL; lone surrogates in JSON, see `query_bytes`).
+NOT_UTF8 = "\udcff\udcfe"
+QUERY_DOORS: dict[str, Callable[[httpx.AsyncClient], Door]] = {
+    "rest": Rest,
+    "rest-query": RestQuery,
+    "graphql": GraphQL,
+}
+QUERY_FORM_ROWS = [
+    Row("reveal", reveal_stored(PASSPHRASE), Outcome("revealed", value=SECRET)),
+    Row("reveal, wrong passphrase", reveal_stored("wrong"), NOT_FOUND),
+    Row("burn", burn_stored(PASSPHRASE), Outcome("burned")),
+    # Starlette would read these as U+FFFD, a wrong passphrase, and claim an attempt.
+    Row(
+        "reveal, passphrase not UTF-8 (%FF%FE)",
+        reveal_stored(NOT_UTF8, check_untouched=True),
+        invalid("passphrase", f"passphrase {NOT_TEXT}"),
+    ),
+    Row(
+        "reveal, encoded lone surrogate (%ED%A0%80)",
+        reveal_stored(LONE_SURROGATE, check_untouched=True),
+        invalid("passphrase", f"passphrase {NOT_TEXT}"),
+    ),
+    Row(
+        "burn, passphrase not UTF-8 (%FF%FE)",
+        burn_stored(NOT_UTF8, check_untouched=True),
+        invalid("passphrase", f"passphrase {NOT_TEXT}"),
+    ),
+    Row(
+        "burn, encoded lone surrogate (%ED%A0%80)",
+        burn_stored(LONE_SURROGATE, check_untouched=True),
+        invalid("passphrase", f"passphrase {NOT_TEXT}"),
+    ),
+]
+
+
+@pytest.mark.parametrize("door_name", QUERY_DOORS)
+@pytest.mark.parametrize("row", QUERY_FORM_ROWS, ids=[row.name for row in QUERY_FORM_ROWS])
+async def test_the_query_forms_mean_what_both_doors_mean(
+    row: Row, door_name: str, client: httpx.AsyncClient, db: Database, configure: Any
+) -> None:
+    configure(RATE_LIMIT_KEY_PREFIX=f"doors-{uuid.uuid4().hex[:8]}", **row.settings)
+    outcome = await row.run(QUERY_DOORS[door_name](client), db)
+    assert row.expected.matches(outcome), f"{door_name}: {outcome}"
+    assert PASSPHRASE not in str(outcome.message)
+
+
 @pytest.fixture
 async def unreachable_database(app: FastAPI, backend: str, tmp_path: Any) -> AsyncIterator[None]:
     """Point the running app at a real database that cannot be reached."""
@@ -545,29 +598,77 @@ async def test_both_doors_say_unavailable_alike(
 
 @dataclass(frozen=True)
 class Refusal:
-    """A malformed request, sent to each door's endpoint; both answer `status`."""
+    """A malformed request, sent to each door's endpoint; both answer `status` and `message`."""
 
     name: str
     status: int
+    message: str
     method: str = "POST"
     content: bytes = b"{}"
     content_type: str | None = "application/json"
+    headers: dict[str, str] = field(default_factory=dict)
     settings: dict[str, str] = field(default_factory=dict)
 
 
+MANY_HEADERS = {f"x-filler-{number}": "x" for number in range(120)}
 REFUSALS = [
-    Refusal("body too large", 413, content=b" " * 2049, settings={"MAX_REQUEST_BYTES": "2048"}),
-    Refusal("wrong method", 405, method="PUT"),
-    Refusal("not JSON", 415, content_type="text/plain"),
-    Refusal("no content type", 415, content_type=None),
-    Refusal("JSON only named in a parameter", 415, content_type="text/plain; x=application/json"),
-    Refusal("empty body", 400, content=b""),
-    Refusal("malformed JSON", 400, content=b'{"a": '),
-    Refusal("not UTF-8", 400, content=b'{"a": "\xff"}'),
-    Refusal("not an object", 400, content=b"[1]"),
-    Refusal("an integer too long to parse", 400, content=b'{"a": ' + b"1" * 5000 + b"}"),
+    Refusal(
+        "body too large",
+        413,
+        "Request body too large: at most 2048 bytes",
+        content=b" " * 2049,
+        settings={"MAX_REQUEST_BYTES": "2048"},
+    ),
+    Refusal("wrong method", 405, "Method Not Allowed", method="PUT"),
+    Refusal("not JSON", 415, NOT_JSON_MEDIA_TYPE, content_type="text/plain"),
+    Refusal("no content type", 415, NOT_JSON_MEDIA_TYPE, content_type=None),
+    Refusal(
+        "JSON only named in a parameter",
+        415,
+        NOT_JSON_MEDIA_TYPE,
+        content_type="text/plain; x=application/json",
+    ),
+    Refusal("empty body", 400, NOT_JSON, content=b""),
+    Refusal(
+        "empty body, no content type", 415, NOT_JSON_MEDIA_TYPE, content=b"", content_type=None
+    ),
+    Refusal("malformed JSON", 400, NOT_JSON, content=b'{"a": '),
+    Refusal("not UTF-8", 400, NOT_JSON, content=b'{"a": "\xff"}'),
+    Refusal("nested 100,000 deep", 400, NOT_JSON, content=b"[" * 100_000),
+    Refusal("not an object", 400, NOT_AN_OBJECT, content=b"[1]"),
+    Refusal("JSON null", 400, NOT_AN_OBJECT, content=b"null"),
+    Refusal("an integer too long to parse", 400, NOT_JSON, content=b'{"a": ' + b"1" * 5000 + b"}"),
+    # An intermediary may read the first of two equal keys, the service the last: refused.
+    Refusal("a repeated key", 422, REPEATED_KEY, content=b'{"passphrase": "a", "passphrase": "b"}'),
+    Refusal(
+        "a repeated key in a nested object",
+        422,
+        REPEATED_KEY,
+        content=b'{"query": "{ __typename }", "variables": {"p": "a", "p": "b"}}',
+    ),
+    Refusal(
+        "header fields too large",
+        431,
+        "Request header fields too large: at most 100 fields and 16384 bytes",
+        headers=MANY_HEADERS,
+    ),
 ]
 ENDPOINTS = {"rest": f"/secrets/{'0' * 32}", "graphql": "/graphql"}
+
+
+def refusal_message(response: httpx.Response, door_name: str) -> str:
+    """The words of a refusal, from either door's shape (a REST 422 is a list of one)."""
+    body = response.json()
+    if door_name == "graphql":
+        (error,) = body["errors"]
+        assert error["extensions"]["code"]
+        return str(error["message"])
+    detail = body["detail"]
+    if isinstance(detail, list):
+        (error,) = detail
+        return str(error["msg"])
+    assert isinstance(detail, str)
+    return detail
 
 
 @pytest.mark.parametrize("refusal", REFUSALS, ids=[refusal.name for refusal in REFUSALS])
@@ -578,16 +679,13 @@ async def test_both_doors_refuse_malformed_requests_alike(
     configure(**refusal.settings)
     headers = {"content-type": refusal.content_type} if refusal.content_type else {}
     response = await client.request(
-        refusal.method, ENDPOINTS[door_name], content=refusal.content, headers=headers
+        refusal.method,
+        ENDPOINTS[door_name],
+        content=refusal.content,
+        headers={**headers, **refusal.headers},
     )
     assert response.status_code == refusal.status, response.text
-    body = response.json()
-    if door_name == "graphql":
-        (error,) = body["errors"]
-        assert isinstance(error["message"], str)
-        assert error["extensions"]["code"]
-    else:
-        assert isinstance(body["detail"], str)
+    assert refusal_message(response, door_name) == refusal.message
 
 
 @pytest.mark.parametrize("content_type", ["APPLICATION/JSON", "application/json; charset=UTF-8"])

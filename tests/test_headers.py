@@ -36,6 +36,8 @@ REQUESTS: list[tuple[str, str, dict[str, Any], int]] = [
     ("POST", "/generate", {"content": b"\xff", "headers": JSON}, 400),
     ("POST", "/generate", {"content": b"secret=s", "headers": {"content-type": "text/plain"}}, 415),
     ("POST", "/generate", {"content": b"x" * 500_000, "headers": JSON}, 413),
+    ("POST", "/generate", {"content": b'{"secret": "a", "secret": "b"}', "headers": JSON}, 422),
+    ("GET", "/generate", {"headers": {f"x-h{n}": "v" for n in range(120)}}, 431),
     ("GET", f"/secrets/{KEY}", {"params": {"passphrase": "p"}}, 404),
     ("GET", f"/secrets/{KEY}", {}, 422),
     ("POST", f"/secrets/{KEY}", {"json": {"passphrase": "p"}}, 404),
@@ -47,6 +49,8 @@ REQUESTS: list[tuple[str, str, dict[str, Any], int]] = [
     ("DELETE", f"/receipts/{KEY}", {}, 404),
     ("GET", "/generate", {}, 405),
     ("GET", "/healthz", {}, 200),
+    ("HEAD", "/healthz", {}, 200),
+    ("HEAD", f"/secrets/{KEY}", {"params": {"passphrase": "p"}}, 405),
     ("GET", "/readyz", {}, 200),
     ("GET", "/nope", {}, 404),
     ("GET", "/openapi.json", {}, 200),
@@ -60,6 +64,13 @@ REQUESTS: list[tuple[str, str, dict[str, Any], int]] = [
     ("POST", "/graphql", {"content": b"\xff", "headers": JSON}, 400),
     ("POST", "/graphql", {"content": b"q", "headers": {"content-type": "text/plain"}}, 415),
     ("POST", "/graphql", {"content": b"x" * 500_000, "headers": JSON}, 413),
+    (
+        "POST",
+        "/graphql",
+        {"content": b'{"query": "{ a }", "query": "{ b }"}', "headers": JSON},
+        422,
+    ),
+    ("POST", "/graphql", {"headers": {f"x-h{n}": "v" for n in range(120)}}, 431),
     ("PUT", "/graphql", {}, 405),
 ]
 

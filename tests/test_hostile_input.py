@@ -6,6 +6,7 @@ for what matters in production, the worker's memory and how soon the 413 arrives
 """
 
 import json
+import re
 import socket
 import threading
 import time
@@ -18,6 +19,9 @@ import httpx
 import psutil
 import pytest
 
+from api.domain import service
+from api.plumbing.media_types import REPEATED_KEY
+from api.storage.database import Database
 from tests.servers import RunningServer, run_server
 
 CANARY = "canary-hostile-4b1d"
@@ -184,6 +188,52 @@ async def test_deep_nesting_is_a_4xx(client: httpx.AsyncClient, route: str) -> N
     assert_clear_4xx(await client.post(route, content=payload, headers=JSON), 400)
 
 
+# -- Repeated keys: one reading for the service and anything in front of it ---------------------
+
+
+REPEATED = [
+    b'{"secret": "first", "secret": "' + CANARY.encode() + b'", "passphrase": "p"}',
+    b'{"secret": "s", "passphrase": "' + CANARY.encode() + b'", "passphrase": "p"}',
+    b'{"secret": "s", "passphrase": "p", "ttl_seconds": 60, "ttl_seconds": 2592000}',
+    b'{"secret": "s", "passphrase": "p", "x": {"a": 1, "a": 2}}',
+]
+
+
+@pytest.mark.parametrize("payload", REPEATED)
+async def test_repeated_keys_are_refused_and_nothing_is_stored(
+    client: httpx.AsyncClient, db: Database, payload: bytes
+) -> None:
+    live = await service.count_live(db=db)
+    response = await client.post("/generate", content=payload, headers=JSON)
+    body = assert_clear_4xx(response, 422)
+    assert body == {"detail": [{"type": "json_repeated_key", "loc": ["body"], "msg": REPEATED_KEY}]}
+    assert await service.count_live(db=db) == live
+
+
+GRAPHQL_REVEAL = (
+    "mutation($k: String!, $p: String!) { revealSecret(secretKey: $k, passphrase: $p) "
+    "{ __typename } }"
+)
+
+
+async def test_graphql_refuses_repeated_keys_in_variables(client: httpx.AsyncClient) -> None:
+    variables = f'{{"k": "{UNKNOWN_KEY}", "p": "first", "p": "{CANARY}"}}'
+    body = f'{{"query": "{GRAPHQL_REVEAL}", "variables": {variables}}}'.encode()
+    posted = await client.post("/graphql", content=body, headers=JSON)
+    got = await client.get("/graphql", params={"query": "{ __typename }", "variables": variables})
+    for response in (posted, got):
+        (error,) = assert_clear_4xx(response, 422, graphql=True)["errors"]
+        assert error == {"message": REPEATED_KEY, "extensions": {"code": "UNPROCESSABLE_CONTENT"}}
+
+
+async def test_graphql_query_string_objects_are_named(client: httpx.AsyncClient) -> None:
+    for name in ("variables", "extensions"):
+        for text in ("[[", "[1]", '"x"', f'"{CANARY}'):
+            response = await client.get("/graphql", params={"query": "{ __typename }", name: text})
+            body = assert_clear_4xx(response, 400, graphql=True)
+            assert error_message(body) == f"{name} must be a JSON object"
+
+
 # -- Content types ------------------------------------------------------------------------------
 
 
@@ -259,18 +309,24 @@ async def test_malformed_keys_are_not_found(client: httpx.AsyncClient, key: str)
         ("GET", "/generate", "POST"),
         ("PUT", "/generate", "POST"),
         ("DELETE", "/generate", "POST"),
-        ("POST", "/healthz", "GET"),
-        ("DELETE", "/readyz", "GET"),
-        ("PUT", "/graphql", "GET, POST"),
-        ("DELETE", "/graphql", "GET, POST"),
+        ("HEAD", "/generate", "POST"),
+        ("POST", "/healthz", "GET, HEAD"),
+        ("DELETE", "/readyz", "GET, HEAD"),
+        ("POST", f"/receipts/{UNKNOWN_KEY}", "GET, HEAD, DELETE"),
+        ("PUT", "/graphql", "GET, HEAD, POST"),
+        ("DELETE", "/graphql", "GET, HEAD, POST"),
     ],
 )
 async def test_wrong_methods_are_405_with_allow(
     client: httpx.AsyncClient, method: str, path: str, allowed: str
 ) -> None:
     response = await client.request(method, path, json={"secret": CANARY})
-    body = assert_clear_4xx(response, 405)
-    assert error_message(body) == "Method Not Allowed"
+    if method == "HEAD":
+        assert response.status_code == 405
+        assert response.content == b""
+    else:
+        body = assert_clear_4xx(response, 405)
+        assert error_message(body) == "Method Not Allowed"
     assert response.headers["allow"] == allowed
 
 
@@ -350,16 +406,117 @@ async def test_graphql_bad_variables_in_query_string_are_400(client: httpx.Async
         assert_clear_4xx(response, 400, graphql=True)
 
 
+# -- Header fields, in-process -------------------------------------------------------------------
+
+
+def header_count(client: httpx.AsyncClient, headers: dict[str, str]) -> int:
+    """How many header fields the client sends with `headers` added to its own."""
+    return len(client.build_request("GET", "/healthz", headers=headers).headers)
+
+
+@pytest.mark.parametrize("path", ["/healthz", f"/secrets/{UNKNOWN_KEY}", "/graphql"])
+async def test_too_many_header_fields_are_431(
+    client: httpx.AsyncClient, configure: Any, path: str
+) -> None:
+    configure(MAX_REQUEST_HEADERS="20")
+    filler = {f"x-filler-{number}": CANARY for number in range(20)}
+    response = await client.post(path, json={"passphrase": CANARY}, headers=filler)
+    body = assert_clear_4xx(response, 431)
+    assert error_message(body) == (
+        "Request header fields too large: at most 20 fields and 16384 bytes"
+    )
+    if path == "/graphql":
+        assert body["errors"][0]["extensions"]["code"] == "REQUEST_HEADER_FIELDS_TOO_LARGE"
+    assert {name: response.headers.get(name) for name in SECURITY_HEADERS} == SECURITY_HEADERS
+
+
+async def test_header_field_count_limit_is_inclusive(
+    client: httpx.AsyncClient, configure: Any
+) -> None:
+    configure(MAX_REQUEST_HEADERS="20")
+    filler = {f"x-filler-{number}": "x" for number in range(20 - header_count(client, {}))}
+    assert header_count(client, filler) == 20
+    assert (await client.get("/healthz", headers=filler)).status_code == 200
+    filler["x-one-more"] = "x"
+    assert (await client.get("/healthz", headers=filler)).status_code == 431
+
+
+async def test_header_bytes_limit_is_inclusive(client: httpx.AsyncClient, configure: Any) -> None:
+    configure(MAX_REQUEST_HEADER_BYTES="2048")
+    own = sum(len(name) + len(value) for name, value in client.headers.raw)
+    own += len(b"host") + len(b"testserver")
+    room = 2048 - own - len("x-big")
+    assert (await client.get("/healthz", headers={"x-big": "x" * room})).status_code == 200
+    response = await client.get("/healthz", headers={"x-big": CANARY + "x" * room})
+    body = assert_clear_4xx(response, 431)
+    assert error_message(body) == (
+        "Request header fields too large: at most 100 fields and 2048 bytes"
+    )
+
+
 # -- Body size, in-process ----------------------------------------------------------------------
 
 
 async def test_declared_oversize_body_is_413(client: httpx.AsyncClient, configure: Any) -> None:
     configure(MAX_REQUEST_BYTES="2048")
-    for path in ("/generate", f"/secrets/{UNKNOWN_KEY}", "/graphql", "/healthz", "/nope"):
-        response = await client.post(path, content=b"x" * 2049, headers=JSON)
+    for method, path in [
+        ("POST", "/generate"),
+        ("POST", f"/secrets/{UNKNOWN_KEY}"),
+        ("DELETE", f"/secrets/{UNKNOWN_KEY}"),
+        ("POST", "/graphql"),
+    ]:
+        response = await client.request(method, path, content=b"x" * 2049, headers=JSON)
         body = assert_clear_4xx(response, 413)
         assert error_message(body) == "Request body too large: at most 2048 bytes"
         assert {name: response.headers.get(name) for name in SECURITY_HEADERS} == SECURITY_HEADERS
+
+
+# Routes that never read a body, and what they answer without one.
+BODILESS = [
+    ("GET", "/healthz", 200),
+    ("GET", "/readyz", 200),
+    ("GET", f"/receipts/{UNKNOWN_KEY}", 404),
+    ("DELETE", f"/receipts/{UNKNOWN_KEY}", 404),
+    ("GET", f"/secrets/{UNKNOWN_KEY}?passphrase={CANARY}", 404),
+    ("GET", "/graphql?query=%7B__typename%7D", 200),
+    ("POST", "/healthz", 405),
+    ("POST", "/nope", 404),
+]
+
+
+@pytest.mark.parametrize(("method", "path", "status"), BODILESS)
+async def test_a_body_no_route_reads_is_not_limited(
+    client: httpx.AsyncClient, configure: Any, method: str, path: str, status: int
+) -> None:
+    """Only what is read is bounded: a route without a body answers as if there were none.
+
+    So no route answers a 413 its OpenAPI entry does not document.
+    """
+    configure(MAX_REQUEST_BYTES="2048")
+    declared = await client.request(method, path, content=b"x" * 4096, headers=JSON)
+    chunked = await client.request(
+        method, path, content=Trickle(chunk=b"x" * 1000, total=10_000), headers=JSON
+    )
+    assert declared.status_code == chunked.status_code == status, declared.text
+
+
+async def test_413_is_documented_exactly_where_it_is_answered(
+    client: httpx.AsyncClient, configure: Any
+) -> None:
+    document = (await client.get("/openapi.json")).json()
+    configure(MAX_REQUEST_BYTES="2048")
+    checked = 0
+    for template, operations in document["paths"].items():
+        path = re.sub(r"\{[^}]+\}", UNKNOWN_KEY, template)
+        for method, operation in operations.items():
+            response = await client.request(
+                method.upper(), f"{path}?passphrase={CANARY}", content=b"x" * 4096, headers=JSON
+            )
+            documented = "413" in operation["responses"]
+            assert (response.status_code == 413) == documented, (method, template)
+            assert documented == ("requestBody" in operation), (method, template)
+            checked += 1
+    assert checked >= 8
 
 
 async def test_body_at_the_limit_is_read(client: httpx.AsyncClient, configure: Any) -> None:
@@ -566,6 +723,52 @@ def test_declared_100_mb_body_is_refused_before_it_is_sent(
         )
     assert seconds < MAX_413_SECONDS
     assert growth < MAX_RSS_GROWTH
+
+
+def raw_exchange(server: RunningServer, request: bytes) -> tuple[bytes, bytes]:
+    """Send `request` as it is; return the answer's head and body."""
+    address = urlsplit(server.base_url)
+    with socket.create_connection((address.hostname, address.port), timeout=30) as sock:
+        sender = threading.Thread(target=sock.sendall, args=(request,))
+        sender.start()
+        data = b""
+        while b"\r\n\r\n" not in data:
+            chunk = sock.recv(65536)
+            assert chunk, data
+            data += chunk
+        head, body = data.split(b"\r\n\r\n", 1)
+        length = next(
+            int(line.split(b":", 1)[1])
+            for line in head.split(b"\r\n")
+            if line.lower().startswith(b"content-length:")
+        )
+        while len(body) < length:
+            chunk = sock.recv(65536)
+            assert chunk, body
+            body += chunk
+        sender.join(timeout=30)
+    return head, body
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        pytest.param(b"X-Big: " + b"a" * (32 * MIB) + b"\r\n", id="one 32 MB header"),
+        pytest.param(b"".join(b"X-H%d: v\r\n" % n for n in range(2000)), id="2,000 headers"),
+    ],
+)
+@pytest.mark.parametrize("path", ["/healthz", "/graphql?query=%7B__typename%7D"])
+def test_real_server_refuses_oversized_header_fields(
+    server: RunningServer, fields: bytes, path: str
+) -> None:
+    """`uvicorn main:app` with no flag: its default parser lets these through; the app not."""
+    request = f"GET {path} HTTP/1.1\r\nHost: x\r\n".encode() + fields + b"\r\n"
+    head, body = raw_exchange(server, request)
+    assert head.startswith(b"HTTP/1.1 431"), head
+    assert b"content-type: application/json" in head.lower()
+    message = error_message(json.loads(body))
+    assert message.startswith("Request header fields too large"), message
+    assert httpx.get(f"{server.base_url}/healthz", timeout=5).status_code == 200
 
 
 def test_server_logged_no_error(server: RunningServer) -> None:

@@ -196,6 +196,32 @@ async def exercise(http: httpx.AsyncClient, canaries: Canaries) -> list[httpx.Re
         await http.put(f"/secrets/{stored}", params={"passphrase": passphrase}),
         await http.get(f"/nowhere/{stored}/{secret}", params={"passphrase": passphrase}),
     ]
+
+    # Refusals added by the review: HEAD on the reveal, a passphrase that is not UTF-8 or is
+    # repeated, a syntax error right at a value, repeated JSON keys, too many header fields.
+    json_type = {"content-type": "application/json"}
+    repeated = {"secret": secret, "passphrase": passphrase}
+    answers += [
+        await http.head(f"/secrets/{stored}", params={"passphrase": passphrase}),
+        await http.get(f"/secrets/{stored}?passphrase={passphrase}%ff"),
+        await http.delete(f"/secrets/{stored}?passphrase={passphrase}&passphrase={wrong}"),
+        await http.post(
+            "/graphql",
+            json={"query": f'mutation {{ createSecret(secret: "{secret}" "{passphrase}") }}'},
+        ),
+        await http.post(
+            "/generate",
+            content=(json.dumps(repeated)[:-1] + f', "secret": "{wrong}"}}').encode(),
+            headers=json_type,
+        ),
+        await http.post(
+            "/graphql",
+            content=f'{{"query": "{GRAPHQL_CREATE}", "variables": {{"secret": "{secret}", '
+            f'"passphrase": "{passphrase}", "passphrase": "{wrong}"}}}}'.encode(),
+            headers=json_type,
+        ),
+        await http.get("/healthz", headers={f"x-canary-{n}": secret for n in range(120)}),
+    ]
     return answers
 
 

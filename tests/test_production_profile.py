@@ -1,5 +1,9 @@
-"""PROFILE=production: GraphiQL and introspection off unless asked for, /metrics behind a token."""
+"""PROFILE=production: the API alone, and /metrics behind a token that must not be empty.
 
+GraphiQL, introspection and the API docs (/docs, /redoc, /openapi.json) are off unless asked for.
+"""
+
+import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -23,31 +27,64 @@ def test_production_needs_a_metrics_token(monkeypatch: pytest.MonkeyPatch) -> No
     assert load_settings().metrics is False
 
 
-def test_production_turns_off_the_playground_unless_asked() -> None:
+@pytest.mark.parametrize("profile", ["production", "development"])
+@pytest.mark.parametrize("empty", ["", "   "])
+def test_an_empty_metrics_token_is_refused(
+    monkeypatch: pytest.MonkeyPatch, profile: str, empty: str
+) -> None:
+    """`METRICS_TOKEN=` would let `Authorization: Bearer ` read /metrics: refused, by name."""
+    monkeypatch.setenv("PROFILE", profile)
+    monkeypatch.setenv("METRICS_TOKEN", empty)
+    with pytest.raises(InvalidSettings, match=r"METRICS_TOKEN: .*must not be empty"):
+        load_settings()
+
+
+def test_production_turns_off_the_playground_and_docs_unless_asked() -> None:
     production = Settings(profile="production", metrics_token=TOKEN)
-    assert (production.graphiql, production.graphql_introspection) == (False, False)
-    asked = Settings(profile="production", metrics_token=TOKEN, graphiql=True)
-    assert asked.graphiql is True
+    assert (production.graphiql, production.graphql_introspection, production.api_docs) == (
+        False,
+        False,
+        False,
+    )
+    asked = Settings(profile="production", metrics_token=TOKEN, graphiql=True, api_docs=True)
+    assert (asked.graphiql, asked.api_docs) == (True, True)
     development = Settings()
-    assert (development.graphiql, development.graphql_introspection) == (True, True)
+    assert (development.graphiql, development.graphql_introspection, development.api_docs) == (
+        True,
+        True,
+        True,
+    )
     assert TOKEN not in repr(production)
+
+
+@contextlib.asynccontextmanager
+async def production_app(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, **env: str
+) -> AsyncIterator[httpx.AsyncClient]:
+    """A client of the application built with PROFILE=production and `env`."""
+    monkeypatch.setenv("PROFILE", "production")
+    monkeypatch.setenv("METRICS_TOKEN", TOKEN)
+    monkeypatch.setenv("DATABASE_URL", f"sqlite+aiosqlite:///{tmp_path / 'secrets.db'}")
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    reset_caches()
+    try:
+        app = create_app()
+        async with LifespanManager(app):
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+                yield http
+    finally:
+        monkeypatch.undo()
+        reset_caches()
 
 
 @pytest.fixture
 async def production_client(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> AsyncIterator[httpx.AsyncClient]:
-    monkeypatch.setenv("PROFILE", "production")
-    monkeypatch.setenv("METRICS_TOKEN", TOKEN)
-    monkeypatch.setenv("DATABASE_URL", f"sqlite+aiosqlite:///{tmp_path / 'secrets.db'}")
-    reset_caches()
-    app = create_app()
-    async with LifespanManager(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
-            yield http
-    monkeypatch.undo()
-    reset_caches()
+    async with production_app(tmp_path, monkeypatch) as http:
+        yield http
 
 
 async def test_production_app(production_client: httpx.AsyncClient) -> None:
@@ -65,3 +102,16 @@ async def test_production_app(production_client: httpx.AsyncClient) -> None:
     assert TOKEN not in scraped.text
     created = await http.post("/generate", json={"secret": "s", "passphrase": "p"})
     assert created.status_code == 200
+    for path in DOCS:
+        assert (await http.get(path)).status_code == 404, path
+
+
+DOCS = ("/docs", "/redoc", "/openapi.json", "/docs-assets/swagger-ui.css")
+
+
+async def test_production_serves_the_docs_when_asked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with production_app(tmp_path, monkeypatch, API_DOCS="true") as http:
+        for path in DOCS:
+            assert (await http.get(path)).status_code == 200, path

@@ -130,3 +130,32 @@ async def test_lone_surrogate_secret_is_422(client: httpx.AsyncClient) -> None:
         headers={"content-type": "application/json"},
     )
     assert only_error(response)["loc"] == ["body", "secret"]
+
+
+@pytest.mark.parametrize("method", ["GET", "DELETE"])
+@pytest.mark.parametrize(
+    ("query", "message"),
+    [
+        ("passphrase=%ff%fe", "passphrase must be valid Unicode text"),
+        ("passphrase=%ed%a0%80", "passphrase must be valid Unicode text"),
+        ("passphrase=ok%c3", "passphrase must be valid Unicode text"),
+        (f"passphrase={CANARY_PASSPHRASE}&passphrase=p", "passphrase must be given once"),
+        (f"pass%70hrase={CANARY_PASSPHRASE}&passphrase=p", "passphrase must be given once"),
+    ],
+)
+async def test_query_passphrase_is_read_from_its_bytes(
+    client: httpx.AsyncClient, method: str, query: str, message: str
+) -> None:
+    """Not UTF-8 or repeated: 422 in the service's words, as a JSON body would get."""
+    response = await client.request(method, f"/secrets/{'a' * 32}?{query}")
+    error = only_error(response)
+    assert error["loc"] == ["query", "passphrase"]
+    assert error["msg"] == message
+    assert_no_echo(response)
+
+
+async def test_query_passphrase_in_utf8_is_taken(client: httpx.AsyncClient) -> None:
+    created = await client.post("/generate", json={"secret": "s", "passphrase": "pässe wört"})
+    key = created.json()["secret_key"]
+    response = await client.get(f"/secrets/{key}?passphrase=p%C3%A4sse+w%C3%B6rt")
+    assert response.json() == {"secret": "s"}

@@ -4,13 +4,16 @@ Each error carries `extensions.code`, whatever the HTTP status, so a client need
 
 - `GRAPHQL_PARSE_FAILED`, `GRAPHQL_VALIDATION_FAILED` (document limits included) and
   `BAD_USER_INPUT` (a variable of the wrong type) come from graphql-core, whose messages
-  would quote the rejected value: they are rewritten without it.
+  would quote the rejected value (`found String 'hunter2'`): they are rewritten without it.
+  With introspection off, its suggestions ("Did you mean 'revealSecret'?") are dropped
+  too: they would tell the schema to whoever guesses near it.
 - `RATE_LIMITED` (HTTP 429) and `SERVICE_UNAVAILABLE` (HTTP 503), both with
   `retryAfterSeconds` and a `Retry-After` header, as REST answers them.
 - `UNAUTHENTICATED` (HTTP 401 with `WWW-Authenticate`): creating needs a creator token.
 - `STORAGE_QUOTA_REACHED` (HTTP 507): the store is full; nothing was stored.
 - `INTERNAL_SERVER_ERROR`: a failure of our own code, masked and logged by type only.
-- HTTP-level refusals (400, 404, 405, 413, 415) get the code of their status.
+- HTTP-level refusals (400, 404, 405, 413, 415, 422 for a repeated JSON key, 431) get the
+  code of their status.
 
 Expected outcomes of a resolver (not found, invalid input) are union members, not errors.
 """
@@ -42,7 +45,9 @@ _STATUS_CODES = {
     405: "METHOD_NOT_ALLOWED",
     413: "PAYLOAD_TOO_LARGE",
     415: "UNSUPPORTED_MEDIA_TYPE",
+    422: "UNPROCESSABLE_CONTENT",
     429: "RATE_LIMITED",
+    431: "REQUEST_HEADER_FIELDS_TOO_LARGE",
     500: "INTERNAL_SERVER_ERROR",
     503: SERVICE_UNAVAILABLE_CODE,
     507: STORAGE_QUOTA_REACHED_CODE,
@@ -58,6 +63,20 @@ _VALUE_PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
     # "Expected value of type 'Int', found \"abc\"; …" → "Expected value of type 'Int'; …"
     (re.compile(r"(Expected value of type '[^']+'), found .*?(; |\.$|$)", re.DOTALL), r"\1\2"),
 )
+# A syntax error quotes the token or the characters it stopped at, which may be part of a
+# value: "Expected Name, found String 'hunter2'." → "Expected Name, found String."
+_SYNTAX_PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
+    (
+        re.compile(r"\b(Name|Int|Float|String|BlockString) '.*'(?=\.$| is reserved)", re.DOTALL),
+        r"\1",
+    ),
+    # "Invalid character escape sequence: '\q'.", "Unexpected character: 'x'.", …
+    (re.compile(r": '.*'\.$", re.DOTALL), "."),
+    # "Invalid number, expected digit before '.', did you mean '0.5'?"
+    (re.compile(r", did you mean '.*'\?$", re.DOTALL), "."),
+)
+# graphql-core appends its suggestions last: " Did you mean 'revealSecret' or 'revokeSecret'?"
+_SUGGESTION = re.compile(r" Did you mean .*\?$", re.DOTALL)
 
 
 def error_response(
@@ -74,6 +93,18 @@ def redact_values(message: str) -> str:
     for pattern, replacement in _VALUE_PATTERNS:
         message = pattern.sub(replacement, message)
     return message
+
+
+def redact_syntax(message: str) -> str:
+    """Remove the quoted token or characters from a graphql-core syntax error message."""
+    for pattern, replacement in _SYNTAX_PATTERNS:
+        message = pattern.sub(replacement, message)
+    return message
+
+
+def without_suggestions(message: str) -> str:
+    """Remove graphql-core's "Did you mean …?" from a message."""
+    return _SUGGESTION.sub("", message)
 
 
 def is_unexpected(error: GraphQLError) -> bool:
@@ -95,10 +126,14 @@ def _request_error_code(error: GraphQLError) -> str:
 
 
 class SafeErrors(MaskErrors):
-    """Gives every error a code: masks our failures, strips values, maps unavailability."""
+    """Gives every error a code: masks our failures, strips values, maps unavailability.
 
-    def __init__(self) -> None:
+    With `hide_suggestions` (introspection off), graphql-core's suggestions go too.
+    """
+
+    def __init__(self, *, hide_suggestions: bool = False) -> None:
         super().__init__(should_mask_error=is_unexpected, error_message=UNEXPECTED_ERROR_MESSAGE)
+        self.hide_suggestions = hide_suggestions
 
     def _process_errors(self, errors: list[GraphQLError]) -> list[GraphQLError]:
         return [self._process_error(error) for error in errors]
@@ -113,7 +148,15 @@ class SafeErrors(MaskErrors):
             return _with_code(self.anonymise_error(error), "INTERNAL_SERVER_ERROR")
         if error.extensions and "code" in error.extensions:
             return error
-        return _with_code(error, _request_error_code(error), redact_values(error.message))
+        return _with_code(error, _request_error_code(error), self._request_message(error))
+
+    def _request_message(self, error: GraphQLError) -> str:
+        message = redact_values(error.message)
+        if isinstance(error, GraphQLSyntaxError):
+            message = redact_syntax(message)
+        if self.hide_suggestions:
+            message = without_suggestions(message)
+        return message
 
     def _unavailable(self, error: GraphQLError, cause: ServiceUnavailable) -> GraphQLError:
         at_capacity = cause.message == ServiceUnavailable.AT_CAPACITY

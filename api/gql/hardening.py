@@ -20,6 +20,11 @@ def _introspection_switch() -> SchemaExtension:
     return DisableIntrospection()
 
 
+def _safe_errors() -> SchemaExtension:
+    # Without introspection, "Did you mean 'revealSecret'?" would describe the schema anyway.
+    return SafeErrors(hide_suggestions=not get_settings().graphql_introspection)
+
+
 def extensions() -> list[Callable[[], SchemaExtension]]:
     """Return the schema extensions as factories, so no instance is shared between requests.
 
@@ -30,5 +35,5 @@ def extensions() -> list[Callable[[], SchemaExtension]]:
         lambda: MaxAliasesLimiter(max_alias_count=get_settings().graphql_max_aliases),
         lambda: MaxTokensLimiter(max_token_count=get_settings().graphql_max_tokens),
         _introspection_switch,
-        SafeErrors,
+        _safe_errors,
     ]

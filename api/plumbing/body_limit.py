@@ -1,9 +1,15 @@
 """A pure ASGI middleware that bounds the request body before it is read into memory.
 
-A declared `Content-Length` over the limit is refused at once, without reading a byte of the
-body. A body without one (chunked) is counted as the application pulls it in; the moment it
-passes the limit, reading stops and the client gets the same `413`. Either way the server
-holds at most one chunk beyond the limit, whatever the client sends.
+The limit applies to the bodies the application reads. When a route starts reading, a
+declared `Content-Length` over the limit is refused at once, without reading a byte of the
+body; a body without one (chunked) is counted as it is pulled in, and the moment it passes
+the limit, reading stops and the client gets the same `413`. Either way the server holds at
+most one chunk beyond the limit, whatever the client sends.
+
+A route that never reads a body (`GET /healthz`, `GET /receipts/{key}`, …) answers as if
+there were none, whatever its size: the server discards what nobody reads, so there is
+nothing to protect, and a `413` there would be an answer the OpenAPI document cannot
+describe. So `413` is documented exactly on the routes that take a body.
 """
 
 from starlette.datastructures import Headers
@@ -29,7 +35,7 @@ class BodyTooLarge(HTTPException):
 
 
 class RequestBodyLimitMiddleware:
-    """Answers `413` with a JSON body to any HTTP request whose body exceeds the limit.
+    """Answers `413` with a JSON body when the application reads a body over the limit.
 
     The limit is `max_body_bytes`, or else `Settings.request_body_limit` read per request.
     With `shapes`, the 413 takes the error shape of the door the path belongs to.
@@ -43,7 +49,7 @@ class RequestBodyLimitMiddleware:
         self.shapes = shapes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Refuse an oversized declared body; count an undeclared one as it arrives."""
+        """Refuse a declared body over the limit when it is first read; count one as it comes."""
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
@@ -51,17 +57,14 @@ class RequestBodyLimitMiddleware:
         if limit is None:
             limit = get_settings().request_body_limit
         declared = _content_length(scope)
-        if declared is not None and declared > limit:
-            await self._too_large(scope, receive, send, limit)
-            return
-
         received = 0
         exceeded = False
         response_started = False
 
         async def limited_receive() -> Message:
             nonlocal received, exceeded
-            if exceeded:
+            if exceeded or (declared is not None and declared > limit):
+                exceeded = True
                 raise BodyTooLarge
             message = await receive()
             if message["type"] == "http.request":

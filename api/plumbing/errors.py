@@ -10,15 +10,14 @@ from collections.abc import Callable, Mapping
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
 from starlette.exceptions import HTTPException
-from starlette.routing import Match
 from starlette.types import Scope
 
 from api.plumbing.headers import SECURITY_HEADERS
+from api.plumbing.methods import allowed_methods
 
 ErrorResponder = Callable[[int, str, Mapping[str, str] | None], Response]
 """Builds a door's error response from a status, a message and extra headers."""
 
-_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 INTERNAL_ERROR = "Internal Server Error"
 
 
@@ -38,19 +37,6 @@ class ErrorShapes:
         return self.default
 
 
-def _allowed_methods(request: Request) -> str:
-    probe = {key: request.scope.get(key) for key in ("type", "path", "root_path", "app")}
-    return ", ".join(
-        method
-        for method in _METHODS
-        if any(
-            route.matches({**probe, "method": method, "headers": [], "query_string": b""})[0]
-            == Match.FULL
-            for route in request.app.router.routes
-        )
-    )
-
-
 def install_error_handlers(app: FastAPI, shapes: ErrorShapes) -> None:
     """Answer HTTP errors and unexpected exceptions of the whole app in each door's shape."""
 
@@ -59,7 +45,7 @@ def install_error_handlers(app: FastAPI, shapes: ErrorShapes) -> None:
         headers = dict(exc.headers or {})
         if exc.status_code == 405:
             # Starlette names only the methods of the first route on the path; list them all.
-            headers["Allow"] = _allowed_methods(request)
+            headers["Allow"] = allowed_methods(request.scope)
         if exc.status_code in (204, 304):
             return Response(status_code=exc.status_code, headers=headers)
         return shapes.for_scope(request.scope)(exc.status_code, str(exc.detail), headers)

@@ -1,4 +1,9 @@
-"""Which request bodies count as JSON: one rule for both doors, parsed rather than matched."""
+"""Which request bodies count as JSON, and the words both doors use for one they refuse.
+
+The content type is parsed rather than matched; the body itself is read by one parser for
+both doors (`api.plumbing.json_bodies`), so a body one door refuses, the other refuses too,
+with the same status and the same words.
+"""
 
 from email.message import Message
 
@@ -22,6 +27,9 @@ def is_json(content_type: str | None) -> bool:
     return subtype == "json" or subtype.endswith("+json")
 
 
-# The same words on both doors for a body that cannot be read as a JSON object.
+# The same words on both doors for a body that cannot be read as a JSON object: malformed or
+# empty, not UTF-8, nested too deeply, an integer too long to convert (400) ...
 NOT_JSON = "Unable to parse request body as JSON"
 NOT_AN_OBJECT = "Request body must be a JSON object"
+# ... or one that repeats a key within an object (422).
+REPEATED_KEY = "JSON must not repeat a key within one object"

@@ -5,8 +5,9 @@
 - `ServiceUnavailable` → 503 with `Retry-After`.
 - `Unauthenticated` (token mode) → 401 with `WWW-Authenticate: Bearer …`.
 - `StorageQuotaReached` → 507 (Insufficient Storage).
-- A body that is not a JSON object → 400, one that is not JSON at all → 415, with the
-  GraphQL door's words.
+- A body that does not parse as JSON, or is empty → 400; one that is not a JSON object →
+  400; one that repeats a key → 422; one that is not `application/json` → 415: with the
+  GraphQL door's words (`api.plumbing.media_types`).
 """
 
 import logging
@@ -27,15 +28,16 @@ from api.domain.errors import (
     Unauthenticated,
 )
 from api.plumbing.creators import www_authenticate
-from api.plumbing.media_types import NOT_AN_OBJECT, NOT_JSON, NOT_JSON_MEDIA_TYPE
+from api.plumbing.json_bodies import MalformedJson
+from api.plumbing.media_types import NOT_AN_OBJECT, NOT_JSON, NOT_JSON_MEDIA_TYPE, is_json
 
 logger = logging.getLogger(__name__)
 
 # Only these keys of a validation error are safe: `input` and `ctx` may quote the rejected
 # value, which is a secret or a passphrase.
 _SAFE_ERROR_KEYS = ("type", "loc", "msg")
-# What pydantic says of a whole body that is missing or not an object.
-_NOT_AN_OBJECT_TYPES = frozenset({"missing", "model_attributes_type", "dict_type", "model_type"})
+# What pydantic says of a whole body that is not an object.
+_NOT_AN_OBJECT_TYPES = frozenset({"model_attributes_type", "dict_type", "model_type"})
 
 
 def error_response(
@@ -62,12 +64,26 @@ async def _on_request_validation(request: Request, exc: Exception) -> Response:
     errors = exc.errors()
     if any(error["type"] == "json_invalid" for error in errors):
         return error_response(400, NOT_JSON)
+    if any(tuple(error["loc"]) == ("body",) and error["type"] == "missing" for error in errors):
+        # No body at all: FastAPI never looked at its type. GraphQL checks the type first.
+        if not is_json(request.headers.get("content-type")):
+            return error_response(415, NOT_JSON_MEDIA_TYPE)
+        return error_response(400, NOT_JSON)
     if any(
         tuple(error["loc"]) == ("body",) and error["type"] in _NOT_AN_OBJECT_TYPES
         for error in errors
     ):
         return error_response(400, NOT_AN_OBJECT)
     return JSONResponse({"detail": [_field_error(error) for error in errors]}, status_code=422)
+
+
+async def _on_malformed_json(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, MalformedJson)
+    if exc.status_code == 422:
+        # Shaped like every other 422 of this door.
+        detail = [{"type": "json_repeated_key", "loc": ["body"], "msg": exc.message}]
+        return JSONResponse({"detail": detail}, status_code=422)
+    return error_response(exc.status_code, exc.message)
 
 
 async def _on_invalid_input(request: Request, exc: Exception) -> Response:
@@ -106,6 +122,7 @@ async def _on_storage_quota_reached(request: Request, exc: Exception) -> Respons
 def install_error_handlers(app: FastAPI) -> None:
     """Register the REST door's handlers for domain errors and rejected bodies."""
     app.add_exception_handler(RequestValidationError, _on_request_validation)
+    app.add_exception_handler(MalformedJson, _on_malformed_json)
     app.add_exception_handler(InvalidInput, _on_invalid_input)
     app.add_exception_handler(SecretNotFound, _on_secret_not_found)
     app.add_exception_handler(ReceiptNotFound, _on_receipt_not_found)

@@ -50,7 +50,10 @@ NOT_FOUND: Responses = {
     )
 }
 BAD_BODY: Responses = {
-    400: _error("The body is not a JSON object, not UTF-8 or nests too deeply.", NOT_JSON),
+    400: _error(
+        "The body is empty, not JSON, not UTF-8, nests too deeply, or is not a JSON object.",
+        NOT_JSON,
+    ),
     413: _error(
         "The body is larger than MAX_REQUEST_BYTES.", "Request body too large: at most 397312 bytes"
     ),
@@ -75,7 +78,9 @@ INVALID: Responses = {
     422: {
         "description": "A field is missing, has the wrong type or breaks a limit; the "
         "rejected value is never quoted. Unknown fields are refused too (`extra_forbidden`), "
-        "so a misspelt `ttl` cannot silently become the default lifetime.",
+        "so a misspelt `ttl` cannot silently become the default lifetime, and so is a JSON "
+        "object that repeats a key (`json_repeated_key`), which a proxy and this service "
+        "could read differently. A query-string passphrase must be given once, as UTF-8.",
         "content": {
             "application/json": {
                 "example": {

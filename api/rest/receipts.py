@@ -7,11 +7,14 @@ from fastapi import APIRouter, Depends, Path
 from api.deps import DatabaseDep
 from api.domain import receipts
 from api.plumbing.ratelimit import Bucket
+from api.rest.bodies import StrictJsonRoute
 from api.rest.openapi import RECEIPT_NOT_FOUND, RECEIPT_ROUTE
 from api.rest.ratelimit import limit
 from api.rest.schemas import ReceiptResponse
 
-router = APIRouter(dependencies=[Depends(limit(Bucket.RECEIPT))], tags=["receipts"])
+router = APIRouter(
+    dependencies=[Depends(limit(Bucket.RECEIPT))], tags=["receipts"], route_class=StrictJsonRoute
+)
 
 ReceiptKeyPath = Annotated[
     str, Path(description="The 32-character hex `receipt_key` returned by `POST /generate`.")

@@ -7,8 +7,11 @@ from fastapi import APIRouter, Body, Depends, Path, Query, Response, status
 from api.deps import DatabaseDep
 from api.domain import service
 from api.domain.errors import InvalidInput
+from api.plumbing.methods import changes_state_on_get
 from api.plumbing.ratelimit import Bucket
+from api.rest.bodies import StrictJsonRoute
 from api.rest.openapi import BAD_BODY, CREATE_ROUTE, NOT_FOUND, SECRET_ROUTE, UNAVAILABLE
+from api.rest.query_passphrase import check_query_passphrase
 from api.rest.ratelimit import CreatorDep, limit
 from api.rest.schemas import (
     PASSPHRASE_BOUND,
@@ -19,13 +22,15 @@ from api.rest.schemas import (
     StatusResponse,
 )
 
-router = APIRouter()
+router = APIRouter(route_class=StrictJsonRoute)
 
 # The original API's form of a burn, still taken when there is no body; left out of the
 # OpenAPI document, which describes the body form alone (a schema cannot say "one of them").
 LegacyPassphraseQuery = Annotated[str | None, Query(include_in_schema=False)]
 _BODY_REQUIRED = {"requestBody": {"required": True}}
 _REVEAL_LIMIT = [Depends(limit(Bucket.REVEAL))]  # reveals and burns: both check a passphrase
+# The query-string forms: a passphrase that is not text, or is repeated, is refused unspent.
+_QUERY_FORM = [*_REVEAL_LIMIT, Depends(check_query_passphrase)]
 SecretKeyPath = Annotated[
     str, Path(description="The 32-character hex key returned by `POST /generate`.")
 ]
@@ -69,16 +74,17 @@ async def generate(
     "/secrets/{secret_key}",
     response_model=RevealedSecretResponse,
     responses={**NOT_FOUND, **SECRET_ROUTE},
-    dependencies=_REVEAL_LIMIT,
+    dependencies=_QUERY_FORM,
     tags=["secrets"],
 )
+@changes_state_on_get  # HEAD is refused (405) rather than reveal or claim an attempt
 async def reveal_by_query(
     secret_key: SecretKeyPath, passphrase: PassphraseQuery, db: DatabaseDep
 ) -> RevealedSecretResponse:
     """Reveal a secret once and delete it (passphrase in the query string).
 
     Kept for compatibility with the original API; `POST /secrets/{secret_key}` keeps the
-    passphrase out of URLs and logs.
+    passphrase out of URLs and logs. A `GET` that changes state: `HEAD` here answers `405`.
     """
     secret = await service.reveal_secret(db=db, secret_key=secret_key, passphrase=passphrase)
     return RevealedSecretResponse(secret=secret)
@@ -104,7 +110,7 @@ async def reveal_by_body(
     status_code=status.HTTP_204_NO_CONTENT,
     response_class=Response,
     responses={**NOT_FOUND, **BAD_BODY, **SECRET_ROUTE},
-    dependencies=_REVEAL_LIMIT,
+    dependencies=_QUERY_FORM,
     tags=["secrets"],
     openapi_extra=_BODY_REQUIRED,
 )
