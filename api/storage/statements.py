@@ -16,6 +16,7 @@ from sqlalchemy import (
     insert,
     literal,
     select,
+    text,
     update,
 )
 
@@ -49,6 +50,8 @@ REFUND_ATTEMPT = (
     .values(failed_attempts=columns.failed_attempts - 1)
     .returning(columns.receipt_id)
 )
+# PostgreSQL: this transaction's commit does not wait for its WAL flush (`api.storage.attempts`).
+ASYNCHRONOUS_COMMIT = text("SET LOCAL synchronous_commit = off")
 # Whether a claim that found nothing met a live secret whose attempts are all being checked.
 LIVE_SECRET = select(columns.id).where(
     columns.lookup_hash == bindparam("digest"), columns.expires_at > bindparam("now")
