@@ -780,6 +780,31 @@ async def test_both_doors_say_at_capacity_alike_and_change_nothing(
     assert revealed == SECRET
 
 
+async def _set_attempts(db: Database, key: str, attempts: int) -> None:
+    await db.fetch(
+        update(secrets_table)
+        .where(columns.lookup_hash == crypto.lookup_hash(key))
+        .values(failed_attempts=attempts)
+    )
+
+
+@pytest.mark.parametrize("operation", ["reveal", "burn"])
+async def test_both_doors_say_retry_while_every_attempt_left_is_in_flight(
+    operation: str, door: Door, db: Database
+) -> None:
+    """Every attempt claimed by checks still running: "retry", never "not found" (503)."""
+    key = await _stored_key(db, door)
+    await _set_attempts(db, key, 5)  # as five checks in flight leave it
+    if operation == "reveal":
+        outcome = await door.reveal(key, PASSPHRASE)
+    else:
+        outcome = await door.burn(key, PASSPHRASE)
+    assert AT_CAPACITY.matches(outcome), f"{door.name}: {outcome}"
+    assert await _attempts(db, key) == 5  # nothing claimed, nothing destroyed
+    await _set_attempts(db, key, 4)  # one check gave its attempt back
+    assert (await door.reveal(key, PASSPHRASE)).kind == "revealed"
+
+
 @pytest.mark.parametrize("operation", ["create", "reveal"])
 async def test_known_overload_is_refused_before_any_work(
     operation: str, door: Door, db: Database, configure: Any, client: httpx.AsyncClient
