@@ -42,6 +42,8 @@ REVEAL_QUERY = (
     "{ __typename ... on RevealedSecret { secret } } }"
 )
 CANCELLED = "its request is cancelled"
+# The access line of a request's end, with its status (499: it ended with no answer).
+ENDED = r"POST \S+ (\d{3}) "
 POSTGRES_ONLY = pytest.mark.parametrize("backend", ["postgres"], indirect=True)
 
 
@@ -196,13 +198,17 @@ class Request:
             await asyncio.sleep(0.02)  # polling the log file, not waiting for time to pass
         raise AssertionError(f"the server never logged {pattern!r} for {self.request_id}")
 
+    async def has_ended(self) -> bool:
+        """Whether the server has logged this request's end."""
+        return re.search(rf"\[{self.request_id}\] .*{ENDED}", self.server.log()) is not None
+
     async def cancelled(self) -> None:
         """Wait until the server has noticed the hang-up and cancelled the request."""
         await self.logged(CANCELLED)
 
     async def ended(self) -> int:
         """Wait until the request's handling is over; return its logged status (499: none)."""
-        return int((await self.logged(r"POST \S+ (\d{3}) ")).group(1))
+        return int((await self.logged(ENDED)).group(1))
 
 
 async def until(condition: Any, *, unless: Any = None) -> bool:
@@ -287,21 +293,35 @@ async def _use_attempts(server: RunningServer, created: Created, count: int) -> 
         assert await reveal(server, created, "wrong") == 404
 
 
+async def _hang_up_while_its_write_waits(
+    server: RunningServer, store: Store, door: str, used: int, passphrase: str
+) -> Created:
+    """Spend `used` wrong attempts, then hang up a check whose write after it waits (PostgreSQL).
+
+    The check runs a slow argon2 while the test takes the secret's row lock, so the write
+    that follows the check waits for it; the hang-up comes while it waits. A check that ends
+    before the lock is taken is tried again on a new secret.
+    """
+    for _ in range(3):
+        created = await create(server)
+        await _use_attempts(server, created, used)
+        request = await Request(server, door, created.key, passphrase).send()
+        await until(lambda created=created: _has(store, created.key, used + 1))
+        async with store.row_locked(created.key):
+            if await until(store.someone_waits_for_a_lock, unless=request.has_ended):
+                await request.hang_up()
+                await request.cancelled()
+        if await request.ended() == 499:
+            return created
+    pytest.fail("no check was still running when the lock was taken, in 3 tries")
+
+
 @POSTGRES_ONLY
 @DOORS
 async def test_a_hang_up_after_the_last_wrong_check_destroys_with_the_true_count(
     server: RunningServer, store: Store, door: str
 ) -> None:
-    created = await create(server)
-    await _use_attempts(server, created, MAX_ATTEMPTS - 1)
-    request = await Request(server, door, created.key, "wrong").send()
-    await until(lambda: _has(store, created.key, MAX_ATTEMPTS))
-    async with store.row_locked(created.key):
-        # The check is still running (a slow argon2); its deletion then waits for the row.
-        assert await until(store.someone_waits_for_a_lock)
-        await request.hang_up()
-        await request.cancelled()
-    assert await request.ended() == 499
+    created = await _hang_up_while_its_write_waits(server, store, door, MAX_ATTEMPTS - 1, "wrong")
     state = await assert_agree(server, store, created)
     assert await store.attempts(created.key) is None
     assert (state["status"], state["failed_attempts"]) == ("destroyed", MAX_ATTEMPTS)
@@ -313,15 +333,7 @@ async def test_a_hang_up_after_the_right_check_reveals_once(
     server: RunningServer, store: Store, door: str
 ) -> None:
     """The secret was the client's once its check passed: it is revealed, never half taken."""
-    created = await create(server)
-    await _use_attempts(server, created, 2)
-    request = await Request(server, door, created.key, RIGHT).send()
-    await until(lambda: _has(store, created.key, 3))
-    async with store.row_locked(created.key):
-        assert await until(store.someone_waits_for_a_lock)
-        await request.hang_up()
-        await request.cancelled()
-    assert await request.ended() == 499
+    created = await _hang_up_while_its_write_waits(server, store, door, 2, RIGHT)
     state = await assert_agree(server, store, created)
     assert await store.attempts(created.key) is None
     assert (state["status"], state["failed_attempts"]) == ("revealed", 2)
