@@ -47,7 +47,7 @@ def reset_caches() -> None:
 
 async def _pg_reachable() -> str | None:
     try:
-        connection = await asyncpg.connect(PG_ADMIN_DSN, timeout=5)
+        connection = await asyncpg.connect(PG_ADMIN_DSN, timeout=30)
     except (OSError, asyncpg.PostgresError) as exc:
         return f"{type(exc).__name__}: {exc}"
     await connection.close()

@@ -1,10 +1,10 @@
 """A client process for the quota race: `python -m tests.create_racer PLAN RESULTS`.
 
-The plan (JSON) names the service, how many creates to send and when to send them all at
-once (`start_at`, the same in every process). Even-numbered creates go through REST, odd ones
-through GraphQL. One JSON record per create goes to RESULTS: `created` (with the key) or
-`full` (refused by the quota), when it was sent and when it was answered. Any other
-answer fails the process.
+The plan (JSON) names the service and how many creates to send; they all go at once when
+every racer is ready and the start is given (`tests.servers`). Even-numbered creates go
+through REST, odd ones through GraphQL. One JSON record per create goes to RESULTS:
+`created` (with the key) or `full` (refused by the quota), when it was sent and when it was
+answered. Any other answer fails the process.
 """
 
 import asyncio
@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+
+from tests.servers import wait_for_start
 
 CREATE = (
     "mutation($s: String!, $p: String!) { createSecret(secret: $s, passphrase: $p) "
@@ -46,9 +48,10 @@ async def _create(
 async def _race(plan: dict[str, Any]) -> list[dict[str, Any]]:
     limits = httpx.Limits(max_connections=plan["count"])
     async with httpx.AsyncClient(base_url=plan["url"], timeout=60, limits=limits) as http:
+        (await http.get("/healthz")).raise_for_status()
+        await wait_for_start()
 
         async def one(number: int) -> dict[str, Any]:
-            await asyncio.sleep(max(0.0, plan["start_at"] - time.time()))
             sent_at = time.time()
             outcome, key = await _create(http, number % 2 == 1, plan["secret"], plan["passphrase"])
             return {"outcome": outcome, "key": key, "sent_at": sent_at, "at": time.time()}

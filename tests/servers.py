@@ -1,5 +1,6 @@
 """Run the real service as a uvicorn subprocess on a free port, for tests that cross HTTP."""
 
+import asyncio
 import contextlib
 import json
 import os
@@ -27,6 +28,8 @@ BASE_ENV = {
     # Races and load here test correctness; admission control has tests of its own.
     "HASH_QUEUE_TIMEOUT_SECONDS": "inf",
 }
+# What a racer process writes when it is ready to start (`run_racers`, `wait_for_start`).
+READY = b"ready\n"
 
 
 def free_port() -> int:
@@ -54,7 +57,7 @@ def run_server(
     env: dict[str, str],
     *,
     workers: int = 1,
-    ready_timeout: float = 30,
+    ready_timeout: float = 60,
     extra_args: Sequence[str] = (),
 ) -> Iterator[RunningServer]:
     """Start `uvicorn main:app` with `env` on a free port; stop it (SIGTERM) on exit."""
@@ -117,17 +120,49 @@ def run_racers(
     timeout: float = 120,
     module: str = "tests.receipt_racer",
 ) -> list[list[dict[str, Any]]]:
-    """Run one `module` process (a racer) per plan at once; return each one's records."""
+    """Run one `module` process (a racer) per plan; return each one's records.
+
+    The racers start together, however long each takes to get ready: each says so
+    (`wait_for_start`), and once all have, each is told the same start time, now.
+    """
     started = []
     for number, plan in enumerate(plans):
         plan_path = directory / f"racer-{number}-plan.json"
         plan_path.write_text(json.dumps(plan))
         results = directory / f"racer-{number}-results.json"
         command = [sys.executable, "-m", module, str(plan_path), str(results)]
-        started.append((results, subprocess.Popen(command, cwd=ROOT)))  # noqa: S603
-    for _, process in started:
-        assert process.wait(timeout=timeout) == 0, "a racer failed: see its output above"
+        process = subprocess.Popen(  # noqa: S603
+            command, cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE
+        )
+        started.append((results, process))
+    try:
+        for _, process in started:
+            assert process.stdout is not None
+            said = process.stdout.readline()
+            assert said == READY, f"a racer did not get ready ({said!r}): see its output above"
+        start_at = f"{time.time()}\n".encode()
+        for _, process in started:
+            assert process.stdin is not None
+            process.stdin.write(start_at)
+            process.stdin.close()
+        for _, process in started:
+            assert process.wait(timeout=timeout) == 0, "a racer failed: see its output above"
+    finally:
+        for _, process in started:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+            assert process.stdout is not None
+            process.stdout.close()
     return [json.loads(results.read_text()) for results, _ in started]
+
+
+async def wait_for_start() -> float:
+    """In a racer: say it is ready, then wait for the start; return the start time (epoch)."""
+    sys.stdout.buffer.write(READY)
+    sys.stdout.flush()
+    line = await asyncio.to_thread(sys.stdin.readline)
+    return float(line)
 
 
 def create_for_race(base_url: str, count: int, passphrase: str) -> list[dict[str, str]]:

@@ -4,6 +4,9 @@ On both backends: a failure carries no statement and no values, a busy pool give
 its share of DB_POOL_TIMEOUT_SECONDS, and the database works again afterwards. On
 PostgreSQL: a statement that outlives the timeout is cancelled on the server too, and
 DATABASE_URL options are checked at start-up.
+
+No upper bound here is a stopwatch: a wait is checked to have lasted at least its share, and
+a statement to be given up on long before it would end by itself (`SLEEP_SECONDS`).
 """
 
 import asyncio
@@ -15,9 +18,17 @@ import pytest
 from sqlalchemy import String, bindparam, literal, select, text
 
 from api.settings import Settings
-from api.storage.database import Database, DatabaseUnavailable, create_engine
+from api.storage.database import (
+    CHECKOUTS_PER_REQUEST,
+    Database,
+    DatabaseUnavailable,
+    create_engine,
+)
+from tests.clocks import PATIENCE_SECONDS, eventually
 
 TIMEOUT = 0.4
+# What the statement that must be cancelled asks for: far longer than the test waits.
+SLEEP_SECONDS = 120
 
 
 @pytest.fixture
@@ -44,12 +55,15 @@ async def test_failure_carries_no_statement_or_values(database: Database) -> Non
 
 
 async def test_busy_pool_gives_up_within_its_share_of_the_timeout(database: Database) -> None:
+    # A request checks out twice, so each wait gets half of the timeout.
+    share = TIMEOUT / CHECKOUTS_PER_REQUEST
+    assert database.engine.pool.timeout() == share  # type: ignore[attr-defined]
     async with database.engine.connect():
-        started = time.perf_counter()
+        started = time.monotonic()
         with pytest.raises(DatabaseUnavailable):
-            await database.fetch(select(literal(1)))
-        # A request checks out twice, so each wait gets half of the timeout.
-        assert time.perf_counter() - started < TIMEOUT
+            await asyncio.wait_for(database.fetch(select(literal(1))), PATIENCE_SECONDS)
+        # It waited for a connection, its share at least, then gave up.
+        assert time.monotonic() - started >= 0.9 * share
     assert await database.fetch(select(literal(1))) == [(1,)]
 
 
@@ -59,18 +73,20 @@ async def test_statement_over_the_timeout_is_cancelled_on_the_server(
 ) -> None:
     """A statement given up on must not run on (waiting for a lock, say) and commit later."""
     marker = "given-up-statement"
-    started = time.perf_counter()
+    started = time.monotonic()
     with pytest.raises(DatabaseUnavailable):
-        await database.fetch(text(f"SELECT pg_sleep(5), '{marker}'"))
-    assert time.perf_counter() - started < TIMEOUT + 1
+        await database.fetch(text(f"SELECT pg_sleep({SLEEP_SECONDS}), '{marker}'"))
+    # Given up on after its bound, not when the statement ended by itself.
+    assert time.monotonic() - started < SLEEP_SECONDS / 4
     observer = await asyncpg.connect(database_url.replace("+asyncpg", "", 1))
     try:
         running = "SELECT count(*) FROM pg_stat_activity WHERE query LIKE $1 AND state = 'active'"
-        for _ in range(20):
-            if not await observer.fetchval(running, f"%'{marker}'%"):
-                break
-            await asyncio.sleep(0.05)
-        assert await observer.fetchval(running, f"%'{marker}'%") == 0
+
+        async def stopped() -> bool:
+            return int(await observer.fetchval(running, f"%'{marker}'%")) == 0
+
+        # Had the server let it run on, it would still run for most of SLEEP_SECONDS.
+        await eventually(stopped, "the statement stopped on the server", patience=SLEEP_SECONDS / 4)
     finally:
         await observer.close()
 

@@ -7,20 +7,24 @@ computes per create. The race across processes is in `tests/test_quota_races.py`
 
 import asyncio
 import json
+import threading
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import func, insert, select, text, update
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from api.domain import crypto, service
 from api.domain.purge import purge_expired
 from api.plumbing.metrics import LiveSecrets
 from api.storage import usage
-from api.storage.database import Database
+from api.storage.database import Database, Transaction
 from api.storage.statements import columns, secrets_table
+from tests.clocks import eventually
 from tests.conftest import reset_caches
 from tests.test_creators import ots_admin
 
@@ -205,26 +209,68 @@ async def test_two_creates_racing_for_the_last_place_do_not_both_get_it(counted:
     """The second reservation waits for the first transaction, then sees it: one place, one.
 
     A check made apart from the increment (read the totals, then add) lets both in on
-    PostgreSQL: the second reads before the first commits.
+    PostgreSQL: the second reads before the first commits. So the first keeps its
+    transaction open until the second is seen waiting for it, not for a while: on
+    PostgreSQL, blocked by the first's backend; on SQLite, its reservation begun (SQLite's
+    trace hook) while the first holds the write lock.
     """
     db = counted
     _, stored = await service.storage_usage(db=db)
     place = {"size": 10, "max_bytes": 1 << 40, "max_secrets": stored + 1}
     first_holds_it = asyncio.Event()
+    first_backend: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+    second_backend: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+    second_began = threading.Event()
 
     async def first() -> bool:
-        async with db.transaction() as transaction:
-            reserved = await usage.reserve(transaction, **place)
+        async with db.engine.begin() as connection:
+            first_backend.set_result(await _backend_pid(connection))
+            reserved = await usage.reserve(Transaction(connection), **place)
             first_holds_it.set()
-            await asyncio.sleep(0.3)  # still uncommitted while the second one tries
+            await eventually(second_waits, "the second reservation waiting for the first")
         return reserved
+
+    async def second_waits() -> bool:
+        if db.dialect == "sqlite":
+            return second_began.is_set()
+        waiting_for = await db.fetch(
+            text("SELECT pg_blocking_pids(:pid)"), pid=await second_backend
+        )
+        return await first_backend in waiting_for[0][0]
 
     async def second() -> bool:
         await first_holds_it.wait()
-        async with db.transaction() as transaction:
-            return await usage.reserve(transaction, **place)
+        async with db.engine.begin() as connection:
+            second_backend.set_result(await _backend_pid(connection))
+            if db.dialect == "sqlite":
+                await _on_reservation(connection, second_began.set)
+            try:
+                return await usage.reserve(Transaction(connection), **place)
+            finally:
+                await _on_reservation(connection, None)
 
     try:
         assert list(await asyncio.gather(first(), second())) == [True, False]
     finally:
         await usage.recount(db)
+
+
+async def _backend_pid(connection: AsyncConnection) -> int:
+    """The PostgreSQL backend of `connection` (0 on SQLite, which has none)."""
+    if connection.dialect.name != "postgresql":
+        return 0
+    return int((await connection.execute(text("SELECT pg_backend_pid()"))).scalar_one())
+
+
+async def _on_reservation(connection: AsyncConnection, call: Callable[[], None] | None) -> None:
+    """On SQLite, `call` when `connection` begins running the reservation's UPDATE."""
+    if connection.dialect.name != "sqlite":
+        return
+    driver = (await connection.get_raw_connection()).driver_connection
+    assert driver is not None
+
+    def traced(statement: str) -> None:
+        if call is not None and statement.startswith("UPDATE storage_usage"):
+            call()
+
+    await driver.set_trace_callback(traced if call is not None else None)

@@ -4,11 +4,11 @@ A real uvicorn with two workers serves a fresh database of each kind; three clie
 send all their creates at the same moment, half through REST and half through GraphQL, for
 three times the room there is. Exactly the room is taken: not one secret more (the quota is
 checked in the transaction that stores, `api.storage.usage`), not one fewer. Reveals then
-work at the full store and free their room at once for the next race.
+work at the full store and free their room at once for the next race. The processes start
+once all are ready; creates of at least two of them must have been in flight at once.
 """
 
 import asyncio
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -53,21 +53,25 @@ async def _stored(url: str) -> tuple[tuple[int, int], tuple[int, int]]:
         await db.aclose()
 
 
-def _race(url: str, tmp_path: Path, count: int) -> list[dict[str, Any]]:
-    start_at = time.time() + 3  # time for the interpreters to start
-    plan = {"url": url, "count": count, "start_at": start_at, "secret": SECRET}
+def _race(url: str, tmp_path: Path, count: int) -> tuple[list[dict[str, Any]], int]:
+    """Race `count` creates from each process; return their records and the peak in flight."""
+    plan = {"url": url, "count": count, "secret": SECRET}
     plans = [{**plan, "passphrase": f"{PASSPHRASE}-{number}"} for number in range(RACERS)]
     results = run_racers(plans, tmp_path, module="tests.create_racer")
     records = []
     for number, racer in enumerate(results):
-        records += [{**record, "passphrase": plans[number]["passphrase"]} for record in racer]
-    # Raced: at some moment a good share of the creates, from every process, were in flight.
-    peak = max(
-        sum(other["sent_at"] <= record["sent_at"] < other["at"] for other in records)
+        records += [
+            {**record, "racer": number, "passphrase": plans[number]["passphrase"]}
+            for record in racer
+        ]
+    in_flight = [
+        [other for other in records if other["sent_at"] <= record["sent_at"] < other["at"]]
         for record in records
-    )
-    assert peak >= len(records) // 3, peak
-    return records
+    ]
+    # Raced: at some moment creates from two processes at least were in flight together. How
+    # many at the peak is the machine's doing, and only printed.
+    assert max(len({other["racer"] for other in now}) for now in in_flight) >= 2
+    return records, max(len(now) for now in in_flight)
 
 
 @pytest.mark.parametrize("limit", ["secrets", "bytes"])
@@ -81,7 +85,7 @@ def test_the_quota_holds_under_concurrent_creates_from_several_processes(
     )
     env = {"DATABASE_URL": fresh_database_url, "SERVER_LOG": str(tmp_path / "uvicorn.log"), **quota}
     with run_server(env, workers=2) as server:
-        records = _race(server.base_url, tmp_path, ROOM)
+        records, peak = _race(server.base_url, tmp_path, ROOM)
         created = [record for record in records if record["outcome"] == "created"]
         assert len(created) == ROOM
         assert len(records) - len(created) == (RACERS - 1) * ROOM  # the rest refused: 507
@@ -96,13 +100,14 @@ def test_the_quota_holds_under_concurrent_creates_from_several_processes(
                     f"/secrets/{record['key']}", json={"passphrase": record["passphrase"]}
                 )
                 assert revealed.json() == {"secret": SECRET}
-        again = _race(server.base_url, tmp_path, freed)
+        again, _ = _race(server.base_url, tmp_path, freed)
         assert sum(record["outcome"] == "created" for record in again) == freed
         table, kept = asyncio.run(_stored(fresh_database_url))
         assert table == kept == (ROOM * SIZE, ROOM)
     with capsys.disabled():
         print(
             f"\nquota race [{fresh_database_url.split(':')[0]}, {limit}]: "
-            f"{len(records)} creates for {ROOM} places -> {len(created)} stored; "
+            f"{len(records)} creates for {ROOM} places -> {len(created)} stored "
+            f"({peak} in flight at the peak); "
             f"{RACERS * freed} for {freed} freed -> {freed} stored"
         )

@@ -1,4 +1,10 @@
-"""Rate limits: per client, per bucket, shared through Redis, degraded (not off) without it."""
+"""Rate limits: per client, per bucket, shared through Redis, degraded (not off) without it.
+
+In-process tests run on a stopped clock (the `clock` fixture): the windows of memory storage
+start at fixed instants, and a test that straddled one (or a slow machine that made it do so)
+would see counts from two windows. Tests of other processes use hour-long windows, which in
+Redis start at a key's first hit.
+"""
 
 import asyncio
 import contextlib
@@ -8,13 +14,14 @@ import os
 import shutil
 import socket
 import subprocess
-import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Iterator
 from pathlib import Path
 from typing import Any, NoReturn, cast
 
 import httpx
+import limits.aio.storage.memory
+import limits.aio.strategies
 import pytest
 import redis.asyncio
 from fastapi import FastAPI
@@ -28,6 +35,7 @@ from api.plumbing.client_address import limit_key, parse_networks, resolve_clien
 from api.plumbing.ratelimit import Bucket
 from api.settings import InvalidSettings, load_settings
 from api.storage.database import Database
+from tests.clocks import PATIENCE_SECONDS, FakeClock, eventually_sync
 from tests.conftest import IN_CI
 from tests.servers import free_port, run_server
 
@@ -37,6 +45,8 @@ PASSPHRASE = "canary-passphrase-7f3a"
 SECRET = "canary-secret-91be"
 
 CREATE = "mutation { createSecret(secret: %s, passphrase: %s) { __typename } }"
+# A quarter of a second into a day: every window of a second, minute or hour starts then.
+CLOCK_START = 20_000 * 86_400 + 0.25
 
 
 # --- helpers ---------------------------------------------------------------------------
@@ -49,7 +59,7 @@ def _skip_or_fail(message: str) -> NoReturn:
 
 
 async def _require_redis() -> None:
-    connection = redis.asyncio.Redis.from_url(REDIS_URL, socket_connect_timeout=2)
+    connection = redis.asyncio.Redis.from_url(REDIS_URL, socket_connect_timeout=10)
     try:
         await cast("Awaitable[bool]", connection.ping())
     except (redis.RedisError, OSError) as exc:
@@ -100,6 +110,37 @@ async def _delete_redis_keys(prefix: str) -> None:
 def prefix() -> str:
     """A key prefix of this test alone, so counts never leak between tests or runs."""
     return f"test-{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture
+async def clock(app: FastAPI, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[FakeClock]:
+    """Stop the rate limiter's time: the app counts with a limiter on a clock of the test's.
+
+    `limits` reads `time.time()` itself, so the fake stands in for the `time` module of the
+    `limits` modules that read it. Nothing moves unless the test advances it.
+    """
+    fake = FakeClock(CLOCK_START)
+    for module in (limits.aio.storage.memory, limits.aio.strategies):
+        monkeypatch.setattr(module, "time", fake)
+    # Not monkeypatch: it would delete the attribute of starlette's `State` on undo.
+    limiter, previous = ratelimit.RateLimiter(clock=fake), app.state.rate_limiter
+    app.state.rate_limiter = limiter
+    try:
+        yield fake
+    finally:
+        app.state.rate_limiter = previous
+        await limiter.aclose()
+
+
+@pytest.fixture
+def patient_storage(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Give Redis as long as any machine needs to answer, instead of STORAGE_TIMEOUT_SECONDS.
+
+    On a busy machine the event loop may come back to a Redis answer later than the
+    service's half second, and the limiter would (rightly) count locally from then on: what
+    these tests check is the count itself. The outage test shows what a timeout does.
+    """
+    monkeypatch.setattr(ratelimit, "STORAGE_TIMEOUT_SECONDS", PATIENCE_SECONDS)
 
 
 @pytest.fixture
@@ -250,7 +291,7 @@ def test_trusted_proxies_accept_commas_spaces_or_json(
 
 
 async def test_create_is_limited_per_client_with_retry_after(
-    app: FastAPI, configure: Any, prefix: str
+    app: FastAPI, configure: Any, prefix: str, clock: FakeClock
 ) -> None:
     configure(RATE_LIMIT_CREATE="3/minute", RATE_LIMIT_KEY_PREFIX=prefix)
     async with (
@@ -270,7 +311,7 @@ async def test_create_is_limited_per_client_with_retry_after(
 
 
 async def test_reveal_and_burn_share_one_bucket_across_transports(
-    app: FastAPI, configure: Any, prefix: str
+    app: FastAPI, configure: Any, prefix: str, clock: FakeClock
 ) -> None:
     configure(RATE_LIMIT_REVEAL="5/minute", RATE_LIMIT_KEY_PREFIX=prefix)
     key = "0" * 32
@@ -295,7 +336,7 @@ async def test_reveal_and_burn_share_one_bucket_across_transports(
 
 
 async def test_graphql_over_the_limit_runs_nothing_and_says_why(
-    app: FastAPI, configure: Any, prefix: str, db: Database
+    app: FastAPI, configure: Any, prefix: str, db: Database, clock: FakeClock
 ) -> None:
     configure(RATE_LIMIT_CREATE="3/minute", RATE_LIMIT_KEY_PREFIX=prefix)
     two = (
@@ -329,25 +370,30 @@ async def test_graphql_over_the_limit_runs_nothing_and_says_why(
 
 
 async def test_retry_after_is_when_the_next_request_succeeds(
-    app: FastAPI, configure: Any, prefix: str
+    app: FastAPI, configure: Any, prefix: str, clock: FakeClock
 ) -> None:
     configure(RATE_LIMIT_CREATE="2/second", RATE_LIMIT_KEY_PREFIX=prefix)
     async with _client_from(app, "198.51.100.5") as http:
         assert (await _create(http)).status_code == 200
         assert (await _create(http)).status_code == 200
         retry_after = _assert_limited(await _create(http), 1)
-        await asyncio.sleep(retry_after + 0.05)
+        # The window ends 0.75 s after the hits: still refused before then.
+        clock.advance(0.5)
+        _assert_limited(await _create(http), 1)
+        clock.advance(retry_after - 0.5)
         assert (await _create(http)).status_code == 200
 
 
-async def test_several_limits_on_one_bucket(app: FastAPI, configure: Any, prefix: str) -> None:
+async def test_several_limits_on_one_bucket(
+    app: FastAPI, configure: Any, prefix: str, clock: FakeClock
+) -> None:
     configure(RATE_LIMIT_CREATE="100/second;2/hour", RATE_LIMIT_KEY_PREFIX=prefix)
     async with _client_from(app, "198.51.100.6") as http:
         assert [(await _create(http)).status_code for _ in range(3)] == [200, 200, 429]
 
 
 async def test_forwarded_for_is_used_only_behind_trusted_proxies(
-    app: FastAPI, configure: Any, prefix: str
+    app: FastAPI, configure: Any, prefix: str, clock: FakeClock
 ) -> None:
     configure(
         RATE_LIMIT_CREATE="1/minute", RATE_LIMIT_KEY_PREFIX=prefix, TRUSTED_PROXIES="10.0.0.0/8"
@@ -382,12 +428,13 @@ async def test_openapi_documents_429_with_retry_after(client: httpx.AsyncClient)
 # --- Redis -----------------------------------------------------------------------------
 
 
+@pytest.mark.usefixtures("patient_storage")
 async def test_redis_storage_counts_and_keys_hold_no_secrets(
-    app: FastAPI, configure: Any, redis_prefix: str
+    app: FastAPI, configure: Any, redis_prefix: str, clock: FakeClock
 ) -> None:
     configure(
-        RATE_LIMIT_CREATE="2/minute",
-        RATE_LIMIT_REVEAL="2/minute",
+        RATE_LIMIT_CREATE="2/hour",
+        RATE_LIMIT_REVEAL="2/hour",
         RATE_LIMIT_STORAGE_URL=REDIS_URL,
         RATE_LIMIT_KEY_PREFIX=redis_prefix,
     )
@@ -395,14 +442,14 @@ async def test_redis_storage_counts_and_keys_hold_no_secrets(
         created = await _create(http)
         secret_key = created.json()["secret_key"]
         assert (await _create(http)).status_code == 200
-        _assert_limited(await _create(http), 60)
+        _assert_limited(await _create(http), 3600)
         wrong = await http.post(
             f"/secrets/{secret_key}", json={"passphrase": "wrong-" + PASSPHRASE}
         )
         assert wrong.status_code == 404
         revealed = await http.get(f"/secrets/{secret_key}", params={"passphrase": PASSPHRASE})
         assert revealed.json() == {"secret": SECRET}
-        _assert_limited(await http.get(f"/secrets/{secret_key}", params={"passphrase": "x"}), 60)
+        _assert_limited(await http.get(f"/secrets/{secret_key}", params={"passphrase": "x"}), 3600)
 
     keys = await _redis_keys(redis_prefix)
     assert sorted(key.split("/")[2] for key in keys) == ["create", "reveal"]
@@ -412,16 +459,15 @@ async def test_redis_storage_counts_and_keys_hold_no_secrets(
             assert canary not in key
 
 
+@pytest.mark.usefixtures("patient_storage")
 @pytest.mark.parametrize("storage", ["memory", "redis"])
 async def test_concurrent_requests_cannot_overshoot(
-    app: FastAPI, configure: Any, prefix: str, storage: str
+    app: FastAPI, configure: Any, prefix: str, storage: str, clock: FakeClock
 ) -> None:
     if storage == "redis":
         await _require_redis()
     url = REDIS_URL if storage == "redis" else "memory://"
-    configure(
-        RATE_LIMIT_REVEAL="7/minute", RATE_LIMIT_STORAGE_URL=url, RATE_LIMIT_KEY_PREFIX=prefix
-    )
+    configure(RATE_LIMIT_REVEAL="7/hour", RATE_LIMIT_STORAGE_URL=url, RATE_LIMIT_KEY_PREFIX=prefix)
     try:
         async with _client_from(app, "198.51.100.11") as http:
             guesses = (
@@ -445,18 +491,34 @@ def _redis_server(port: int, directory: Path) -> Iterator[subprocess.Popen[bytes
         command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
     try:
-        deadline = time.monotonic() + 10
-        while True:
-            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
-                break
-            assert time.monotonic() < deadline, "redis-server did not start"
-            time.sleep(0.05)
+        eventually_sync(lambda: _accepts(port), "redis-server accepting connections")
         yield process
     finally:
         process.kill()
         process.wait()
 
 
+def _accepts(port: int) -> bool:
+    with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 1):
+        return True
+    return False
+
+
+def _count_storage_asked(monkeypatch: pytest.MonkeyPatch) -> list[None]:
+    """Note every time the limiter asks its configured storage (not its local fallback)."""
+    asked: list[None] = []
+    spend = ratelimit._spend
+
+    async def counting(strategy: Any, *args: Any) -> ratelimit.Verdict:
+        if not isinstance(strategy.storage, limits.aio.storage.memory.MemoryStorage):
+            asked.append(None)
+        return await spend(strategy, *args)
+
+    monkeypatch.setattr(ratelimit, "_spend", counting)
+    return asked
+
+
+@pytest.mark.usefixtures("patient_storage")
 async def test_redis_outage_degrades_to_per_process_limits_and_recovers(
     app: FastAPI,
     configure: Any,
@@ -464,6 +526,7 @@ async def test_redis_outage_degrades_to_per_process_limits_and_recovers(
     tmp_path: Path,
     caplog: pytest.LogCaptureFixture,
     monkeypatch: pytest.MonkeyPatch,
+    clock: FakeClock,
 ) -> None:
     """Fail-open to this process's memory: never a 5xx, never unlimited, back when Redis is."""
     port = free_port()
@@ -472,31 +535,37 @@ async def test_redis_outage_degrades_to_per_process_limits_and_recovers(
         RATE_LIMIT_STORAGE_URL=f"redis://127.0.0.1:{port}/0",
         RATE_LIMIT_KEY_PREFIX=prefix,
     )
-    monkeypatch.setattr(ratelimit, "STORAGE_RETRY_SECONDS", 0.3)
+    asked = _count_storage_asked(monkeypatch)
     caplog.set_level(logging.INFO, logger="api.ratelimit")
     async with _client_from(app, "198.51.100.9") as http:
         with _redis_server(port, tmp_path):
             assert (await _create(http)).status_code == 200
             assert (await _create(http)).status_code == 200
-        # Redis is gone. Requests still answer quickly, counted in this process alone.
-        started = time.monotonic()
+        # Redis is gone: counted in this process alone. The first request found out; the
+        # others do not wait on the missing Redis, they do not even ask it.
+        asked_before = len(asked)
         statuses = [(await _create(http)).status_code for _ in range(4)]
-        assert time.monotonic() - started < 2
         assert statuses == [200, 200, 200, 429]
+        assert len(asked) == asked_before + 1
         failures = [r for r in caplog.records if "storage failed" in r.getMessage()]
         assert len(failures) == 1, "one warning per outage, not one per request"
         assert str(port) not in failures[0].getMessage()
 
         with _redis_server(port, tmp_path):
-            await asyncio.sleep(0.4)
+            # Redis is asked again only STORAGE_RETRY_SECONDS after it failed.
+            clock.advance(ratelimit.STORAGE_RETRY_SECONDS - 1)
+            assert (await _create(http)).status_code == 429  # still the local count
+            assert len(asked) == asked_before + 1
+            clock.advance(1)
             # Shared counting resumes in the new (empty) Redis.
             assert [(await _create(http)).status_code for _ in range(4)] == [200, 200, 200, 429]
+            assert len(asked) == asked_before + 5
             assert any("answers again" in r.getMessage() for r in caplog.records)
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
 
 
 async def test_unreachable_redis_from_the_start_never_fails_requests(
-    app: FastAPI, configure: Any, prefix: str
+    app: FastAPI, configure: Any, prefix: str, clock: FakeClock
 ) -> None:
     configure(
         RATE_LIMIT_CREATE="2/minute",
@@ -514,8 +583,8 @@ async def test_two_processes_share_one_count_through_redis(
     redis_prefix: str, tmp_path: Path
 ) -> None:
     env = {
-        "RATE_LIMIT_CREATE": "5/minute",
-        "RATE_LIMIT_REVEAL": "4/minute",
+        "RATE_LIMIT_CREATE": "5/hour",
+        "RATE_LIMIT_REVEAL": "4/hour",
         "RATE_LIMIT_STORAGE_URL": REDIS_URL,
         "RATE_LIMIT_KEY_PREFIX": redis_prefix,
         "METRICS": "false",
@@ -531,11 +600,11 @@ async def test_two_processes_share_one_count_through_redis(
             for n in range(2)
         ]
         bases = [server.base_url for server in servers]
-        async with httpx.AsyncClient(timeout=10) as http:
+        async with httpx.AsyncClient(timeout=PATIENCE_SECONDS) as http:
             body = {"secret": SECRET, "passphrase": PASSPHRASE}
             creates = [await http.post(f"{bases[n % 2]}/generate", json=body) for n in range(10)]
             assert [r.status_code for r in creates] == [200] * 5 + [429] * 5
-            assert {int(r.headers["retry-after"]) for r in creates[5:]} <= set(range(1, 61))
+            assert {int(r.headers["retry-after"]) for r in creates[5:]} <= set(range(1, 3601))
 
             key = "0" * 32
             reveal = 'mutation { revealSecret(secretKey: "%s", passphrase: "x") { __typename } }'

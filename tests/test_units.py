@@ -2,6 +2,7 @@
 
 import asyncio
 import os
+from collections.abc import Callable
 
 import pytest
 from cryptography.exceptions import InvalidTag
@@ -10,6 +11,7 @@ from passlib.hash import argon2 as passlib_argon2
 from api.domain import crypto
 from api.domain.hashing import LEGACY, Argon2Parameters, PassphraseHasher, protect, unlock
 from api.settings import InvalidSettings, Settings, load_settings
+from tests.clocks import FakeClock
 
 
 def test_defaults_match_the_contract(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -126,23 +128,22 @@ def test_one_argon2id_evaluation_gives_both_halves() -> None:
 
 
 async def test_hashing_runs_off_the_event_loop() -> None:
+    """While a hash is being computed, the event loop is free to run other tasks.
+
+    No clock: hashed on the loop, the task would finish within its first step; handed to a
+    thread, it is still waiting when the loop comes back to this test, which is the next
+    thing the loop runs (the thread's answer takes at least two more turns of the loop).
+    """
     hasher = PassphraseHasher(memory_kib=19456, time_cost=2, parallelism=1, workers=2)
-    ticks = 0
-
-    async def ticker() -> None:
-        nonlocal ticks
-        while True:
-            await asyncio.sleep(0.005)
-            ticks += 1
-
-    task = asyncio.create_task(ticker())
     try:
-        await asyncio.gather(*(hasher.protect("p") for _ in range(4)))
+        assert not hasher.runs_inline
+        hashing = [asyncio.create_task(hasher.protect("p")) for _ in range(4)]
+        await asyncio.sleep(0)  # each task takes its first step, then this test goes on
+        assert not any(task.done() for task in hashing)
+        protected = await asyncio.gather(*hashing)
+        assert len({item.record for item in protected}) == 4
     finally:
-        task.cancel()
         hasher.close()
-    # Four hashes take tens of milliseconds each; a blocked loop would not tick at all.
-    assert ticks >= 5
 
 
 def test_main_exposes_the_asgi_app() -> None:
@@ -151,15 +152,44 @@ def test_main_exposes_the_asgi_app() -> None:
     assert main.app.title == "One-time secrets"
 
 
-async def test_trivial_parameters_hash_inline_and_real_ones_do_not() -> None:
-    cheap = PassphraseHasher(memory_kib=8, time_cost=1, parallelism=1, workers=1)
+async def test_trivial_parameters_hash_inline_and_real_ones_do_not(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The hasher times one evaluation at start; below INLINE_BELOW_SECONDS it runs inline.
+
+    The timing is the hasher's own clock, made to read what the test says the evaluation
+    took: how fast this machine hashes is no part of the verdict.
+    """
+    from api.domain import hashing
+
+    clock = FakeClock()
+    evaluate = hashing.unlock
+
+    def unlock_taking(seconds: float) -> Callable[[str, str], bytes | None]:
+        def timed(passphrase: str, record: str) -> bytes | None:
+            clock.advance(seconds)
+            return evaluate(passphrase, record)
+
+        return timed
+
+    monkeypatch.setattr(hashing, "time", clock)
+    cheap_parameters = {"memory_kib": 8, "time_cost": 1, "parallelism": 1, "workers": 1}
+    monkeypatch.setattr(hashing, "unlock", unlock_taking(hashing.INLINE_BELOW_SECONDS / 2))
+    cheap = PassphraseHasher(**cheap_parameters)
+    monkeypatch.setattr(hashing, "unlock", unlock_taking(hashing.INLINE_BELOW_SECONDS))
+    slow = PassphraseHasher(**cheap_parameters)
+    monkeypatch.undo()
+    # Real parameters on the real clock: no machine fills 19 MiB twice in a millisecond.
     real = PassphraseHasher(memory_kib=19456, time_cost=2, parallelism=1, workers=1)
     try:
         assert cheap.runs_inline
+        assert not slow.runs_inline
         assert not real.runs_inline
         assert await cheap.unlock("p", (await cheap.protect("p")).record) is not None
+        assert await slow.unlock("p", (await slow.protect("p")).record) is not None
     finally:
         cheap.close()
+        slow.close()
         real.close()
 
 

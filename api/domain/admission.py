@@ -19,7 +19,7 @@ import asyncio
 import contextlib
 import math
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 # How fast the estimate of a slot's holding time follows changes (an exponential average).
 _SMOOTHING = 0.2
@@ -33,11 +33,17 @@ class Busy(Exception):
 
 
 class AdmissionGate:
-    """Admits at most `slots` holders at once; queues others for at most `timeout` seconds."""
+    """Admits at most `slots` holders at once; queues others for at most `timeout` seconds.
 
-    def __init__(self, *, slots: int, timeout: float) -> None:
+    `clock` times how long a slot is held (a test passes a clock it advances itself).
+    """
+
+    def __init__(
+        self, *, slots: int, timeout: float, clock: Callable[[], float] = time.perf_counter
+    ) -> None:
         self.slots = slots
         self.timeout = timeout
+        self._clock = clock
         self._semaphore = asyncio.Semaphore(slots)
         self.waiting = 0
         self.held_seconds: float | None = None  # the smoothed time a slot is held
@@ -77,12 +83,12 @@ class AdmissionGate:
                 self.waiting -= 1
         else:
             await self._semaphore.acquire()
-        started = time.perf_counter()
+        started = self._clock()
         try:
             yield
         finally:
             self._semaphore.release()
-            held = time.perf_counter() - started
+            held = self._clock() - started
             previous = self.held_seconds
             self.held_seconds = (
                 held if previous is None else previous + _SMOOTHING * (held - previous)

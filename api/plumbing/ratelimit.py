@@ -24,6 +24,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Protocol
 
 import redis.asyncio
 from limits import RateLimitItem, parse_many
@@ -96,10 +97,25 @@ class _Store:
     retry_at: float = 0.0
 
 
-class RateLimiter:
-    """Counts hits per bucket and client in the configured storage."""
+class Clock(Protocol):
+    """Where the limiter reads the time: the `time` module, or a clock a test controls."""
 
-    def __init__(self) -> None:
+    def time(self) -> float:
+        """Seconds since the epoch."""
+
+    def monotonic(self) -> float:
+        """Seconds on a clock that never goes back."""
+
+
+class RateLimiter:
+    """Counts hits per bucket and client in the configured storage.
+
+    `clock` tells when a failing storage is asked again and how far away a window's reset
+    is. (`limits` reads `time.time()` itself; a test that stops the clock stops it there too.)
+    """
+
+    def __init__(self, *, clock: Clock = time) -> None:
+        self._clock = clock
         self._stores: dict[str, _Store] = {}
         self._pools: list[redis.asyncio.ConnectionPool] = []
         self._fallback = SlidingWindowCounterRateLimiter(MemoryStorage())
@@ -136,10 +152,10 @@ class RateLimiter:
         settings = get_settings()
         store = self._store(settings.rate_limit_storage_url)
         subjects = {bucket: _subject(bucket, client, creator, settings) for bucket in costs}
-        if store.failing and time.monotonic() < store.retry_at:
-            return await _spend(self._fallback, costs, subjects, settings)
+        if store.failing and self._clock.monotonic() < store.retry_at:
+            return await _spend(self._fallback, costs, subjects, settings, self._clock)
         try:
-            verdict = await _spend(store.strategy, costs, subjects, settings)
+            verdict = await _spend(store.strategy, costs, subjects, settings, self._clock)
         except StorageError as error:
             if not store.failing:
                 logger.warning(
@@ -149,8 +165,8 @@ class RateLimiter:
                 )
                 self._local.set(1)
             store.failing = True
-            store.retry_at = time.monotonic() + STORAGE_RETRY_SECONDS
-            return await _spend(self._fallback, costs, subjects, settings)
+            store.retry_at = self._clock.monotonic() + STORAGE_RETRY_SECONDS
+            return await _spend(self._fallback, costs, subjects, settings, self._clock)
         if store.failing:
             logger.info("rate-limit storage answers again; counts are shared once more")
             self._local.set(0)
@@ -180,6 +196,7 @@ async def _spend(
     costs: Mapping[Bucket, int],
     subjects: Mapping[Bucket, tuple[str, tuple[RateLimitItem, ...]]],
     settings: Settings,
+    clock: Clock,
 ) -> Verdict:
     for bucket, cost in costs.items():
         subject, items = subjects[bucket]
@@ -191,7 +208,7 @@ async def _spend(
                 return Verdict(allowed=False, retry_after=item.get_expiry())
             stats = await strategy.get_window_stats(item, *identifiers)
             return Verdict(
-                allowed=False, retry_after=max(1, math.ceil(stats.reset_time - time.time()))
+                allowed=False, retry_after=max(1, math.ceil(stats.reset_time - clock.time()))
             )
     return Verdict(allowed=True)
 

@@ -26,12 +26,13 @@ import httpx
 import psutil
 import pytest
 
+from tests.clocks import PATIENCE_SECONDS, eventually
 from tests.conftest import IN_CI, TEST_ENV
 from tests.servers import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 PG_OS_USER = "postgres"
-READY_TIMEOUT_SECONDS = 30.0
+READY_TIMEOUT_SECONDS = PATIENCE_SECONDS
 
 
 def _pg_bin_dir() -> Path | None:
@@ -371,6 +372,23 @@ def start_service(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[St
         server.stop(timeout=10)
         if request.node.stash.get(_CALL_FAILED, True):
             print(f"--- uvicorn on port {server.port}, last output:\n{server.log()[-5000:]}")
+
+
+async def wait_for_lock_waiters(watcher: asyncpg.Connection, database: str, count: int) -> None:
+    """Wait until `count` sessions on `database` wait for a lock: requests provably inside.
+
+    `watcher` must not be inside a transaction: pg_stat_activity would stay the snapshot
+    taken at its first read.
+    """
+
+    async def waiting() -> bool:
+        found = await watcher.fetchval(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = $1 AND wait_event_type = 'Lock'",
+            database,
+        )
+        return int(found) >= count
+
+    await eventually(waiting, f"{count} requests waiting for a lock in the database")
 
 
 def report(title: str, **figures: Any) -> None:

@@ -2,18 +2,26 @@
 
 The test holds a lock on the secrets table so that 20 reveals are provably inside the
 service (each one waiting in PostgreSQL) when SIGTERM arrives; it releases the lock only
-after checking that the service stopped accepting new connections but kept running.
+after checking that the service stopped accepting new connections but kept running. That
+the service has taken in the signal is read from its log, not assumed after a pause.
 """
 
 import asyncio
 import signal
 import time
 
-import asyncpg
 import pytest
 
+from tests.clocks import eventually
 from tests.faults.client import REVEAL_TRANSPORTS, HttpClient, create, reveal
-from tests.faults.conftest import PrivatePostgres, StartService, report, service_env
+from tests.faults.conftest import (
+    PrivatePostgres,
+    StartService,
+    Uvicorn,
+    report,
+    service_env,
+    wait_for_lock_waiters,
+)
 
 pytestmark = pytest.mark.faults
 
@@ -21,19 +29,21 @@ IN_FLIGHT = 20
 PASSPHRASE = "shutdown passphrase"
 
 
-async def _wait_for_lock_waiters(watcher: asyncpg.Connection, database: str, count: int) -> None:
-    # `watcher` must not be inside a transaction: pg_stat_activity would stay the snapshot
-    # taken at its first read.
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        waiting = await watcher.fetchval(
-            "SELECT count(*) FROM pg_stat_activity WHERE datname = $1 AND wait_event_type = 'Lock'",
-            database,
+async def _wait_for_shutdown_to_begin(service: Uvicorn) -> None:
+    """Wait until every worker has taken in SIGTERM and stopped accepting connections.
+
+    uvicorn logs "Shutting down" as a worker begins, then closes its listening socket, then
+    (with connections open) logs "Waiting for connections to close".
+    """
+
+    async def begun() -> bool:
+        log = service.log(since_start=True)
+        return (
+            log.count("Shutting down") >= service.workers
+            and "Waiting for connections to close" in log
         )
-        if waiting >= count:
-            return
-        await asyncio.sleep(0.05)
-    pytest.fail(f"{count} reveals never reached the database")
+
+    await eventually(begun, "every worker shutting down, with requests in flight")
 
 
 @pytest.mark.parametrize("workers", [1, 2])
@@ -71,11 +81,11 @@ async def test_sigterm_lets_reveals_in_flight_complete(
             )
             for index, key in enumerate(secrets)
         ]
-        await _wait_for_lock_waiters(watcher, database, IN_FLIGHT)
+        await wait_for_lock_waiters(watcher, database, IN_FLIGHT)
 
         service.terminate()
         terminated_at = time.monotonic()
-        await asyncio.sleep(1.0)
+        await _wait_for_shutdown_to_begin(service)
         assert service.process is not None
         assert service.process.poll() is None, "exited with requests in flight"
         late = await create(HttpClient(service.url, timeout=2), "too late", PASSPHRASE)

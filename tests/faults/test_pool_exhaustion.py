@@ -5,6 +5,11 @@ connection only for its statements and gives it back while argon2 runs, so slow 
 queues on the hash workers, not on the pool. The test makes every INSERT and UPDATE of the
 secrets table slow with a trigger (`pg_sleep`), so each create and each reveal holds a
 connection for `STATEMENT_SECONDS`, and 200 of them need far more than 5 connections.
+
+Shedding is judged against what queueing would cost, not against a stopwatch tuned to one
+machine: in line for the pool, the last of the 180 slow statements would start after
+36 x STATEMENT_SECONDS; shed, every request is answered within a few seconds. The bound
+checked, `ANSWER_WITHIN_SECONDS`, lies well between the two; the latencies are printed.
 """
 
 import asyncio
@@ -29,7 +34,11 @@ pytestmark = pytest.mark.faults
 
 POOL_SIZE = 5
 POOL_TIMEOUT = 2.0
-STATEMENT_SECONDS = 0.1
+# Under the server's statement bound (DB_POOL_TIMEOUT_SECONDS - 0.25 s).
+STATEMENT_SECONDS = 1.0
+# An answer takes at most two waits for a connection (half of POOL_TIMEOUT each) and one slow
+# statement; four times that is still far below what a queue without a bound would take.
+ANSWER_WITHIN_SECONDS = 4 * (POOL_TIMEOUT + STATEMENT_SECONDS)
 PASSPHRASE = "pool passphrase"
 SECRET = "waiting in line"
 
@@ -100,14 +109,14 @@ async def test_pool_exhaustion_sheds_load_within_the_pool_timeout(
     kinds = [outcome.kind for outcome in outcomes]
     for outcome in outcomes:
         assert outcome.kind in ("ok", "unavailable"), outcome
-        assert outcome.seconds <= POOL_TIMEOUT + 1, outcome
+        assert outcome.seconds <= ANSWER_WITHIN_SECONDS, outcome
         assert not leaks(outcome.body), outcome.body
     # The scenario really exhausted the pool, and the pool was never exceeded.
     assert kinds.count("unavailable") > 0
     assert kinds.count("ok") > 0
     assert peak <= POOL_SIZE
 
-    # Healthy afterwards: a full round of work succeeds, quickly.
+    # Healthy afterwards: a full round of work succeeds (how fast is printed).
     after_started = time.monotonic()
     after = await asyncio.gather(
         *(ready(http) for _ in range(20)),
@@ -134,6 +143,7 @@ async def test_pool_exhaustion_sheds_load_within_the_pool_timeout(
         pool_size=POOL_SIZE,
         pool_timeout_s=POOL_TIMEOUT,
         statement_s=STATEMENT_SECONDS,
+        answer_within_s=ANSWER_WITHIN_SECONDS,
         requests=len(outcomes),
         ok=kinds.count("ok"),
         unavailable=kinds.count("unavailable"),
