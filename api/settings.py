@@ -76,6 +76,8 @@ class Settings(BaseSettings):
     # In token mode creates are counted per token: its own `--rate`, else this.
     rate_limit_create_per_token: str = "600/minute"  # noqa: S105  (a limit)
     rate_limit_storage_url: str = "memory://"
+    # How long a shared counter may take before this process counts locally instead.
+    rate_limit_storage_timeout_seconds: float = Field(default=0.5, gt=0, allow_inf_nan=False)
     rate_limit_key_prefix: str = "ots"
     # Comma-separated addresses or CIDR ranges, e.g. `10.0.0.1,172.16.0.0/12` (JSON works too).
     trusted_proxies: Annotated[list[str], NoDecode] = Field(default_factory=list)

@@ -12,14 +12,18 @@ from typing import Any
 
 import asyncpg
 import httpx
+import limits.aio.storage.memory
+import limits.aio.strategies
 import pytest
 from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 
 from api.app import create_app
 from api.domain.hashing import get_hasher
+from api.plumbing import ratelimit
 from api.settings import get_settings
 from api.storage.database import Database
+from tests.clocks import FakeClock
 
 PG_ADMIN_DSN = os.environ.get("TEST_PG_ADMIN_DSN", "postgresql://postgres@127.0.0.1:5432/test")
 IN_CI = os.environ.get("CI", "").lower() == "true"
@@ -162,3 +166,27 @@ def db(app: FastAPI) -> Database:
     """The application's database, as the service functions take it."""
     database: Database = app.state.database
     return database
+
+
+# A quarter of a second into a day: every window of a second, minute or hour starts then.
+CLOCK_START = 20_000 * 86_400 + 0.25
+
+
+@pytest.fixture
+async def clock(app: FastAPI, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[FakeClock]:
+    """Stop the rate limiter's time: the app counts with a limiter on a clock of the test's.
+
+    `limits` reads `time.time()` itself, so the fake stands in for the `time` module of the
+    `limits` modules that read it. Nothing moves unless the test advances it.
+    """
+    fake = FakeClock(CLOCK_START)
+    for module in (limits.aio.storage.memory, limits.aio.strategies):
+        monkeypatch.setattr(module, "time", fake)
+    # Not monkeypatch: it would delete the attribute of starlette's `State` on undo.
+    limiter, previous = ratelimit.RateLimiter(clock=fake), app.state.rate_limiter
+    app.state.rate_limiter = limiter
+    try:
+        yield fake
+    finally:
+        app.state.rate_limiter = previous
+        await limiter.aclose()

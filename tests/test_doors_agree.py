@@ -492,6 +492,7 @@ ROWS = [
 
 
 @pytest.mark.parametrize("row", ROWS, ids=[row.name for row in ROWS])
+@pytest.mark.usefixtures("clock")  # a window of the limits never ends during a row
 async def test_both_doors_give_the_same_outcome(
     row: Row, door: Door, db: Database, configure: Any
 ) -> None:

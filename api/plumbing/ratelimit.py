@@ -41,7 +41,6 @@ from api.settings import Settings, get_settings
 logger = logging.getLogger(__name__)
 
 TOO_MANY_REQUESTS = "Too many requests: retry after the number of seconds in Retry-After"
-STORAGE_TIMEOUT_SECONDS = 0.5
 STORAGE_RETRY_SECONDS = 5.0
 
 
@@ -127,10 +126,9 @@ class RateLimiter:
             if url.startswith("memory://"):
                 storage = MemoryStorage()
             else:
+                timeout = get_settings().rate_limit_storage_timeout_seconds
                 pool = redis.asyncio.ConnectionPool.from_url(
-                    url,
-                    socket_timeout=STORAGE_TIMEOUT_SECONDS,
-                    socket_connect_timeout=STORAGE_TIMEOUT_SECONDS,
+                    url, socket_timeout=timeout, socket_connect_timeout=timeout
                 )
                 self._pools.append(pool)
                 storage = RedisStorage(
