@@ -8,9 +8,10 @@
   hadolint; every file it copies exists and survives .dockerignore.
 - The service is started from exactly the files the Dockerfile copies, the way its CMD starts
   it, and both healthcheck commands are run against it.
+- requirements.txt, which the image installs from, pins every dependency of pyproject.toml.
 
-What this cannot check: that the image builds (base images, pip and npm on the network) and
-that the containers start under an engine.
+That the image builds and runs, and that compose.yaml starts it with PostgreSQL, needs an
+engine and the network: scripts/container-check proves those in CI, with podman.
 """
 
 import contextlib
@@ -29,6 +30,8 @@ from typing import Any
 import dockerfile  # type: ignore[import-not-found]  # BuildKit's parser; ships no stubs
 import httpx
 import pytest
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 from ruamel.yaml import YAML
 
 from api.settings import load_settings
@@ -39,6 +42,7 @@ COMPOSE = ROOT / "compose.yaml"
 DOCKERFILE = ROOT / "Dockerfile"
 DOCKERIGNORE = ROOT / ".dockerignore"
 NODE_MODULES = ROOT / "web" / "graphiql" / "node_modules"
+REQUIREMENTS = ROOT / "requirements.txt"
 
 
 def compose() -> dict[str, Any]:
@@ -256,6 +260,11 @@ def test_dockerfile_builds_graphiql_with_npm_ci_then_a_slim_python_image() -> No
     assert node[0].value == ("node:20-slim", "AS", "graphiql")
     (npm,) = [c.value[0] for c in node if c.cmd == "RUN"]
     assert npm.startswith("npm ci")
+    # Without legacy-peer-deps, npm ci refuses the explorer plugin's peer range (ERESOLVE).
+    copied = {source for c in node if c.cmd == "COPY" for source in c.value[:-1]}
+    assert "web/graphiql/.npmrc" in copied
+    npmrc = (ROOT / "web" / "graphiql" / ".npmrc").read_text().splitlines()
+    assert "legacy-peer-deps=true" in npmrc
     assert python[0].value == ("python:3.11-slim",)
     (from_node,) = [c for c in python if any(f == "--from=graphiql" for f in c.flags)]
     # The node_modules of the first stage land where the service looks for them.
@@ -278,6 +287,74 @@ def test_dockerfile_runs_uvicorn_as_a_numeric_non_root_user() -> None:
     # USER comes after every RUN, so nothing later runs as root.
     last_user = max(i for i, c in enumerate(final) if c.cmd == "USER")
     assert all(i < last_user for i, c in enumerate(final) if c.cmd == "RUN")
+
+
+def env_of(stage: list[dockerfile.Command]) -> dict[str, str]:
+    """The variables a stage's ENV lines set (their `KEY=value` pairs, parsed)."""
+    pairs = [c.value for c in stage if c.cmd == "ENV"]
+    return {
+        key: value for values in pairs for key, value in zip(values[::2], values[1::2], strict=True)
+    }
+
+
+def test_image_keeps_its_sqlite_database_in_a_volume_its_user_owns() -> None:
+    final = stages()[-1]
+    url = env_of(final)["DATABASE_URL"]
+    assert url == "sqlite+aiosqlite:////data/secrets.db"
+    folder = url.removeprefix("sqlite+aiosqlite:///").rsplit("/", 1)[0]
+    volumes = [v for c in final if c.cmd == "VOLUME" for v in c.value]
+    assert folder in volumes
+    # Docker gives a new volume the owner of the image's folder: the service's user.
+    uid_gid = [c.value[0] for c in final if c.cmd == "USER"][-1]
+    runs = " ".join(c.value[0] for c in final if c.cmd == "RUN")
+    assert f"mkdir {folder}" in runs
+    assert f"chown {uid_gid} {folder}" in runs
+
+
+def test_image_installs_the_pinned_requirements() -> None:
+    runs = [c.value[0] for c in stages()[-1] if c.cmd == "RUN" and "pip install" in c.value[0]]
+    assert any("--requirement requirements.txt" in run for run in runs)
+    (project,) = [run for run in runs if re.search(r"pip install .* \.( |$)", run)]
+    assert "--constraint requirements.txt" in project
+
+
+def pins() -> dict[str, list[tuple[str, Requirement]]]:
+    """requirements.txt's pins by package name: (version, the line as a requirement)."""
+    result: dict[str, list[tuple[str, Requirement]]] = {}
+    for line in REQUIREMENTS.read_text().splitlines():
+        if line.strip() and not line.lstrip().startswith("#"):
+            requirement = Requirement(line)
+            ((operator, version),) = [(s.operator, s.version) for s in requirement.specifier]
+            assert operator == "==", line
+            result.setdefault(canonicalize_name(requirement.name), []).append(
+                (version, requirement)
+            )
+    return result
+
+
+def test_requirements_pin_every_dependency_of_pyproject() -> None:
+    """Run scripts/lock when this fails: pyproject.toml and requirements.txt disagree."""
+    dependencies = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    pinned = pins()
+    # The image's interpreter: CPython 3.11 on Linux (the rest as on this machine).
+    image = {
+        "python_version": "3.11",
+        "python_full_version": "3.11.2",
+        "sys_platform": "linux",
+        "platform_system": "Linux",
+        "implementation_name": "cpython",
+        "platform_python_implementation": "CPython",
+    }
+    for dependency in map(Requirement, dependencies):
+        versions = [
+            version
+            for version, line in pinned.get(canonicalize_name(dependency.name), [])
+            if line.marker is None or line.marker.evaluate(image)
+        ]
+        assert len(versions) == 1, f"{dependency.name} has no pin for the image"
+        assert dependency.specifier.contains(versions[0], prereleases=True), (
+            f"{dependency.name}=={versions[0]} does not satisfy {dependency}"
+        )
 
 
 def test_dockerfile_copies_exist_and_survive_dockerignore() -> None:
