@@ -35,6 +35,9 @@ COPY pyproject.toml README.md main.py alembic.ini ./
 COPY api ./api
 COPY models ./models
 COPY alembic ./alembic
+COPY ots ./ots
+# The pages for people (WEB_UI), served from beside the code like GraphiQL's files.
+COPY web/pages ./web/pages
 # The service itself; --constraint holds every dependency to its pin here too.
 RUN pip install --no-cache-dir --constraint requirements.txt . && rm -rf build ./*.egg-info
 

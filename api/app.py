@@ -12,6 +12,7 @@ from api.gql import errors as gql_errors
 from api.gql.context import get_context
 from api.gql.router import SafeGraphQLRouter
 from api.gql.schema import build_schema
+from api.pages.routes import pages_router
 from api.plumbing.body_limit import RequestBodyLimitMiddleware
 from api.plumbing.disconnect import CancelOnDisconnectMiddleware
 from api.plumbing.errors import ErrorShapes, install_error_handlers
@@ -138,4 +139,7 @@ def create_app() -> FastAPI:
         app.include_router(graphql_router.assets_router)
     if settings.metrics:
         install_metrics(app)
+    # The pages for people.
+    if settings.web_ui:
+        app.include_router(pages_router(settings))
     return app

@@ -53,6 +53,8 @@ class Settings(BaseSettings):
     # Argon2 below the OWASP minimum is only for tests and benchmarks, and must be asked for.
     allow_weak_argon2: bool = False
 
+    # The pages for people (`/`, `/s/…`, `/r/…`); false leaves an API-only deployment.
+    web_ui: bool = True
     graphiql: bool = True
     graphiql_assets_url: str | None = None
     graphql_introspection: bool = True

@@ -2,67 +2,27 @@
 
 Every request the browser makes is recorded, and any that is not for 127.0.0.1 fails the
 test; such requests are also aborted, and Chromium resolves no other host name, so nothing
-leaves the machine even when the pages regress. Screenshots land in each test's tmp_path.
+leaves the machine even when the pages regress (`tests/browsers.py`). Screenshots land in
+each test's tmp_path.
 """
 
-import os
 import re
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import httpx
 import pytest
-from playwright.async_api import (
-    Browser,
-    BrowserContext,
-    Page,
-    Request,
-    Route,
-    async_playwright,
-)
+from playwright.async_api import Browser, Route
 
-from tests.conftest import IN_CI
+from tests.browsers import Tab, launch_chromium, open_tab
 from tests.servers import RunningServer, run_server
 
-CHROMIUM = Path(os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium"))
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--dns-prefetch-disable",
-    # A regression must not reach the internet: no host but the loopback address resolves.
-    "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1",
-]
-LOCAL_SCHEMES = {"data", "blob", "about"}
 SECRET = "opened in a real browser"
 PASSPHRASE = "correct horse battery"
 MUTATION = (
     f'mutation {{ createSecret(secret: "{SECRET}", passphrase: "{PASSPHRASE}") '
     "{ ... on CreatedSecret { secretKey } } }"
 )
-
-
-@dataclass
-class Tab:
-    """A page in a fresh browser context, with every URL it requested."""
-
-    page: Page
-    requested: list[str] = field(default_factory=list)
-
-    def outside_loopback(self) -> list[str]:
-        """The requested URLs that would have left 127.0.0.1."""
-        return [
-            url
-            for url in self.requested
-            if urlsplit(url).scheme not in LOCAL_SCHEMES and urlsplit(url).hostname != "127.0.0.1"
-        ]
 
 
 @pytest.fixture(scope="module")
@@ -78,44 +38,15 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
 
 
 @pytest.fixture(scope="module")
-def chromium() -> Path:
-    if not CHROMIUM.is_file():
-        message = f"{CHROMIUM} is missing (Debian package chromium; scripts/install --test)"
-        if IN_CI:
-            pytest.fail(message + "; the browser test is mandatory when CI=true")
-        pytest.skip(message)
-    return CHROMIUM
-
-
-@pytest.fixture(scope="module")
-async def browser(chromium: Path) -> AsyncIterator[Browser]:
-    async with async_playwright() as playwright:
-        launched = await playwright.chromium.launch(
-            executable_path=chromium, args=CHROMIUM_ARGS, headless=True
-        )
+async def browser() -> AsyncIterator[Browser]:
+    async with launch_chromium() as launched:
         yield launched
-        await launched.close()
 
 
 @pytest.fixture
 async def tab(browser: Browser) -> AsyncIterator[Tab]:
-    context: BrowserContext = await browser.new_context(viewport={"width": 1280, "height": 800})
-    page = await context.new_page()
-    recorded = Tab(page)
-
-    def record(request: Request) -> None:
-        recorded.requested.append(request.url)
-
-    async def keep_local(route: Route) -> None:
-        if urlsplit(route.request.url).hostname == "127.0.0.1":
-            await route.continue_()
-        else:
-            await route.abort("blockedbyclient")
-
-    context.on("request", record)
-    await context.route("**/*", keep_local)
-    yield recorded
-    await context.close()
+    async with open_tab(browser, viewport={"width": 1280, "height": 800}) as opened:
+        yield opened
 
 
 async def test_graphiql_runs_a_mutation_entered_in_its_editor(

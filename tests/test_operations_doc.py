@@ -12,6 +12,8 @@ from pathlib import Path
 import pytest
 
 from api.app import create_app
+from api.pages.routes import pages_router
+from api.settings import get_settings
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "operations.md"
 _MAP = re.compile(r"map \$uri \$redacted_uri \{\n(?P<body>.*?)\n\}", re.DOTALL)
@@ -42,14 +44,21 @@ def redact(uri: str) -> str:
 
 
 def key_routes() -> list[str]:
-    """Every route template of the service that has a path parameter."""
-    paths = create_app().openapi()["paths"]
-    return [template for template in paths if "{" in template]
+    """Every route template of the service with a key in its path, the pages' too."""
+    paths = [*create_app().openapi()["paths"]]
+    # The pages are left out of the OpenAPI document.
+    paths += [getattr(route, "path", "") for route in pages_router(get_settings()).routes]
+    return sorted(template for template in paths if "_key}" in template)
 
 
 def test_every_key_route_is_logged_as_its_template() -> None:
     templates = key_routes()
-    assert set(templates) >= {"/secrets/{secret_key}", "/receipts/{receipt_key}"}
+    assert set(templates) >= {
+        "/secrets/{secret_key}",
+        "/receipts/{receipt_key}",
+        "/s/{secret_key}",
+        "/r/{receipt_key}",
+    }
     for template in templates:
         for suffix in ("", "/", "/extra"):
             key = uuid.uuid4().hex

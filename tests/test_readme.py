@@ -106,3 +106,27 @@ def test_operator_example(tmp_path: Path) -> None:
         assert line in result.stdout.splitlines(), result.stdout
     assert "revoked at" in result.stdout
     assert "secrets" in result.stdout  # ots-admin storage
+
+
+def test_terminal_example(server: RunningServer, tmp_path: Path) -> None:
+    """The *In a terminal* example, with the `ots` command that scripts/install puts in .venv."""
+    (block,) = blocks("bash")
+    env = {key: value for key, value in os.environ.items() if not key.startswith("OTS_")}
+    result = subprocess.run(  # noqa: S603
+        ["bash", "-euo", "pipefail", "-c", block.replace(DOCUMENTED_BASE, server.base_url)],  # noqa: S607
+        cwd=tmp_path,
+        env={**env, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        start_new_session=True,  # no terminal: a missing passphrase fails rather than asks
+    )
+    assert result.returncode == 0, result.stderr
+    assert expected_lines(block) == ["db password: hunter2", "status: revealed"]
+    for line in expected_lines(block):
+        assert line in result.stdout.splitlines(), result.stdout
+    link, receipt = result.stdout.splitlines()[:2]
+    assert link.startswith(f"{server.base_url}/s/")
+    assert "#" in link
+    assert receipt.startswith(f"{server.base_url}/r/")
