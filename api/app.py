@@ -2,12 +2,14 @@
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from typing import Any
 
 from fastapi import FastAPI
 
 from api.domain.hashing import get_hasher
 from api.domain.purge import purge_forever
+from api.domain.service import CREATE_SHARE
 from api.gql import errors as gql_errors
 from api.gql.context import get_context
 from api.gql.router import SafeGraphQLRouter
@@ -22,17 +24,25 @@ from api.plumbing.headers import SecurityHeadersMiddleware
 from api.plumbing.logs import RequestLogMiddleware, configure_logging
 from api.plumbing.metrics import install_metrics, record_request
 from api.plumbing.ratelimit import RateLimiter
-from api.plumbing.shedding import ShedAtCapacityMiddleware
+from api.plumbing.shedding import ShedAtCapacityMiddleware, shed_routes
 from api.plumbing.websocket import RefuseWebSocketsMiddleware
 from api.rest import errors as rest_errors
 from api.rest import receipts as rest_receipts
 from api.rest.docs import install_offline_docs
-from api.rest.routes import router
+from api.rest.routes import burn, generate, reveal_by_body, reveal_by_query, router
 from api.settings import get_settings
 from api.storage.database import Database, create_engine
 from api.storage.migrations import migrate
 
 GRAPHQL_PATH = "/graphql"
+# The REST routes that hash, with the share of the admission bound the service gives each (a
+# check takes the gate's default, 1.0): past capacity they are refused before routing.
+HASHING_ROUTES: dict[Callable[..., Any], float] = {
+    generate: CREATE_SHARE,
+    reveal_by_query: 1.0,
+    reveal_by_body: 1.0,
+    burn: 1.0,
+}
 DESCRIPTION = """
 Share a secret that can be read **exactly once**.
 
@@ -104,14 +114,18 @@ def create_app() -> FastAPI:
     app.add_middleware(RequestBodyLimitMiddleware, shapes=shapes)
     app.add_middleware(RequestHeaderLimitMiddleware, shapes=shapes)
     app.add_middleware(HeadAsGetMiddleware, shapes=shapes)
-    app.add_middleware(SecurityHeadersMiddleware)
     # No work for a client that has gone (hashing above all); inside the log, so it shows.
     app.add_middleware(CancelOnDisconnectMiddleware)
-    # Keep these last (outermost), so every response, a 413 or 429 too, is counted and logged.
+    # Around all of the above, so every response, a 413 or 429 too, is counted and logged.
     app.add_middleware(RequestLogMiddleware, observers=[record_request] if settings.metrics else [])
     # Past capacity, REST refusals cost nothing but the refusal: no routing, no body, not even
-    # a request id or an access line; the refusal counter counts them.
-    app.add_middleware(ShedAtCapacityMiddleware, shapes=shapes)
+    # a request id or an access line; the refusal counter counts them. The REST router is
+    # included without a prefix, so its routes' paths are the app's.
+    app.add_middleware(
+        ShedAtCapacityMiddleware, shapes=shapes, routes=shed_routes(router.routes, HASHING_ROUTES)
+    )
+    # Around everything that answers but a crash (`install_error_handlers` adds them to that).
+    app.add_middleware(SecurityHeadersMiddleware)
     app.add_middleware(RefuseWebSocketsMiddleware)
 
     install_error_handlers(app, shapes)

@@ -1,6 +1,8 @@
-"""The dependencies both doors share: one place to override them in tests.
+"""The database as HTTP gets it: one place to override it in tests.
 
-FastAPI resolves `DatabaseDep` for the REST routes and for the GraphQL context alike.
+FastAPI resolves `DatabaseDep` for the REST routes, the GraphQL context and `CreatorDep`
+alike. The doors and the plumbing take the `Database` type from here, never from
+`api.storage`: only the domain reaches into storage (`[tool.importlinter]`).
 """
 
 from typing import Annotated
@@ -8,6 +10,8 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from api.storage.database import Database
+
+__all__ = ["Database", "DatabaseDep", "get_database"]
 
 
 async def get_database(request: Request) -> Database:

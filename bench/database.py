@@ -18,7 +18,7 @@ import asyncpg
 
 from api.domain import crypto
 from api.domain.hashing import Protected
-from models import ReceiptStatus
+from models import StoredReceiptStatus
 
 ADMIN_DSN = os.environ.get("BENCH_PG_ADMIN_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
 SECRET_COLUMNS = (
@@ -41,7 +41,7 @@ RECEIPT_COLUMNS = (
     "closed_at",
     "retain_until",
 )
-PENDING = ReceiptStatus.PENDING.value
+PENDING = StoredReceiptStatus.PENDING.value
 # One statement makes both rows of each secret: the CTE's receipts hand their ids (and
 # expiries) to the secrets, so a million of each load in seconds without a round trip.
 _FILLER_SQL = """

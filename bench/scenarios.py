@@ -557,7 +557,7 @@ async def scale(
     from api.domain.purge import purge_expired
     from api.settings import Settings
     from api.storage.database import Database, create_engine
-    from models import ReceiptStatus
+    from models import StoredReceiptStatus
 
     # One record for every bulk-loaded secret, in the service's own format.
     protected = protect(PASSPHRASE, Argon2Parameters(8, 1, 1))
@@ -615,7 +615,7 @@ async def scale(
                     "receipts_at_start": receipts,
                     "receipts_at_end": await database.count_rows(connection, "receipts"),
                     "receipts_revealed": await _count_receipts(
-                        connection, ReceiptStatus.REVEALED.value
+                        connection, StoredReceiptStatus.REVEALED.value
                     ),
                     "load_seconds": load_seconds,
                     "other_processes_share": other,
@@ -671,10 +671,10 @@ async def scale(
         left = await connection.fetchval("SELECT count(*) FROM secrets WHERE expires_at <= now()")
         # The tables were truncated before the first size, so only this purge expired receipts
         # (and deleted none: their retention runs for days after their expiry).
-        receipts_expired = await _count_receipts(connection, ReceiptStatus.EXPIRED.value)
+        receipts_expired = await _count_receipts(connection, StoredReceiptStatus.EXPIRED.value)
         receipts_left_pending = await connection.fetchval(
             "SELECT count(*) FROM receipts WHERE status = $1 AND expires_at <= now()",
-            ReceiptStatus.PENDING.value,
+            StoredReceiptStatus.PENDING.value,
         )
         results["purge"] = {
             "expired_rows": expired_rows,

@@ -10,8 +10,8 @@ from sqlmodel import Field, SQLModel
 import models.base  # noqa: F401  (sets the naming convention before the table is declared)
 
 
-class ReceiptStatus(enum.StrEnum):
-    """What became of a secret; it leaves `pending` once and for good."""
+class StoredReceiptStatus(enum.StrEnum):
+    """The values stored in `receipts.status`; the APIs' own enum is `api.domain.receipts`."""
 
     PENDING = "pending"  # stored, not expired
     REVEALED = "revealed"  # read by the recipient

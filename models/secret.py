@@ -1,4 +1,4 @@
-"""The one table: an encrypted secret waiting to be revealed once."""
+"""The secrets table: an encrypted secret waiting to be revealed once."""
 
 import uuid
 from datetime import datetime
@@ -10,11 +10,14 @@ import models.base  # noqa: F401  (sets the naming convention before the table i
 
 
 class Secret(SQLModel, table=True):
-    """A stored secret. Nothing here is useful without the secret key, which is never stored.
+    """A stored secret. Nothing here opens without the secret key, which is never stored.
 
     - `lookup_hash` is SHA-256 of the secret key: it finds the row but cannot be reversed.
-    - `ciphertext` is nonce + AES-256-GCM(secret) under a key derived from the secret key.
-    - `passphrase_hash` is an argon2id hash in PHC format.
+    - `ciphertext` is nonce + AES-256-GCM(secret) under a key derived from the secret key and
+      the passphrase's key material, which is never stored (`api.domain.crypto`); rows from
+      before that format are sealed under the secret key alone.
+    - `passphrase_hash` is the argon2id verifier record, `$ots2$m=…,t=…,p=…$<salt>$<verifier>`,
+      or for those older rows passlib's `$argon2id$` PHC string (`api.domain.hashing`).
     """
 
     __tablename__ = "secrets"

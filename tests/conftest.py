@@ -28,7 +28,8 @@ from tests.clocks import FakeClock
 PG_ADMIN_DSN = os.environ.get("TEST_PG_ADMIN_DSN", "postgresql://postgres@127.0.0.1:5432/test")
 IN_CI = os.environ.get("CI", "").lower() == "true"
 
-# Cheap argon2 parameters keep the suite fast; test_hashing checks the real defaults.
+# Cheap argon2 parameters keep the suite fast; test_units.py hashes with the real defaults
+# (test_default_hasher_uses_owasp_argon2id).
 TEST_ENV = {
     "ARGON2_MEMORY_KIB": "1024",
     "ARGON2_TIME_COST": "1",
@@ -120,6 +121,24 @@ async def database_url(
     """A migrated-on-start database of the current backend, private to this run."""
     if backend == "sqlite":
         path: Path = tmp_path_factory.mktemp("sqlite") / "secrets.db"
+        yield f"sqlite+aiosqlite:///{path}"
+        return
+    url = await create_pg_database()
+    yield url
+    await drop_pg_database(url)
+
+
+@pytest.fixture(scope="module")
+async def module_database_url(
+    backend: str, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[str]:
+    """An empty database of the current backend for one module's own servers.
+
+    Not the session's `database_url`: a server left running beside the in-process app would
+    share its rows, and reading that SQLite file in this process would drop the app's locks.
+    """
+    if backend == "sqlite":
+        path: Path = tmp_path_factory.mktemp("module-sqlite") / "secrets.db"
         yield f"sqlite+aiosqlite:///{path}"
         return
     url = await create_pg_database()

@@ -1,11 +1,13 @@
 """The rules of the layout, checked rather than remembered.
 
 `[tool.importlinter]` in pyproject.toml holds the contracts: the layers (app → doors →
-shared dependencies → plumbing → domain → storage → settings), no web framework in the
-domain or storage, doors that never import each other, and a terminal client (`ots`) that
-imports nothing from the server. Here they run, once on the tree
-as it is and once on a copy with a planted violation of each kind, so a contract that
-stopped catching anything would fail too. And both doors call the same service functions.
+plumbing → deps → domain → storage → models and settings), storage reached only through the
+domain (HTTP gets the database from `api.deps`), the tables known only to storage and the
+domain, no web framework in the domain or storage, doors that never import each other, and a
+terminal client (`ots`) that imports nothing from the server. `scripts/lint` checks them on
+the tree as it is; here they run on a copy with a planted violation of each kind, so a
+contract that stopped catching anything would fail too. And both doors call the same service
+functions.
 """
 
 import ast
@@ -34,12 +36,6 @@ def lint_imports(root: Path) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_the_import_contracts_hold() -> None:
-    result = lint_imports(ROOT)
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert "4 kept, 0 broken" in result.stdout
-
-
 @pytest.mark.parametrize(
     ("module", "planted", "contract"),
     [
@@ -54,6 +50,15 @@ def test_the_import_contracts_hold() -> None:
         ("api/storage/purge.py", "from api.domain import service", "Layers"),
         ("api/domain/inputs.py", "from api.plumbing import logs", "Layers"),
         ("api/pages/routes.py", "from api.rest import routes", "The doors never import each other"),
+        ("api/deps.py", "from api.plumbing import authentication", "Layers"),
+        ("models/__init__.py", "from api.storage import statements", "Layers"),
+        ("api/rest/routes.py", "from api.storage import statements", "Only the domain reaches"),
+        (
+            "api/plumbing/authentication.py",
+            "from api.storage import database",
+            "Only the domain reaches",
+        ),
+        ("api/pages/routes.py", "from models import Secret", "Only storage and the domain know"),
         ("ots/envelope.py", "from api.domain import crypto", "imports nothing from the server"),
         ("ots/link.py", "import models", "imports nothing from the server"),
     ],
@@ -68,7 +73,8 @@ def test_a_planted_violation_is_caught(
         source.write(f"\n{planted}  # noqa\n")
     result = lint_imports(tmp_path)
     assert result.returncode != 0, result.stdout
-    broken = [line for line in result.stdout.splitlines() if line.endswith("BROKEN")]
+    # A contract with ignored imports says so after its verdict: "… BROKEN (1 ignored import)".
+    broken = [line for line in result.stdout.splitlines() if " BROKEN" in line]
     assert any(contract in line for line in broken), result.stdout
 
 

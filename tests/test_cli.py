@@ -147,10 +147,12 @@ def moment(timestamp: str) -> datetime:
 
 
 @pytest.fixture(scope="module")
-def server(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
+def server(
+    module_database_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[RunningServer]:
     """The service on the current backend."""
     log = tmp_path_factory.mktemp("cli") / "uvicorn.log"
-    with run_server({"DATABASE_URL": database_url, "SERVER_LOG": str(log)}) as running:
+    with run_server({"DATABASE_URL": module_database_url, "SERVER_LOG": str(log)}) as running:
         yield running
 
 

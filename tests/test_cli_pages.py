@@ -45,10 +45,12 @@ def ots(*args: str, stdin: bytes = b"", **env: str) -> subprocess.CompletedProce
 
 
 @pytest.fixture(scope="module")
-def server(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
+def server(
+    module_database_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[RunningServer]:
     """The service on the current backend."""
     log = tmp_path_factory.mktemp("cli-pages") / "uvicorn.log"
-    with run_server({"DATABASE_URL": database_url, "SERVER_LOG": str(log)}) as running:
+    with run_server({"DATABASE_URL": module_database_url, "SERVER_LOG": str(log)}) as running:
         yield running
 
 

@@ -75,7 +75,7 @@ async def test_create_prints_the_token_once_and_stores_only_its_hash(
     assert len(creators.token_digest(token)) == 32  # 256 bits in, one SHA-256 stored
 
     # Stored: the hash, never the token; listed: the name and dates, never the token.
-    rows = await db.fetch(select(token_columns.token_hash).where(token_columns.name == name))
+    rows = await db.execute(select(token_columns.token_hash).where(token_columns.name == name))
     assert rows == [(creators.token_digest(token),)]
     table = ots_admin(database_url, "tokens", "list")
     as_json = ots_admin(database_url, "tokens", "list", "--json")

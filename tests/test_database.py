@@ -46,12 +46,12 @@ async def test_failure_carries_no_statement_or_values(database: Database) -> Non
     canary = "canary-7f3e9b1c"
     failing = select(bindparam("canary", type_=String), text("no_such_column"))
     with pytest.raises(DatabaseUnavailable) as caught:
-        await database.fetch(failing, canary=canary)
+        await database.execute(failing, canary=canary)
     assert canary not in str(caught.value)
     assert "SELECT" not in str(caught.value)
     assert caught.value.__cause__ is None
     assert caught.value.__suppress_context__
-    assert await database.fetch(select(literal(1))) == [(1,)]
+    assert await database.execute(select(literal(1))) == [(1,)]
 
 
 async def test_busy_pool_gives_up_within_its_share_of_the_timeout(database: Database) -> None:
@@ -61,10 +61,10 @@ async def test_busy_pool_gives_up_within_its_share_of_the_timeout(database: Data
     async with database.engine.connect():
         started = time.monotonic()
         with pytest.raises(DatabaseUnavailable):
-            await asyncio.wait_for(database.fetch(select(literal(1))), PATIENCE_SECONDS)
+            await asyncio.wait_for(database.execute(select(literal(1))), PATIENCE_SECONDS)
         # It waited for a connection, its share at least, then gave up.
         assert time.monotonic() - started >= 0.9 * share
-    assert await database.fetch(select(literal(1))) == [(1,)]
+    assert await database.execute(select(literal(1))) == [(1,)]
 
 
 @pytest.mark.parametrize("backend", ["postgres"], indirect=True)
@@ -75,7 +75,7 @@ async def test_statement_over_the_timeout_is_cancelled_on_the_server(
     marker = "given-up-statement"
     started = time.monotonic()
     with pytest.raises(DatabaseUnavailable):
-        await database.fetch(text(f"SELECT pg_sleep({SLEEP_SECONDS}), '{marker}'"))
+        await database.execute(text(f"SELECT pg_sleep({SLEEP_SECONDS}), '{marker}'"))
     # Given up on after its bound, not when the statement ended by itself.
     assert time.monotonic() - started < SLEEP_SECONDS / 4
     observer = await asyncpg.connect(database_url.replace("+asyncpg", "", 1))

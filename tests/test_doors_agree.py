@@ -30,7 +30,7 @@ from api.domain.errors import Unauthenticated
 from api.plumbing.media_types import NOT_AN_OBJECT, NOT_JSON, NOT_JSON_MEDIA_TYPE, REPEATED_KEY
 from api.settings import Settings
 from api.storage.database import Database, create_engine
-from api.storage.statements import columns, receipts_table, secrets_table
+from api.storage.statements import receipts_table, secret_columns, secrets_table
 from tests.conftest import reset_caches
 from tests.doors import (
     NOT_FOUND,
@@ -73,16 +73,18 @@ async def _stored(door: Door) -> tuple[str, str]:
 
 
 async def _attempts(db: Database, key: str) -> int | None:
-    rows = await db.fetch(
-        select(columns.failed_attempts).where(columns.lookup_hash == crypto.lookup_hash(key))
+    rows = await db.execute(
+        select(secret_columns.failed_attempts).where(
+            secret_columns.lookup_hash == crypto.lookup_hash(key)
+        )
     )
     return int(rows[0][0]) if rows else None
 
 
 async def _expire(db: Database, key: str) -> None:
-    await db.fetch(
+    await db.execute(
         update(secrets_table)
-        .where(columns.lookup_hash == crypto.lookup_hash(key))
+        .where(secret_columns.lookup_hash == crypto.lookup_hash(key))
         .values(expires_at=datetime.now(UTC) - timedelta(seconds=1))
     )
 
@@ -249,8 +251,8 @@ def anonymous_after_token_create(then: str) -> Step:
 
 
 async def _stored_counts(db: Database) -> tuple[int, int]:
-    secrets = await db.fetch(select(func.count()).select_from(secrets_table))
-    receipts = await db.fetch(select(func.count()).select_from(receipts_table))
+    secrets = await db.execute(select(func.count()).select_from(secrets_table))
+    receipts = await db.execute(select(func.count()).select_from(receipts_table))
     return int(secrets[0][0]), int(receipts[0][0])
 
 
@@ -782,9 +784,9 @@ async def test_both_doors_say_at_capacity_alike_and_change_nothing(
 
 
 async def _set_attempts(db: Database, key: str, attempts: int) -> None:
-    await db.fetch(
+    await db.execute(
         update(secrets_table)
-        .where(columns.lookup_hash == crypto.lookup_hash(key))
+        .where(secret_columns.lookup_hash == crypto.lookup_hash(key))
         .values(failed_attempts=attempts)
     )
 

@@ -72,10 +72,13 @@ def body_error_fields(response: httpx.Response) -> set[object]:
 
 
 # -- Malformed JSON, wrong shapes -------------------------------------------------------------
+# Every malformed-JSON case of both doors is here; the cross-door table
+# (tests/test_doors_agree.py) has one row of it, to show that both doors answer alike.
 
 
 MALFORMED_JSON = [
     b'{"secret": "' + CANARY.encode() + b'", "passphrase": ',
+    b'{"secret": "' + CANARY.encode() + b'", "passphrase": "' + CANARY.encode() + b'"',
     b"{'secret': '" + CANARY.encode() + b"'}",
     b'{"secret": "' + CANARY.encode() + b'",}',
     b'{"secret": "' + CANARY.encode() + b'" "passphrase": "p"}',
@@ -89,6 +92,36 @@ MALFORMED_JSON = [
 async def test_malformed_json_is_400(client: httpx.AsyncClient, route: str, payload: bytes) -> None:
     body = assert_clear_4xx(await client.post(route, content=payload, headers=JSON), 400)
     assert body == {"detail": "Unable to parse request body as JSON"}
+
+
+@pytest.mark.parametrize(
+    ("payload", "status"),
+    [
+        (b"\xff" + CANARY.encode(), 400),
+        (
+            b'{"query": "{ limits { maxTtlSeconds } }", "x": "\xc0\xaf' + CANARY.encode() + b'"}',
+            400,
+        ),
+        (b'{"query": "' + CANARY.encode(), 400),
+        (b"[" * 100_000, 400),
+        (b"1", 400),
+        (b"null", 400),
+        (b"true", 400),
+        (json.dumps(CANARY).encode(), 400),
+        (json.dumps([{"query": "{ limits { maxTtlSeconds } }"}]).encode(), 400),
+        (json.dumps({"query": 1}).encode(), 400),
+        (
+            json.dumps({"query": "{ limits { maxTtlSeconds } }", "variables": [CANARY]}).encode(),
+            400,
+        ),
+        (json.dumps({"variables": {"k": CANARY}}).encode(), 400),
+    ],
+)
+async def test_graphql_malformed_requests_are_400(
+    client: httpx.AsyncClient, payload: bytes, status: int
+) -> None:
+    response = await client.post("/graphql", content=payload, headers=JSON)
+    assert_clear_4xx(response, status, graphql=True)
 
 
 @pytest.mark.parametrize(
@@ -350,36 +383,6 @@ async def test_unknown_routes_are_404(client: httpx.AsyncClient, path: str) -> N
 
 
 # -- GraphQL transport --------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("payload", "status"),
-    [
-        (b"\xff" + CANARY.encode(), 400),
-        (
-            b'{"query": "{ limits { maxTtlSeconds } }", "x": "\xc0\xaf' + CANARY.encode() + b'"}',
-            400,
-        ),
-        (b'{"query": "' + CANARY.encode(), 400),
-        (b"[" * 100_000, 400),
-        (b"1", 400),
-        (b"null", 400),
-        (b"true", 400),
-        (json.dumps(CANARY).encode(), 400),
-        (json.dumps([{"query": "{ limits { maxTtlSeconds } }"}]).encode(), 400),
-        (json.dumps({"query": 1}).encode(), 400),
-        (
-            json.dumps({"query": "{ limits { maxTtlSeconds } }", "variables": [CANARY]}).encode(),
-            400,
-        ),
-        (json.dumps({"variables": {"k": CANARY}}).encode(), 400),
-    ],
-)
-async def test_graphql_malformed_requests_are_400(
-    client: httpx.AsyncClient, payload: bytes, status: int
-) -> None:
-    response = await client.post("/graphql", content=payload, headers=JSON)
-    assert_clear_4xx(response, status, graphql=True)
 
 
 @pytest.mark.parametrize(("content_type", "payload"), UNSUPPORTED_MEDIA)

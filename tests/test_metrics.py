@@ -21,7 +21,7 @@ from api.plumbing.logs import UNMATCHED
 from api.plumbing.metrics import LiveSecrets
 from api.settings import Settings
 from api.storage.database import Database, create_engine
-from api.storage.statements import columns, secrets_table
+from api.storage.statements import secret_columns, secrets_table
 from tests.servers import run_server
 
 CANARY_SECRET = "canary-secret-3f1c9e"
@@ -114,7 +114,7 @@ async def test_purged_secrets_are_counted(client: httpx.AsyncClient, db: Databas
     async with db.engine.begin() as connection:
         await connection.execute(
             update(secrets_table)
-            .where(columns.lookup_hash == crypto.lookup_hash(key))
+            .where(secret_columns.lookup_hash == crypto.lookup_hash(key))
             .values(expires_at=datetime.fromtimestamp(expired, UTC))
         )
     before = await scrape(client)

@@ -106,7 +106,7 @@ async def test_secrets_stored_before_receipts_stay_revealable(empty_database: st
             key, row_id, now = crypto.new_key(), uuid.uuid4(), datetime.now(UTC)
             secret = f"stored before receipts {number}".encode()
             # Exactly the columns of revision 0001, as the previous release wrote them.
-            await database.fetch(
+            await database.execute(
                 insert(secrets_table).values(
                     id=row_id,
                     lookup_hash=crypto.lookup_hash(key),

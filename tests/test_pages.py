@@ -61,10 +61,12 @@ def canary(label: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def server(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
+def server(
+    module_database_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[RunningServer]:
     """The service on the current backend, logging everything it logs."""
     log = tmp_path_factory.mktemp("pages") / "uvicorn.log"
-    env = {"DATABASE_URL": database_url, "LOG_LEVEL": "DEBUG", "SERVER_LOG": str(log)}
+    env = {"DATABASE_URL": module_database_url, "LOG_LEVEL": "DEBUG", "SERVER_LOG": str(log)}
     with run_server(env) as running:
         yield running
 
@@ -381,7 +383,7 @@ def key_spellings(key: bytes) -> list[bytes]:
 
 
 async def test_neither_the_key_nor_the_plaintext_leaves_the_browser(
-    server: RunningServer, database_url: str, tabs: Tabs
+    server: RunningServer, module_database_url: str, tabs: Tabs
 ) -> None:
     sender, reader = await tabs.open(), await tabs.open()
     read_text, kept_text = canary("read on the page"), canary("revealed through REST")
@@ -409,7 +411,7 @@ async def test_neither_the_key_nor_the_plaintext_leaves_the_browser(
     assert any("POST" in request and "/generate" in request for request in sent)
     places = {
         "a request": "\n".join(sent).encode(),
-        "the database": stored_bytes(database_url),
+        "the database": stored_bytes(module_database_url),
         "the server log": server.log_path.read_bytes(),
     }
     secrets_ = {

@@ -358,20 +358,20 @@ async def test_statement_bound_comes_from_the_server_behind_pgbouncer(
             create_engine(Settings(database_url=pgbouncer.url(bounded), db_pool_timeout_seconds=1))
         )
         try:
-            assert await exact.fetch(text("SELECT 1")) == [(1,)]
+            assert await exact.execute(text("SELECT 1")) == [(1,)]
         finally:
             await exact.aclose()
         patient = Settings(database_url=pgbouncer.url(bounded), db_pool_timeout_seconds=60)
         database = Database(create_engine(patient))
         try:
             with pytest.raises(DatabaseUnavailable) as caught:
-                await database.fetch(text("SELECT pg_sleep(30)"))
+                await database.execute(text("SELECT pg_sleep(30)"))
             # The server cancelled it (the client did not give up, nor cut the connection
             # off) and the pool goes on.
             context = caught.value.__context__
             assert isinstance(context, DBAPIError), repr(context)
             assert getattr(context.orig, "sqlstate", None) == QUERY_CANCELED, repr(context)
-            assert await database.fetch(text("SELECT 1")) == [(1,)]
+            assert await database.execute(text("SELECT 1")) == [(1,)]
         finally:
             await database.aclose()
         assert [r for r in caplog.records if "statement_timeout" in r.getMessage()] == []
@@ -379,7 +379,7 @@ async def test_statement_bound_comes_from_the_server_behind_pgbouncer(
         database = Database(create_engine(Settings(database_url=pgbouncer.url(unbounded))))
         try:
             for _ in range(2):
-                assert await database.fetch(text("SELECT 1")) == [(1,)]
+                assert await database.execute(text("SELECT 1")) == [(1,)]
         finally:
             await database.aclose()
         warnings = [r for r in caplog.records if "statement_timeout" in r.getMessage()]

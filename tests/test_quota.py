@@ -23,7 +23,7 @@ from api.domain.purge import purge_expired
 from api.plumbing.metrics import LiveSecrets
 from api.storage import usage
 from api.storage.database import Database, Transaction
-from api.storage.statements import columns, secrets_table
+from api.storage.statements import secret_columns, secrets_table
 from tests.clocks import eventually
 from tests.conftest import reset_caches
 from tests.test_creators import ots_admin
@@ -34,8 +34,8 @@ OVERHEAD = crypto.NONCE_BYTES + 16  # AES-GCM's nonce and tag
 
 async def actual(db: Database) -> tuple[int, int]:
     """What the table holds, counted the slow way."""
-    rows = await db.fetch(
-        select(func.coalesce(func.sum(func.length(columns.ciphertext)), 0), func.count())
+    rows = await db.execute(
+        select(func.coalesce(func.sum(func.length(secret_columns.ciphertext)), 0), func.count())
     )
     return int(rows[0][0]), int(rows[0][1])
 
@@ -76,9 +76,9 @@ async def test_every_write_keeps_the_totals(counted: Database, client: httpx.Asy
     assert (await client.delete(f"/receipts/{made[2]['receipt_key']}")).status_code == 200
     for _ in range(5):  # the attempt limit destroys it
         await client.post(f"/secrets/{key[3]}", json={"passphrase": "wrong"})
-    await db.fetch(  # expires, then the purge deletes it
+    await db.execute(  # expires, then the purge deletes it
         update(secrets_table)
-        .where(columns.lookup_hash == crypto.lookup_hash(key[4]))
+        .where(secret_columns.lookup_hash == crypto.lookup_hash(key[4]))
         .values(expires_at=datetime.now(UTC) - timedelta(seconds=1))
     )
     assert await purge_expired(db=db, batch_size=1000) >= 1
@@ -130,9 +130,9 @@ async def test_the_purge_frees_room(
     db = counted
     expiring = await fill_holding_one(db, client, configure)
     assert (await create(client)).status_code == 507
-    await db.fetch(
+    await db.execute(
         update(secrets_table)
-        .where(columns.lookup_hash == crypto.lookup_hash(expiring["secret_key"]))
+        .where(secret_columns.lookup_hash == crypto.lookup_hash(expiring["secret_key"]))
         .values(expires_at=datetime.now(UTC) - timedelta(seconds=1))
     )
     reset_caches()
@@ -146,7 +146,7 @@ async def test_recount_repairs_totals_after_writes_behind_the_services_back(
 ) -> None:
     db = counted
     now = datetime.now(UTC)
-    await db.fetch(
+    await db.execute(
         insert(secrets_table).values(
             id=uuid.uuid4(),
             lookup_hash=crypto.lookup_hash(crypto.new_key()),
@@ -233,7 +233,7 @@ async def test_two_creates_racing_for_the_last_place_do_not_both_get_it(counted:
     async def second_waits() -> bool:
         if db.dialect == "sqlite":
             return second_began.is_set()
-        waiting_for = await db.fetch(
+        waiting_for = await db.execute(
             text("SELECT pg_blocking_pids(:pid)"), pid=await second_backend
         )
         return await first_backend in waiting_for[0][0]

@@ -21,7 +21,7 @@ from api.domain import crypto
 from api.settings import Settings
 from api.storage import usage
 from api.storage.database import Database, create_engine
-from api.storage.statements import columns
+from api.storage.statements import secret_columns
 from tests.conftest import create_pg_database, drop_pg_database
 from tests.servers import run_racers, run_server
 
@@ -47,7 +47,9 @@ async def _stored(url: str) -> tuple[tuple[int, int], tuple[int, int]]:
     """(What the table holds, what the kept totals say), each as (bytes, secrets)."""
     db = Database(create_engine(Settings(database_url=url)))
     try:
-        rows = await db.fetch(select(func.sum(func.length(columns.ciphertext)), func.count()))
+        rows = await db.execute(
+            select(func.sum(func.length(secret_columns.ciphertext)), func.count())
+        )
         return (int(rows[0][0] or 0), int(rows[0][1])), await usage.totals(db)
     finally:
         await db.aclose()

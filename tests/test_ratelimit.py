@@ -514,7 +514,7 @@ async def test_redis_outage_degrades_to_per_process_limits_and_recovers(
         RATE_LIMIT_KEY_PREFIX=prefix,
     )
     asked = _count_storage_asked(monkeypatch)
-    caplog.set_level(logging.INFO, logger="api.ratelimit")
+    caplog.set_level(logging.INFO, logger=ratelimit.logger.name)
     async with _client_from(app, "198.51.100.9") as http:
         with _redis_server(port, tmp_path):
             assert (await _create(http)).status_code == 200

@@ -17,9 +17,9 @@ from sqlalchemy import select, update
 from api.domain import crypto, receipts, service
 from api.domain.errors import ReceiptNotFound, SecretNotFound
 from api.domain.purge import purge_expired
+from api.domain.receipts import ReceiptStatus
 from api.storage.database import Database
-from api.storage.statements import columns, receipt_columns, receipts_table, secrets_table
-from models import ReceiptStatus
+from api.storage.statements import receipt_columns, receipts_table, secret_columns, secrets_table
 from tests.doors import PASSPHRASE, SECRET, Door, GraphQL, Outcome, Rest
 
 
@@ -106,17 +106,19 @@ async def test_wrong_passphrases_are_counted_then_destroy(door: Door, configure:
 
 async def _expire(db: Database, key: str, *, retention_passed: bool = False) -> None:
     past = datetime.now(UTC) - timedelta(seconds=10)
-    await db.fetch(
+    await db.execute(
         update(secrets_table)
-        .where(columns.lookup_hash == crypto.lookup_hash(key))
+        .where(secret_columns.lookup_hash == crypto.lookup_hash(key))
         .values(expires_at=past)
     )
     receipt_id = (
-        await db.fetch(
-            select(columns.receipt_id).where(columns.lookup_hash == crypto.lookup_hash(key))
+        await db.execute(
+            select(secret_columns.receipt_id).where(
+                secret_columns.lookup_hash == crypto.lookup_hash(key)
+            )
         )
     )[0][0]
-    await db.fetch(
+    await db.execute(
         update(receipts_table)
         .where(receipt_columns.id == receipt_id)
         .values(expires_at=past, retain_until=past if retention_passed else past + timedelta(1))
@@ -132,7 +134,7 @@ async def test_expiry_then_purge_then_retention(door: Door, db: Database) -> Non
     assert closed_at == expires_at
     await purge_expired(db=db, batch_size=100)
     assert await door.receipt(receipt_key) == before_purge  # recorded by the purge, the same
-    rows = await db.fetch(
+    rows = await db.execute(
         select(receipt_columns.status, receipt_columns.closed_at, receipt_columns.expires_at).where(
             receipt_columns.lookup_hash == crypto.lookup_hash(receipt_key)
         )
@@ -147,7 +149,7 @@ async def test_expiry_then_purge_then_retention(door: Door, db: Database) -> Non
     assert (await door.receipt(receipt_key)).kind == "not_found"
     await purge_expired(db=db, batch_size=100)
     digest = crypto.lookup_hash(receipt_key)
-    assert not await db.fetch(
+    assert not await db.execute(
         select(receipt_columns.id).where(receipt_columns.lookup_hash == digest)
     )
 
@@ -157,7 +159,7 @@ async def test_receipts_retain_for_the_configured_time(db: Database, configure: 
     created = await service.create_secret(
         db=db, secret=SECRET, passphrase=PASSPHRASE, ttl_seconds=60
     )
-    rows = await db.fetch(
+    rows = await db.execute(
         select(receipt_columns.expires_at, receipt_columns.retain_until).where(
             receipt_columns.lookup_hash == crypto.lookup_hash(created.receipt_key)
         )
@@ -178,7 +180,7 @@ async def test_receipts_hold_no_ciphertext_and_no_key(db: Database) -> None:
         "closed_at",
         "retain_until",
     }
-    rows = await db.fetch(select(receipts_table))
+    rows = await db.execute(select(receipts_table))
     stored_values = repr(rows)
     for canary in (SECRET, PASSPHRASE, created.secret_key, created.receipt_key):
         assert canary not in stored_values
@@ -188,9 +190,9 @@ async def test_receipts_hold_no_ciphertext_and_no_key(db: Database) -> None:
 async def test_old_secrets_without_a_receipt_still_reveal(db: Database) -> None:
     created = await service.create_secret(db=db, secret=SECRET, passphrase=PASSPHRASE)
     # As a secret stored before receipts existed: no receipt at all.
-    await db.fetch(
+    await db.execute(
         update(secrets_table)
-        .where(columns.lookup_hash == crypto.lookup_hash(created.secret_key))
+        .where(secret_columns.lookup_hash == crypto.lookup_hash(created.secret_key))
         .values(receipt_id=None)
     )
     assert (

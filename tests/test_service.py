@@ -16,7 +16,7 @@ from api.domain import crypto, events, service
 from api.domain.errors import InvalidInput, SecretNotFound, ServiceUnavailable
 from api.domain.purge import purge_expired, purge_forever
 from api.storage.database import Database
-from api.storage.statements import columns, secrets_table
+from api.storage.statements import secret_columns, secrets_table
 from models import Secret
 from tests.clocks import eventually
 
@@ -36,14 +36,17 @@ async def expire(db: Database, secret_key: str) -> None:
     await execute(
         db,
         update(secrets_table)
-        .where(columns.lookup_hash == crypto.lookup_hash(secret_key))
+        .where(secret_columns.lookup_hash == crypto.lookup_hash(secret_key))
         .values(expires_at=datetime.now(UTC) - timedelta(seconds=1)),
     )
 
 
 async def row_exists(db: Database, secret_key: str) -> bool:
     result = await execute(
-        db, select(columns.id).where(columns.lookup_hash == crypto.lookup_hash(secret_key))
+        db,
+        select(secret_columns.id).where(
+            secret_columns.lookup_hash == crypto.lookup_hash(secret_key)
+        ),
     )
     return result.first() is not None
 
@@ -133,7 +136,9 @@ async def test_nothing_readable_at_rest(db: Database) -> None:
     async with AsyncSession(db.engine) as session:
         row = (
             await session.exec(
-                select(Secret).where(columns.lookup_hash == crypto.lookup_hash(created.secret_key))
+                select(Secret).where(
+                    secret_columns.lookup_hash == crypto.lookup_hash(created.secret_key)
+                )
             )
         ).one()
     stored = b"".join(
@@ -153,12 +158,14 @@ async def test_ciphertext_is_bound_to_its_row(db: Database) -> None:
     first, second = await new_secret(db, "first"), await new_secret(db, "second")
     first_hash, second_hash = crypto.lookup_hash(first), crypto.lookup_hash(second)
     second_ciphertext = (
-        await execute(db, select(columns.ciphertext).where(columns.lookup_hash == second_hash))
+        await execute(
+            db, select(secret_columns.ciphertext).where(secret_columns.lookup_hash == second_hash)
+        )
     ).scalar_one()
     await execute(
         db,
         update(secrets_table)
-        .where(columns.lookup_hash == first_hash)
+        .where(secret_columns.lookup_hash == first_hash)
         .values(ciphertext=second_ciphertext),
     )
     with pytest.raises(SecretNotFound):
@@ -210,7 +217,10 @@ async def test_twenty_concurrent_http_reveals_one_success(client: httpx.AsyncCli
 async def test_row_ids_are_random(db: Database) -> None:
     key = await new_secret(db)
     row_id = (
-        await execute(db, select(columns.id).where(columns.lookup_hash == crypto.lookup_hash(key)))
+        await execute(
+            db,
+            select(secret_columns.id).where(secret_columns.lookup_hash == crypto.lookup_hash(key)),
+        )
     ).scalar_one()
     assert isinstance(row_id, uuid.UUID)
     assert row_id.version == 4

@@ -101,20 +101,17 @@ async def test_default_hasher_uses_owasp_argon2id() -> None:
         argon2_memory_kib=19456, argon2_time_cost=2, argon2_parallelism=1, allow_weak_argon2=False
     )
     hasher = PassphraseHasher.from_settings(settings)
-    try:
-        protected = await hasher.protect("correct horse")
-        assert protected.record.startswith("$ots2$m=19456,t=2,p=1$")
-        assert len(protected.key_material) == 32
-        assert protected.key_material.hex() not in protected.record
-        assert await hasher.unlock("correct horse", protected.record) == protected.key_material
-        assert await hasher.unlock("wrong horse", protected.record) is None
-        assert await hasher.unlock("correct horse", None) is None
-        # The first format (passlib's PHC string) is still checked, and has no key material.
-        legacy = passlib_argon2.using(type="ID", memory_cost=1024, rounds=1).hash("old")
-        assert await hasher.unlock("old", legacy) == LEGACY
-        assert await hasher.unlock("new", legacy) is None
-    finally:
-        hasher.close()
+    protected = await hasher.protect("correct horse")
+    assert protected.record.startswith("$ots2$m=19456,t=2,p=1$")
+    assert len(protected.key_material) == 32
+    assert protected.key_material.hex() not in protected.record
+    assert await hasher.unlock("correct horse", protected.record) == protected.key_material
+    assert await hasher.unlock("wrong horse", protected.record) is None
+    assert await hasher.unlock("correct horse", None) is None
+    # The first format (passlib's PHC string) is still checked, and has no key material.
+    legacy = passlib_argon2.using(type="ID", memory_cost=1024, rounds=1).hash("old")
+    assert await hasher.unlock("old", legacy) == LEGACY
+    assert await hasher.unlock("new", legacy) is None
 
 
 def test_one_argon2id_evaluation_gives_both_halves() -> None:
@@ -135,15 +132,12 @@ async def test_hashing_runs_off_the_event_loop() -> None:
     thing the loop runs (the thread's answer takes at least two more turns of the loop).
     """
     hasher = PassphraseHasher(memory_kib=19456, time_cost=2, parallelism=1, workers=2)
-    try:
-        assert not hasher.runs_inline
-        hashing = [asyncio.create_task(hasher.protect("p")) for _ in range(4)]
-        await asyncio.sleep(0)  # each task takes its first step, then this test goes on
-        assert not any(task.done() for task in hashing)
-        protected = await asyncio.gather(*hashing)
-        assert len({item.record for item in protected}) == 4
-    finally:
-        hasher.close()
+    assert not hasher.runs_inline
+    hashing = [asyncio.create_task(hasher.protect("p")) for _ in range(4)]
+    await asyncio.sleep(0)  # each task takes its first step, then this test goes on
+    assert not any(task.done() for task in hashing)
+    protected = await asyncio.gather(*hashing)
+    assert len({item.record for item in protected}) == 4
 
 
 def test_main_exposes_the_asgi_app() -> None:
@@ -181,16 +175,11 @@ async def test_trivial_parameters_hash_inline_and_real_ones_do_not(
     monkeypatch.undo()
     # Real parameters on the real clock: no machine fills 19 MiB twice in a millisecond.
     real = PassphraseHasher(memory_kib=19456, time_cost=2, parallelism=1, workers=1)
-    try:
-        assert cheap.runs_inline
-        assert not slow.runs_inline
-        assert not real.runs_inline
-        assert await cheap.unlock("p", (await cheap.protect("p")).record) is not None
-        assert await slow.unlock("p", (await slow.protect("p")).record) is not None
-    finally:
-        cheap.close()
-        slow.close()
-        real.close()
+    assert cheap.runs_inline
+    assert not slow.runs_inline
+    assert not real.runs_inline
+    assert await cheap.unlock("p", (await cheap.protect("p")).record) is not None
+    assert await slow.unlock("p", (await slow.protect("p")).record) is not None
 
 
 @pytest.mark.parametrize(("processes", "expected"), [(None, 8), ("1", 8), ("2", 4), ("16", 1)])

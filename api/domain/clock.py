@@ -13,14 +13,6 @@ def format_timestamp(value: datetime) -> str:
     return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def parse_timestamp(text: str) -> datetime:
-    """Read an RFC 3339 timestamp (`Z` or an offset) as an aware UTC datetime."""
-    value = datetime.fromisoformat(text)
-    if value.tzinfo is None:
-        raise ValueError("a timestamp needs a time zone")
-    return value.astimezone(UTC)
-
-
 def as_utc(value: datetime) -> datetime:
     """Return `value` as an aware UTC datetime (SQLite hands timestamps back naive)."""
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)

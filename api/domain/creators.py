@@ -5,6 +5,7 @@ issued, and stored only as its SHA-256: 256 random bits need no slow hash, and a
 table holds nothing that creates. Each token has a name, chosen by the operator, which is
 all the admin command and the metrics ever show of it. Revoking takes effect on the next
 request (no cache). Only creating needs a token: reveals, burns and receipts stay anonymous.
+A request's token is read, and refused with 401, in `api.plumbing.authentication`.
 """
 
 import hashlib
@@ -102,10 +103,10 @@ async def issue_token(*, db: Database, name: str, rate_limit: str | None = None)
         )
     if rate_limit is not None:
         check_rate_limit(rate_limit)
-    if await db.fetch(statements.FIND_TOKEN_BY_NAME, token_name=name):
+    if await db.execute(statements.FIND_TOKEN_BY_NAME, token_name=name):
         raise TokenNameTaken(name)
     token = TOKEN_PREFIX + secrets.token_urlsafe(TOKEN_BYTES)
-    await db.fetch(
+    await db.execute(
         statements.INSERT_TOKEN,
         id=uuid.uuid4(),
         name=name,
@@ -121,14 +122,14 @@ async def issue_token(*, db: Database, name: str, rate_limit: str | None = None)
 @unavailable_when_the_database_fails
 async def list_tokens(*, db: Database) -> list[TokenRecord]:
     """Return every token, revoked ones included, oldest first."""
-    return [_record(row) for row in await db.fetch(statements.LIST_TOKENS)]
+    return [_record(row) for row in await db.execute(statements.LIST_TOKENS)]
 
 
 @unavailable_when_the_database_fails
 async def revoke_token(*, db: Database, name: str) -> TokenRecord:
     """Revoke the token named `name` (idempotent); return it as it is now."""
-    await db.fetch(statements.REVOKE_TOKEN, token_name=name, now=clock.now())
-    rows = await db.fetch(statements.FIND_TOKEN_BY_NAME, token_name=name)
+    await db.execute(statements.REVOKE_TOKEN, token_name=name, now=clock.now())
+    rows = await db.execute(statements.FIND_TOKEN_BY_NAME, token_name=name)
     if not rows:
         raise TokenNotFound(name)
     return _record(rows[0])
@@ -139,12 +140,12 @@ async def authenticate(*, db: Database, token: str | None) -> Creator:
     """Return the creator a live token names, or raise `Unauthenticated`."""
     rows: Rows = ()
     if token is not None and is_well_formed_token(token):
-        rows = await db.fetch(statements.FIND_LIVE_TOKEN, digest=token_digest(token))
+        rows = await db.execute(statements.FIND_LIVE_TOKEN, digest=token_digest(token))
     if not rows:
         events.emit(events.REFUSED_UNAUTHENTICATED)
         raise Unauthenticated(presented=token is not None)
     token_id, name, rate_limit, last_used_at = rows[0]
     now = clock.now()
     if last_used_at is None or now - clock.as_utc(last_used_at) >= LAST_USED_RESOLUTION:
-        await db.fetch(statements.TOUCH_TOKEN, token_id=token_id, now=now)
+        await db.execute(statements.TOUCH_TOKEN, token_id=token_id, now=now)
     return Creator(id=token_id, name=name, rate_limit=rate_limit)

@@ -179,10 +179,6 @@ class PassphraseHasher:
             return function(*args)
         return await asyncio.get_running_loop().run_in_executor(self._executor, function, *args)
 
-    def close(self) -> None:
-        """Stop the worker threads once running work has finished."""
-        self._executor.shutdown(wait=True)
-
 
 def _default_workers() -> int:
     # One memory-hard hash per core across all worker processes: more only evict each other's

@@ -1,21 +1,29 @@
-"""Purging expired secrets: once, or as a background task that outlives database outages."""
+"""Purging expired secrets: once, or as a background task that outlives database outages.
+
+What a round deletes, and in which transactions, is `api.storage.purge`; here is when it
+runs, the time it runs at (`api.domain.clock`), and what it reports.
+"""
 
 import asyncio
 import logging
 
-from api.domain import events
+from api.domain import clock, events
+from api.storage import purge
 from api.storage.database import Database
-from api.storage.purge import delete_expired, delete_old_receipts
 
 logger = logging.getLogger(__name__)
 
 
 async def purge_expired(*, db: Database, batch_size: int, pause_seconds: float = 0.0) -> int:
     """Delete expired secrets (and receipts past retention); report and return the secrets."""
-    purged = await delete_expired(db=db, batch_size=batch_size, pause_seconds=pause_seconds)
+    purged = await purge.delete_expired(
+        db, now=clock.now(), batch_size=batch_size, pause_seconds=pause_seconds
+    )
     if purged:
         events.emit(events.PURGED, purged)
-    await delete_old_receipts(db=db, batch_size=batch_size, pause_seconds=pause_seconds)
+    await purge.delete_old_receipts(
+        db, now=clock.now(), batch_size=batch_size, pause_seconds=pause_seconds
+    )
     return purged
 
 

@@ -16,10 +16,10 @@ Reveal is exactly-once without holding a lock across the slow passphrase check:
 A client that hangs up cancels its request (`api.plumbing.disconnect`). A check that did not
 finish gives its attempt back; once it has finished, its outcome is written to the end
 (`api.domain.cancellation`). Every step that deletes a secret records what happened on its
-receipt in the same transaction (reveal, burn, destruction by the attempt limit; revoke and
-expiry in `api.domain.receipts` and the purge), so the receipt always names the one caller
-that won the secret; the same transaction gives the secret's room back to the storage quota
-(`api.storage.usage`).
+receipt in the same transaction (`api.storage.writes`: reveal, burn, destruction by the
+attempt limit, revoke; expiry in `api.storage.purge`), so the receipt always names the one
+caller that won the secret; the same transaction gives the secret's room back to the storage
+quota (`api.storage.usage`).
 """
 
 import logging
@@ -37,10 +37,9 @@ from api.domain.creators import Creator
 from api.domain.errors import SecretNotFound, StorageQuotaReached, Unauthenticated
 from api.domain.hashing import get_hasher
 from api.settings import get_settings
-from api.storage import attempts, cycle, statements, usage
+from api.storage import attempts, statements, usage, writes
 from api.storage.attempts import Claim
-from api.storage.database import Database, Transaction
-from models import ReceiptStatus
+from api.storage.database import Database
 
 logger = logging.getLogger(__name__)
 
@@ -93,16 +92,13 @@ async def create_secret(
         key_material=protected.key_material,
         associated_data=row_id.bytes,
     )
-    stored = await cycle.store(
+    stored = await writes.store(
         db,
         receipt={
             "id": receipt_id,
             "lookup_hash": crypto.lookup_hash(receipt_key),
-            "status": ReceiptStatus.PENDING.value,
-            "failed_attempts": 0,
             "created_at": now,
             "expires_at": expires_at,
-            "closed_at": None,
             "retain_until": expires_at + timedelta(seconds=settings.receipt_retention_seconds),
         },
         secret={
@@ -127,36 +123,9 @@ async def create_secret(
     return CreatedSecret(secret_key=secret_key, receipt_key=receipt_key, expires_at=expires_at)
 
 
-async def close_receipt(
-    transaction: Transaction,
-    receipt_id: uuid.UUID | None,
-    status: ReceiptStatus,
-    *,
-    right_attempt: bool = False,
-) -> None:
-    """Record on a secret's receipt (if it has one) why the secret is gone.
-
-    `right_attempt`: the secret was taken with the right passphrase (burned), so the attempt
-    claimed for that check is taken off the receipt's failed attempts.
-    """
-    if receipt_id is not None:
-        await transaction.fetch(
-            statements.CLOSE_RECEIPT,
-            receipt_id=receipt_id,
-            status=status.value,
-            closed_at=clock.now(),
-            right_attempt=int(right_attempt),
-        )
-
-
 async def _destroy(db: Database, claim: Claim) -> None:
     # The last attempt was just used: the secret goes, and its receipt says why.
-    async with db.transaction() as transaction:
-        deleted = await transaction.fetch(statements.DELETE, id=claim.row_id)
-        if deleted:
-            await usage.release(transaction, sizes=[size for (size,) in deleted])
-            await close_receipt(transaction, claim.receipt_id, ReceiptStatus.DESTROYED)
-    if deleted:
+    if await writes.destroy(db, row_id=claim.row_id, receipt_id=claim.receipt_id, now=clock.now()):
         await db.scrub()
         events.emit(events.DESTROYED_BY_ATTEMPT_LIMIT)
 
@@ -219,7 +188,7 @@ async def reveal_secret(*, db: Database, secret_key: str, passphrase: str) -> st
     )
     # From here the secret is the caller's: a hang-up now cannot leave it half taken.
     sealed = await run_to_end(
-        cycle.take_live(db, row_id=claim.row_id, receipt_id=claim.receipt_id, now=clock.now())
+        writes.take(db, row_id=claim.row_id, receipt_id=claim.receipt_id, now=clock.now())
     )
     if sealed is None:
         raise SecretNotFound
@@ -239,22 +208,12 @@ async def reveal_secret(*, db: Database, secret_key: str, passphrase: str) -> st
     return plaintext.decode("utf-8")
 
 
-async def _burn(db: Database, claim: Claim) -> bool:
-    async with db.transaction() as transaction:
-        deleted = await transaction.fetch(statements.DELETE, id=claim.row_id)
-        if deleted:
-            await close_receipt(
-                transaction, claim.receipt_id, ReceiptStatus.BURNED, right_attempt=True
-            )
-            await usage.release(transaction, sizes=[size for (size,) in deleted])
-    return bool(deleted)
-
-
 @unavailable_when_the_database_fails
 async def burn_secret(*, db: Database, secret_key: str, passphrase: str) -> None:
     """Destroy the secret unread, or raise `SecretNotFound`."""
     claim, _ = await _check_passphrase(db=db, secret_key=secret_key, passphrase=passphrase)
-    if not await run_to_end(_burn(db, claim)):
+    burned = writes.burn(db, row_id=claim.row_id, receipt_id=claim.receipt_id, now=clock.now())
+    if not await run_to_end(burned):
         raise SecretNotFound
     await db.scrub()
     events.emit(events.BURNED)
@@ -263,7 +222,7 @@ async def burn_secret(*, db: Database, secret_key: str, passphrase: str) -> None
 @unavailable_when_the_database_fails
 async def count_live(*, db: Database) -> int:
     """Return how many secrets are stored and not yet expired."""
-    rows = await db.fetch(statements.COUNT_LIVE, now=clock.now())
+    rows = await db.execute(statements.COUNT_LIVE, now=clock.now())
     return int(rows[0][0])
 
 
@@ -282,4 +241,4 @@ async def recount_storage(*, db: Database) -> tuple[int, int]:
 @unavailable_when_the_database_fails
 async def ping(*, db: Database) -> None:
     """Run the cheapest possible query; raises if the database does not answer."""
-    await db.fetch(statements.PING)
+    await db.execute(statements.PING)

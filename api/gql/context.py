@@ -2,16 +2,15 @@
 
 from strawberry.fastapi import BaseContext
 
-from api.deps import DatabaseDep
+from api.deps import Database, DatabaseDep
 from api.domain.creators import Creator
-from api.storage.database import Database
 
 
 class Context(BaseContext):
     """Carries the application's database to the resolvers, and who is creating.
 
-    `creator` is set before a creating document runs, in token mode only
-    (`api.gql.ratelimit`).
+    `creator` is set before a creating document runs, in token mode only, by the rate-limit
+    extension (`api.gql.ratelimit`) from `api.plumbing.authentication`.
     """
 
     def __init__(self, db: Database) -> None:

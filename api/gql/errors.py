@@ -30,7 +30,7 @@ from strawberry.extensions import MaskErrors
 from strawberry.types.execution import ExecutionContext
 
 from api.domain.errors import ServiceUnavailable, StorageQuotaReached, Unauthenticated
-from api.plumbing.creators import www_authenticate
+from api.plumbing.authentication import www_authenticate
 
 logger = logging.getLogger(__name__)
 

@@ -5,9 +5,8 @@ metadata (`rate_limited(Bucket.CREATE)`); `operation_buckets` reads them from th
 and building the schema fails if a mutation has none, so a new mutation cannot slip past
 the limits.
 
-In token mode a document with `createSecret` first needs a valid creator token
-(`UNAUTHENTICATED`, HTTP 401, otherwise, after one hit of the address's `create` bucket), and
-its creates are charged to that token.
+A document with `createSecret` is charged as its creator (`api.plumbing.authentication`): in token
+mode one without a valid creator token is answered `UNAUTHENTICATED`, with HTTP 401.
 """
 
 from collections.abc import AsyncIterator, Mapping
@@ -32,11 +31,10 @@ from starlette.requests import Request
 from strawberry.extensions import SchemaExtension
 from strawberry.types.base import StrawberryObjectDefinition
 
-from api.domain.creators import Creator
 from api.domain.errors import ServiceUnavailable, Unauthenticated
 from api.gql.errors import set_status, unauthenticated_error, unavailable_error
-from api.plumbing.creators import identify_creator
-from api.plumbing.ratelimit import TOO_MANY_REQUESTS, Bucket, Verdict, check
+from api.plumbing.authentication import spend_as_creator
+from api.plumbing.ratelimit import TOO_MANY_REQUESTS, Bucket
 
 _BUCKET_KEY = "rate_limit_bucket"
 RATE_LIMITED_CODE = "RATE_LIMITED"
@@ -129,7 +127,7 @@ class GraphQLRateLimit(SchemaExtension):
 
     Over the limit, nothing runs: the answer is HTTP 429 with `Retry-After`, and a GraphQL
     body whose only error has `extensions.code` `RATE_LIMITED` and `retryAfterSeconds`.
-    The creator of a document that creates is identified first (`context.creator`).
+    A document that creates is charged as its creator, who is kept in `context.creator`.
     """
 
     async def on_execute(self) -> AsyncIterator[None]:
@@ -147,17 +145,10 @@ class GraphQLRateLimit(SchemaExtension):
 
     async def _refusal(self, request: Request, costs: dict[Bucket, int]) -> GraphQLError | None:
         context = self.execution_context.context
-        creator: Creator | None = None
         try:
-            if Bucket.CREATE in costs:
-                creator = await identify_creator(request, context.db)
-                context.creator = creator
-            verdict = await check(request, costs, creator) if costs else Verdict(allowed=True)
+            context.creator, verdict = await spend_as_creator(request, context.db, costs)
         except Unauthenticated as error:
-            # A refused token costs its address, as on REST: guessing soon gets 429.
-            verdict = await check(request, {Bucket.CREATE: 1})
-            if verdict.allowed:
-                return unauthenticated_error(context, error)
+            return unauthenticated_error(context, error)
         except ServiceUnavailable as error:
             set_status(context, 503, {"Retry-After": str(error.retry_after_seconds)})
             return unavailable_error(error)

@@ -8,15 +8,15 @@ import strawberry
 from api.domain import clock
 from api.domain.errors import ReceiptNotFound as ReceiptNotFoundError
 from api.domain.errors import SecretNotFound as SecretNotFoundError
-from models import ReceiptStatus as StoredReceiptStatus  # the GraphQL enum below
+from api.domain.receipts import ReceiptStatus
 
 # Replaces Strawberry's ISO `DateTime` (which writes `+00:00`) through the schema's
-# `scalar_map`, so GraphQL writes timestamps exactly as REST does.
+# `scalar_map`, so GraphQL writes timestamps exactly as REST does. Output only: no argument
+# takes a DateTime, so it has no parser.
 DATETIME = strawberry.scalar(
     name="DateTime",
     description="An RFC 3339 timestamp in UTC, to the second: `2026-12-08T13:00:51Z`.",
     serialize=clock.format_timestamp,
-    parse_value=clock.parse_timestamp,
 )
 
 
@@ -62,15 +62,15 @@ class InvalidInput:
     message: str
 
 
-# The stored statuses, as a GraphQL enum of their upper-case names.
-strawberry.enum(StoredReceiptStatus, name="ReceiptStatus", description="What became of a secret.")
+# The domain's statuses, as a GraphQL enum of their upper-case names.
+strawberry.enum(ReceiptStatus, name="ReceiptStatus", description="What became of a secret.")
 
 
 @strawberry.type(description="What became of a secret, for its sender.")
 class Receipt:
     """A secret's status, its times, and how many wrong passphrases were tried."""
 
-    status: StoredReceiptStatus
+    status: ReceiptStatus
     created_at: datetime
     expires_at: datetime
     closed_at: datetime | None = strawberry.field(

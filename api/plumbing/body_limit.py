@@ -14,7 +14,6 @@ describe. So `413` is documented exactly on the routes that take a body.
 
 from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
-from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.plumbing.errors import ErrorShapes
@@ -35,17 +34,13 @@ class BodyTooLarge(HTTPException):
 
 
 class RequestBodyLimitMiddleware:
-    """Answers `413` with a JSON body when the application reads a body over the limit.
+    """Answers `413`, in the error shape of the path's door, to a body read over the limit.
 
-    The limit is `max_body_bytes`, or else `Settings.request_body_limit` read per request.
-    With `shapes`, the 413 takes the error shape of the door the path belongs to.
+    The limit is `Settings.request_body_limit`, read per request.
     """
 
-    def __init__(
-        self, app: ASGIApp, max_body_bytes: int | None = None, shapes: ErrorShapes | None = None
-    ) -> None:
+    def __init__(self, app: ASGIApp, shapes: ErrorShapes) -> None:
         self.app = app
-        self.max_body_bytes = max_body_bytes
         self.shapes = shapes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -53,9 +48,7 @@ class RequestBodyLimitMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        limit = self.max_body_bytes
-        if limit is None:
-            limit = get_settings().request_body_limit
+        limit = get_settings().request_body_limit
         declared = _content_length(scope)
         received = 0
         exceeded = False
@@ -93,12 +86,7 @@ class RequestBodyLimitMiddleware:
 
     async def _too_large(self, scope: Scope, receive: Receive, send: Send, limit: int) -> None:
         message = f"Request body too large: at most {limit} bytes"
-        response: Response
-        if self.shapes is None:
-            response = JSONResponse({"detail": message}, _STATUS)
-        else:
-            response = self.shapes.for_scope(scope)(_STATUS, message, None)
-        await response(scope, receive, send)
+        await self.shapes.for_scope(scope)(_STATUS, message, None)(scope, receive, send)
 
 
 def _content_length(scope: Scope) -> int | None:

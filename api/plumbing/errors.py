@@ -52,8 +52,7 @@ def install_error_handlers(app: FastAPI, shapes: ErrorShapes) -> None:
 
     async def on_unexpected_error(request: Request, exc: Exception) -> Response:
         # Starlette answers this outside every middleware, so the protective headers come here.
-        headers = {name.decode(): value.decode() for name, value in SECURITY_HEADERS}
-        return shapes.for_scope(request.scope)(500, INTERNAL_ERROR, headers)
+        return shapes.for_scope(request.scope)(500, INTERNAL_ERROR, SECURITY_HEADERS)
 
     app.add_exception_handler(HTTPException, on_http_exception)
     app.add_exception_handler(Exception, on_unexpected_error)

@@ -1,12 +1,25 @@
-"""A pure ASGI middleware that adds protective headers to every response."""
+"""The protective headers of every response, and the middleware that adds them.
+
+The middleware wraps every other but the WebSocket refusal; only a crash is answered outside
+it, and that handler (`api.plumbing.errors`) takes `SECURITY_HEADERS` too. HTML pages add a
+policy: `page_content_security_policy` for the docs and GraphiQL, `api.pages` its own.
+"""
+
+from types import MappingProxyType
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-SECURITY_HEADERS: tuple[tuple[bytes, bytes], ...] = (
-    (b"cache-control", b"no-store"),
-    (b"x-content-type-options", b"nosniff"),
-    (b"referrer-policy", b"no-referrer"),
+SECURITY_HEADERS = MappingProxyType(
+    {
+        # Secrets stay out of browser and proxy caches.
+        "cache-control": "no-store",
+        # A browser never reads a JSON answer as a script.
+        "x-content-type-options": "nosniff",
+        # URLs hold secret keys: none leaks to another site.
+        "referrer-policy": "no-referrer",
+    }
 )
+_RAW_HEADERS = tuple((name.encode(), value.encode()) for name, value in SECURITY_HEADERS.items())
 
 
 def page_content_security_policy(*asset_origins: str) -> str:
@@ -33,7 +46,7 @@ def page_content_security_policy(*asset_origins: str) -> str:
 
 
 class SecurityHeadersMiddleware:
-    """Adds `Cache-Control: no-store`, `nosniff` and `no-referrer` to every HTTP response."""
+    """Adds `SECURITY_HEADERS` to every HTTP response that does not set them itself."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -47,7 +60,7 @@ class SecurityHeadersMiddleware:
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 names = {name.lower() for name, _ in message.get("headers", [])}
-                extra = [header for header in SECURITY_HEADERS if header[0] not in names]
+                extra = [header for header in _RAW_HEADERS if header[0] not in names]
                 message["headers"] = [*message.get("headers", []), *extra]
             await send(message)
 

@@ -37,9 +37,9 @@ from prometheus_client.metrics_core import GaugeMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 
+from api.deps import Database
 from api.domain import events, service
 from api.settings import get_settings
-from api.storage.database import Database
 
 logger = logging.getLogger(__name__)
 

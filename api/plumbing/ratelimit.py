@@ -1,10 +1,10 @@
-"""Per-client rate limits: the buckets, the limiter and its storage. Each door adapts it.
+"""Per-client rate limits: the buckets, the limiter and its storage, and REST's dependency.
 
 Three buckets: `create` (`RATE_LIMIT_CREATE`), `reveal` (`RATE_LIMIT_REVEAL`, spent by
 reveals and burns alike, since both check a passphrase) and `receipt` (`RATE_LIMIT_RECEIPT`,
-spent by reading and revoking through a receipt). The REST door spends them in a
-dependency (`api.rest.ratelimit`), the GraphQL door per mutation field before any runs
-(`api.gql.ratelimit`).
+spent by reading and revoking through a receipt). A REST route spends one hit in a
+dependency (`limit(bucket)`, or `CreatorDep` when it creates: `api.plumbing.authentication`), the
+GraphQL door a document's hits before any field runs (`api.gql.ratelimit`).
 
 Counts use `limits`' sliding window counter (two counters per key, the previous window
 weighted) in `RATE_LIMIT_STORAGE_URL`: `memory://` counts per process, `redis://…` shares
@@ -14,14 +14,15 @@ its own), a warning says the limits became local, the gauge `onetime_secrets_rat
 reads 1 until Redis answers again, and Redis is tried again after `STORAGE_RETRY_SECONDS`.
 Keys hold the bucket and the client's address, nothing else. In token mode
 (CREATE_AUTH=token) the `create` bucket is counted per creator token instead, under the
-token's id (never the token): its own `--rate`, else `RATE_LIMIT_CREATE_PER_TOKEN`.
+token's id (never the token): its own `--rate`, else `RATE_LIMIT_CREATE_PER_TOKEN`. Who the
+creator is, is authentication's business (`api.plumbing.authentication`).
 """
 
 import enum
 import logging
 import math
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Protocol
@@ -32,7 +33,9 @@ from limits.aio.storage import MemoryStorage, RedisStorage, Storage
 from limits.aio.strategies import SlidingWindowCounterRateLimiter
 from limits.errors import StorageError
 from prometheus_client import Gauge
-from starlette.requests import HTTPConnection
+from starlette import status
+from starlette.exceptions import HTTPException
+from starlette.requests import HTTPConnection, Request
 
 from api.domain.creators import Creator
 from api.plumbing.client_address import limit_key, parse_networks, resolve_client
@@ -226,3 +229,22 @@ async def check(
     """Spend `costs` for the client of `connection` (creates for `creator`, if given)."""
     limiter: RateLimiter = connection.app.state.rate_limiter
     return await limiter.hit(costs, client_of(connection), creator)
+
+
+def refuse_over_limit(verdict: Verdict) -> None:
+    """Raise the 429, with `Retry-After`, of a verdict that refuses; GraphQL has its own."""
+    if not verdict.allowed:
+        raise HTTPException(
+            status_code=status.HTTP_429_TOO_MANY_REQUESTS,
+            detail=TOO_MANY_REQUESTS,
+            headers={"Retry-After": str(verdict.retry_after)},
+        )
+
+
+def limit(bucket: Bucket) -> Callable[[Request], Awaitable[None]]:
+    """Return a FastAPI dependency that spends one hit of `bucket` or answers 429."""
+
+    async def dependency(request: Request) -> None:
+        refuse_over_limit(await check(request, {bucket: 1}))
+
+    return dependency

@@ -8,54 +8,77 @@ refusals made in the service, 0.89 with this middleware inside the request log, 
 it. So for the REST routes that hash, this middleware asks the admission gate first and
 answers the `503` itself when the request would be refused anyway; the service still decides
 for everything that gets past.
-GraphQL documents are refused by the service: which mutation they run is known only after
-parsing them.
+The routes are named by their endpoints (`shed_routes`) and matched by their own path
+templates, so a route keeps its shedding whatever its path becomes. GraphQL documents are
+refused by the service: which mutation they run is known only after parsing them.
 """
 
-from collections.abc import Callable
+import re
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
 
+from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from api.domain.availability import BUSY_RETRY_AFTER_SECONDS
 from api.domain.errors import ServiceUnavailable
 from api.domain.events import REFUSED_AT_CAPACITY, emit
 from api.domain.hashing import get_hasher
-from api.domain.service import CREATE_SHARE
 from api.plumbing.errors import ErrorShapes
-from api.plumbing.headers import SECURITY_HEADERS
-
-Share = Callable[[str, str], float | None]
 
 
-def hashing_share(method: str, path: str) -> float | None:
-    """Return the admission share of a REST request that hashes, or None for any other."""
-    if method == "POST" and path == "/generate":
-        return CREATE_SHARE
-    if method in ("GET", "POST", "DELETE") and path.startswith("/secrets/"):
-        return 1.0  # the default share (api.domain.admission)
-    return None
+@dataclass(frozen=True, slots=True)
+class ShedRoute:
+    """A route that hashes: its methods, its path pattern, and its share of the gate's bound."""
+
+    methods: frozenset[str]
+    path: re.Pattern[str]
+    share: float
+
+
+def shed_routes(
+    routes: Iterable[BaseRoute], shares: Mapping[Callable[..., Any], float]
+) -> tuple[ShedRoute, ...]:
+    """Return the routes among `routes` whose endpoint is a key of `shares`, with its share.
+
+    Raises `LookupError` if an endpoint of `shares` is not among `routes`.
+    """
+    matched = [route for route in routes if isinstance(route, Route) and route.endpoint in shares]
+    missing = set(shares) - {route.endpoint for route in matched}
+    if missing:
+        raise LookupError(f"no route for {', '.join(map(repr, missing))}")
+    return tuple(
+        ShedRoute(frozenset(route.methods or ()), route.path_regex, shares[route.endpoint])
+        for route in matched
+    )
 
 
 class ShedAtCapacityMiddleware:
-    """Answers `503` at once to a hashing request that the admission gate would refuse."""
+    """Answers `503` at once to a request of `routes` that the admission gate would refuse."""
 
-    def __init__(self, app: ASGIApp, shapes: ErrorShapes, share: Share = hashing_share) -> None:
+    def __init__(self, app: ASGIApp, shapes: ErrorShapes, routes: Iterable[ShedRoute]) -> None:
         self.app = app
         self.shapes = shapes
-        self.share = share
+        self.routes = tuple(routes)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Refuse early if the gate would; otherwise pass the request on."""
         if scope["type"] == "http":
-            share = self.share(scope["method"], scope["path"])
+            share = self._share(scope["method"], scope["path"])
             if share is not None and get_hasher().gate.would_refuse(share):
                 emit(REFUSED_AT_CAPACITY)
-                # Outside the headers middleware: its headers are added here.
-                headers = {name.decode(): value.decode() for name, value in SECURITY_HEADERS}
-                headers["Retry-After"] = str(BUSY_RETRY_AFTER_SECONDS)
                 response = self.shapes.for_scope(scope)(
-                    503, ServiceUnavailable.AT_CAPACITY, headers
+                    503,
+                    ServiceUnavailable.AT_CAPACITY,
+                    {"Retry-After": str(BUSY_RETRY_AFTER_SECONDS)},
                 )
                 await response(scope, receive, send)
                 return
         await self.app(scope, receive, send)
+
+    def _share(self, method: str, path: str) -> float | None:
+        for route in self.routes:
+            if method in route.methods and route.path.match(path):
+                return route.share
+        return None

@@ -2,7 +2,8 @@
 
 Strawberry would offer its subscription protocols at `/graphql`; the schema has no
 subscriptions, and a handshake path may carry a key and a passphrase in its query string.
-The refusal is a plain `403` (a close before accepting), logged by route like any request.
+The refusal is a plain `403` (a close before accepting). It is logged as one fixed access
+line, `WEBSOCKET refused 403`: no route matched, and the path may hold a key.
 """
 
 import logging

@@ -20,9 +20,7 @@ DOCS_CONTENT_SECURITY_POLICY = page_content_security_policy()
 _CSP_HEADER = {"content-security-policy": DOCS_CONTENT_SECURITY_POLICY}
 
 
-def install_offline_docs(
-    app: FastAPI, *, docs_url: str = "/docs", redoc_url: str = "/redoc"
-) -> None:
+def install_offline_docs(app: FastAPI) -> None:
     """Add Swagger UI and ReDoc pages whose scripts, styles and icon come from this service.
 
     Build the app with `docs_url=None, redoc_url=None` so FastAPI adds no CDN pages itself.
@@ -43,7 +41,7 @@ def install_offline_docs(
         name="docs-assets",
     )
 
-    @app.get(docs_url, include_in_schema=False)
+    @app.get("/docs", include_in_schema=False)
     async def swagger_ui(request: Request) -> HTMLResponse:
         """Swagger UI: try the REST API from the browser."""
         root = request.scope.get("root_path", "").rstrip("/")
@@ -58,7 +56,7 @@ def install_offline_docs(
         page.headers.update(_CSP_HEADER)
         return page
 
-    @app.get(redoc_url, include_in_schema=False)
+    @app.get("/redoc", include_in_schema=False)
     async def redoc(request: Request) -> HTMLResponse:
         """ReDoc: the REST API as a reference document."""
         root = request.scope.get("root_path", "").rstrip("/")

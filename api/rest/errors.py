@@ -27,7 +27,7 @@ from api.domain.errors import (
     StorageQuotaReached,
     Unauthenticated,
 )
-from api.plumbing.creators import www_authenticate
+from api.plumbing.authentication import www_authenticate
 from api.plumbing.json_bodies import MalformedJson
 from api.plumbing.media_types import NOT_AN_OBJECT, NOT_JSON, NOT_JSON_MEDIA_TYPE, is_json
 

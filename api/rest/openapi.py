@@ -13,8 +13,12 @@ from api.domain.errors import (
 )
 from api.plumbing.media_types import NOT_JSON, NOT_JSON_MEDIA_TYPE
 from api.plumbing.ratelimit import TOO_MANY_REQUESTS
+from api.settings import Settings
 
 Responses = dict[int | str, dict[str, Any]]
+# The limit with every setting at its default (no environment read): what the formula in
+# `Settings.request_body_limit` gives when MAX_REQUEST_BYTES is unset.
+_DEFAULT_BODY_LIMIT = Settings.model_construct().request_body_limit
 
 
 class ErrorResponse(BaseModel):
@@ -55,7 +59,9 @@ BAD_BODY: Responses = {
         NOT_JSON,
     ),
     413: _error(
-        "The body is larger than MAX_REQUEST_BYTES.", "Request body too large: at most 397312 bytes"
+        "The body is larger than MAX_REQUEST_BYTES, by default "
+        "`6 * MAX_SECRET_BYTES + 6 * MAX_PASSPHRASE_LENGTH + 4096`.",
+        f"Request body too large: at most {_DEFAULT_BODY_LIMIT} bytes",
     ),
     415: _error("The body is not `application/json`.", NOT_JSON_MEDIA_TYPE),
 }
@@ -96,7 +102,16 @@ INVALID: Responses = {
         },
     }
 }
-SECRET_ROUTE: Responses = {**INVALID, **RATE_LIMITED, **UNAVAILABLE}
+# The routes that hash are also refused when hashing is at capacity (`api.domain.admission`).
+_BUSY_OR_UNAVAILABLE: Responses = {
+    503: _error(
+        "Hashing is at capacity, or the database does not answer (down, or every connection "
+        "busy); retry after `Retry-After` seconds.",
+        ServiceUnavailable.AT_CAPACITY,
+        headers=_RETRY_AFTER,
+    )
+}
+SECRET_ROUTE: Responses = {**INVALID, **RATE_LIMITED, **_BUSY_OR_UNAVAILABLE}
 RECEIPT_NOT_FOUND: Responses = {
     404: _error("Unknown, malformed or purged receipt key.", ReceiptNotFound.message)
 }

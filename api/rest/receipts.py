@@ -6,10 +6,9 @@ from fastapi import APIRouter, Depends, Path
 
 from api.deps import DatabaseDep
 from api.domain import receipts
-from api.plumbing.ratelimit import Bucket
+from api.plumbing.ratelimit import Bucket, limit
 from api.rest.bodies import StrictJsonRoute
 from api.rest.openapi import RECEIPT_NOT_FOUND, RECEIPT_ROUTE
-from api.rest.ratelimit import limit
 from api.rest.schemas import ReceiptResponse
 
 router = APIRouter(

@@ -7,12 +7,12 @@ from fastapi import APIRouter, Body, Depends, Path, Query, Response, status
 from api.deps import DatabaseDep
 from api.domain import service
 from api.domain.errors import InvalidInput
+from api.plumbing.authentication import CreatorDep
 from api.plumbing.methods import changes_state_on_get
-from api.plumbing.ratelimit import Bucket
+from api.plumbing.ratelimit import Bucket, limit
 from api.rest.bodies import StrictJsonRoute
 from api.rest.openapi import BAD_BODY, CREATE_ROUTE, NOT_FOUND, SECRET_ROUTE, UNAVAILABLE
 from api.rest.query_passphrase import check_query_passphrase
-from api.rest.ratelimit import CreatorDep, limit
 from api.rest.schemas import (
     PASSPHRASE_BOUND,
     CreatedSecretResponse,

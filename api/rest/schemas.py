@@ -7,8 +7,8 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSeriali
 from pydantic.config import JsonDict
 
 from api.domain import clock
+from api.domain.receipts import ReceiptStatus
 from api.settings import get_settings
-from models import ReceiptStatus
 
 _defaults = get_settings()
 

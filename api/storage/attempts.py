@@ -3,7 +3,7 @@
 A secret's `failed_attempts` and its receipt's change in the same transactions, so the two
 never disagree: a claim adds one to both, a give-back takes one from both, and the step that
 takes a secret with the right passphrase takes its attempt back from the receipt as it
-closes it (`statements.CLOSE_RECEIPT`). While a check runs, its attempt is counted.
+closes it (`api.storage.writes.close_receipt`). While a check runs, its attempt is counted.
 
 A claim writes the receipt's count in the claim's own transaction, so a wrong passphrase on a
 live secret does no more writes after its check than an unknown key does. On PostgreSQL the
@@ -45,17 +45,17 @@ async def claim(db: Database, *, digest: bytes, now: datetime, max_attempts: int
     """
     async with db.transaction() as transaction:
         if db.dialect == "postgresql":
-            await transaction.fetch(statements.ASYNCHRONOUS_COMMIT)
-        rows = await transaction.fetch(
+            await transaction.execute(statements.ASYNCHRONOUS_COMMIT)
+        rows = await transaction.execute(
             statements.CLAIM_ATTEMPT, digest=digest, now=now, max_attempts=max_attempts
         )
         if not rows:
-            if await transaction.fetch(statements.LIVE_SECRET, digest=digest, now=now):
+            if await transaction.execute(statements.LIVE_SECRET, digest=digest, now=now):
                 raise AttemptsInFlight
             return None
         claimed = Claim(*rows[0])
         if claimed.receipt_id is not None:
-            await transaction.fetch(
+            await transaction.execute(
                 statements.COUNT_RECEIPT_ATTEMPTS, receipt_id=claimed.receipt_id, change=1
             )
     return claimed
@@ -66,8 +66,8 @@ async def give_back(db: Database, claimed: Claim | None) -> None:
     if claimed is None:
         return
     async with db.transaction() as transaction:
-        rows = await transaction.fetch(statements.REFUND_ATTEMPT, row_id=claimed.row_id)
+        rows = await transaction.execute(statements.REFUND_ATTEMPT, row_id=claimed.row_id)
         if rows and claimed.receipt_id is not None:
-            await transaction.fetch(
+            await transaction.execute(
                 statements.COUNT_RECEIPT_ATTEMPTS, receipt_id=claimed.receipt_id, change=-1
             )

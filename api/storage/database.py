@@ -1,9 +1,12 @@
 """The SQLAlchemy engine, and the `Database` that runs the service's statements on it.
 
-Every step of the service is a single statement that is atomic on its own, built once with
-SQLAlchemy Core, so it runs in autocommit: one round trip, no BEGIN/COMMIT, no ORM session.
-A failure of the database (down, frozen, every connection busy) surfaces as
-`DatabaseUnavailable`, which carries no SQL and no bound values.
+Statements are built once with SQLAlchemy Core; no ORM session. A step that is one statement
+(a read, a token's update) runs in autocommit through `Database.execute`: one round trip. A
+write that changes several rows together (a secret, its receipt and the storage quota) runs
+in `Database.transaction()`, on SQLite and PostgreSQL alike. Nothing outlives its
+transaction on the connection, so PgBouncer in transaction mode can pool it. A failure of
+the database (down, frozen, every connection busy) surfaces as `DatabaseUnavailable`, which
+carries no SQL and no bound values.
 
 With `?prepared_statement_cache_size=0` in DATABASE_URL (PgBouncer in transaction mode) no
 statement is named, and the server's own statement bound comes from the role's settings.
@@ -142,16 +145,17 @@ def _cut_off_timed_out(context: ExceptionContext) -> None:
 
 
 class Database:
-    """Runs prebuilt statements through a SQLAlchemy engine, each in autocommit."""
+    """Runs prebuilt statements through a SQLAlchemy engine: alone, or in a transaction."""
 
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
         self.dialect = engine.dialect.name
         self._scrubs = self.dialect == "sqlite"
 
-    async def fetch(self, statement: Executable, **parameters: Any) -> Rows:
-        """Run `statement` with `parameters`; return its rows as tuples (none if it has none).
+    async def execute(self, statement: Executable, **parameters: Any) -> Rows:
+        """Run `statement` alone, in autocommit; return its rows (none if it has none).
 
+        A read, or a write that is atomic on its own: INSERT, UPDATE and DELETE run here too.
         Raises `DatabaseUnavailable` when the database fails or no connection frees up in time.
         """
         try:
@@ -167,10 +171,10 @@ class Database:
     async def transaction(self) -> AsyncIterator["Transaction"]:
         """Run several statements as one transaction: all of them commit, or none.
 
-        For steps that change two tables at once (a secret and its receipt). Each such
-        transaction starts with a write, so on SQLite it takes the write lock first and
-        never has to upgrade a read lock (which could deadlock). Raises
-        `DatabaseUnavailable` as `fetch` does.
+        For writes that change several rows together (a secret, its receipt, the storage
+        quota). Each such transaction starts with a write, so on SQLite it takes the write
+        lock first and never has to upgrade a read lock (which could deadlock). Raises
+        `DatabaseUnavailable` as `execute` does.
         """
         try:
             async with self.engine.begin() as connection:
@@ -181,11 +185,18 @@ class Database:
     async def scrub(self) -> None:
         """After a deletion: leave no copy of the deleted rows in the database files.
 
-        On SQLite, checkpoint and truncate the write-ahead log (`api.storage.sqlite`). On
-        PostgreSQL dead tuples stay until vacuum; SECURITY.md says what that means.
+        On SQLite, checkpoint and truncate the write-ahead log (`api.storage.sqlite`); a
+        failure is logged, never raised. On PostgreSQL dead tuples stay until vacuum;
+        SECURITY.md says what that means.
         """
-        if self._scrubs:
-            await self.fetch(sqlite.SCRUB)
+        if not self._scrubs:
+            return
+        try:
+            await self.execute(sqlite.SCRUB)
+        except DatabaseUnavailable as error:
+            # The deletion has committed: its answer (a revealed secret) must still go out,
+            # or the secret is lost. The rows stay in the log until the next scrub empties it.
+            logger.warning("the SQLite write-ahead log was not emptied after a deletion: %s", error)
 
     async def aclose(self) -> None:
         """Close every connection."""
@@ -198,7 +209,7 @@ class Transaction:
     def __init__(self, connection: AsyncConnection) -> None:
         self._connection = connection
 
-    async def fetch(self, statement: Executable, **parameters: Any) -> Rows:
+    async def execute(self, statement: Executable, **parameters: Any) -> Rows:
         """Run `statement` in the transaction; return its rows (none if it has none)."""
         result = await self._connection.execute(statement, parameters)
         return result.all() if result.returns_rows else ()

@@ -1,26 +1,64 @@
-"""Deleting expired secrets, and receipts past their retention, in batches.
+"""The purge's SQL: expired secrets, and receipts past their retention, deleted in batches.
 
 Each batch of secrets is one transaction that also marks their receipts `expired`, so a
 receipt never says `pending` for a secret that is gone, and gives their room back to the
-storage quota. Concurrent purgers (several workers
-or instances) skip each other's rows on PostgreSQL.
+storage quota. Concurrent purgers (several workers or instances) skip each other's rows on
+PostgreSQL. `api.domain.purge` runs it on a schedule, with the domain's clock.
 """
 
 import asyncio
-from datetime import UTC, datetime
+from datetime import datetime
 
-from api.storage import statements, usage
+from sqlalchemy import ColumnElement, Delete, Table, bindparam, delete, select, update
+
+from api.storage import usage
 from api.storage.database import Database
+from api.storage.statements import SIZE, receipt_columns, receipts_table, secrets_table
+from models import StoredReceiptStatus
 
 
-async def delete_expired(*, db: Database, batch_size: int, pause_seconds: float = 0.0) -> int:
-    """Delete expired secrets in batches of `batch_size`; return how many were deleted.
+def _delete_due(table: Table, due: ColumnElement[datetime]) -> Delete:
+    """Delete up to `batch_size` rows of `table` whose `due` time is past `now`.
+
+    Concurrent purgers (several workers or instances) skip each other's rows on PostgreSQL.
+    """
+    batch = (
+        select(table.c.id)
+        .where(due <= bindparam("now"))
+        .limit(bindparam("batch_size"))
+        .with_for_update(skip_locked=True)
+        .scalar_subquery()
+    )
+    return delete(table).where(table.c.id.in_(batch))
+
+
+PURGE_SECRETS_BATCH = _delete_due(secrets_table, secrets_table.c.expires_at).returning(
+    SIZE, secrets_table.c.receipt_id
+)
+# The receipts of the secrets a batch deleted: expired, at their expiry.
+EXPIRE_RECEIPTS = (
+    update(receipts_table)
+    .where(
+        receipt_columns.id.in_(bindparam("receipt_ids", expanding=True)),
+        receipt_columns.status == StoredReceiptStatus.PENDING.value,
+    )
+    .values(status=StoredReceiptStatus.EXPIRED.value, closed_at=receipt_columns.expires_at)
+)
+PURGE_RECEIPTS_BATCH = _delete_due(receipts_table, receipt_columns.retain_until).returning(
+    receipt_columns.id
+)
+
+
+async def delete_expired(
+    db: Database, *, now: datetime, batch_size: int, pause_seconds: float = 0.0
+) -> int:
+    """Delete the secrets expired at `now`, in batches of `batch_size`; return how many.
 
     `pause_seconds` pass between batches so that a large backlog does not crowd out reveals.
     """
     total = 0
     while True:
-        deleted = await _delete_batch(db, batch_size)
+        deleted = await _delete_secrets_batch(db, now=now, batch_size=batch_size)
         total += deleted
         if deleted < batch_size:
             if total:
@@ -29,32 +67,23 @@ async def delete_expired(*, db: Database, batch_size: int, pause_seconds: float 
         await asyncio.sleep(pause_seconds)
 
 
-async def _delete_batch(db: Database, batch_size: int) -> int:
-    now = datetime.now(UTC)
-    if db.dialect == "postgresql":
-        rows = await db.fetch(
-            statements.PURGE_BATCH_EXPIRING_RECEIPTS,
-            now=now,
-            batch_size=batch_size,
-            release_shard=usage.release_shard(),
-        )
-        return int(rows[0][0])
+async def _delete_secrets_batch(db: Database, *, now: datetime, batch_size: int) -> int:
     async with db.transaction() as transaction:
-        rows = await transaction.fetch(statements.PURGE_BATCH, now=now, batch_size=batch_size)
-        receipt_ids = [receipt_id for _, receipt_id, _ in rows if receipt_id is not None]
+        rows = await transaction.execute(PURGE_SECRETS_BATCH, now=now, batch_size=batch_size)
+        receipt_ids = [receipt_id for _, receipt_id in rows if receipt_id is not None]
         if receipt_ids:
-            await transaction.fetch(statements.EXPIRE_RECEIPTS, receipt_ids=receipt_ids)
-        await usage.release(transaction, sizes=[size for _, _, size in rows])
+            await transaction.execute(EXPIRE_RECEIPTS, receipt_ids=receipt_ids)
+        await usage.release(transaction, sizes=[size for size, _ in rows])
     return len(rows)
 
 
-async def delete_old_receipts(*, db: Database, batch_size: int, pause_seconds: float = 0.0) -> int:
-    """Delete receipts whose retention has passed, in batches; return how many."""
+async def delete_old_receipts(
+    db: Database, *, now: datetime, batch_size: int, pause_seconds: float = 0.0
+) -> int:
+    """Delete the receipts whose retention has passed at `now`, in batches; return how many."""
     total = 0
     while True:
-        rows = await db.fetch(
-            statements.PURGE_RECEIPTS_BATCH, now=datetime.now(UTC), batch_size=batch_size
-        )
+        rows = await db.execute(PURGE_RECEIPTS_BATCH, now=now, batch_size=batch_size)
         total += len(rows)
         if len(rows) < batch_size:
             return total

@@ -1,34 +1,20 @@
 """The SQL the service runs, built once with SQLAlchemy Core and bound per call.
 
-Each statement is atomic on its own; `api.domain.service` explains how they combine into an
-exactly-once reveal.
+`api.storage.writes` and `api.storage.attempts` combine them into transactions, and
+`api.domain.service` explains how those make an exactly-once reveal. The purge's statements
+are in `api.storage.purge`, the storage quota's in `api.storage.usage`.
 """
 
-from datetime import datetime
+from sqlalchemy import Table, bindparam, delete, func, insert, literal, select, text, update
 
-from sqlalchemy import (
-    ColumnElement,
-    Delete,
-    Table,
-    bindparam,
-    delete,
-    func,
-    insert,
-    literal,
-    select,
-    text,
-    update,
-)
-
-from api.storage.usage import release_of
-from models import CreatorToken, Receipt, ReceiptStatus, Secret
+from models import CreatorToken, Receipt, Secret, StoredReceiptStatus
 
 secrets_table: Table = Secret.__table__  # type: ignore[attr-defined]
-columns = secrets_table.c
+secret_columns = secrets_table.c
 receipts_table: Table = Receipt.__table__  # type: ignore[attr-defined]
 receipt_columns = receipts_table.c
 # What a deleted row gave back to the storage quota (`api.storage.usage`).
-SIZE = func.length(columns.ciphertext).label("size")
+SIZE = func.length(secret_columns.ciphertext).label("size")
 
 # Every column is given a value, so the INSERT names them all.
 INSERT_SECRET = insert(secrets_table)
@@ -36,37 +22,45 @@ INSERT_SECRET = insert(secrets_table)
 CLAIM_ATTEMPT = (
     update(secrets_table)
     .where(
-        columns.lookup_hash == bindparam("digest"),
-        columns.expires_at > bindparam("now"),
-        columns.failed_attempts < bindparam("max_attempts"),
+        secret_columns.lookup_hash == bindparam("digest"),
+        secret_columns.expires_at > bindparam("now"),
+        secret_columns.failed_attempts < bindparam("max_attempts"),
     )
-    .values(failed_attempts=columns.failed_attempts + 1)
-    .returning(columns.id, columns.passphrase_hash, columns.failed_attempts, columns.receipt_id)
+    .values(failed_attempts=secret_columns.failed_attempts + 1)
+    .returning(
+        secret_columns.id,
+        secret_columns.passphrase_hash,
+        secret_columns.failed_attempts,
+        secret_columns.receipt_id,
+    )
 )
 # Gives back an attempt whose check did not finish (refused at capacity, client gone).
 REFUND_ATTEMPT = (
     update(secrets_table)
-    .where(columns.id == bindparam("row_id"), columns.failed_attempts > 0)
-    .values(failed_attempts=columns.failed_attempts - 1)
-    .returning(columns.receipt_id)
+    .where(secret_columns.id == bindparam("row_id"), secret_columns.failed_attempts > 0)
+    .values(failed_attempts=secret_columns.failed_attempts - 1)
+    .returning(secret_columns.receipt_id)
 )
 # PostgreSQL: this transaction's commit does not wait for its WAL flush (`api.storage.attempts`).
 ASYNCHRONOUS_COMMIT = text("SET LOCAL synchronous_commit = off")
 # Whether a claim that found nothing met a live secret whose attempts are all being checked.
-LIVE_SECRET = select(columns.id).where(
-    columns.lookup_hash == bindparam("digest"), columns.expires_at > bindparam("now")
+LIVE_SECRET = select(secret_columns.id).where(
+    secret_columns.lookup_hash == bindparam("digest"), secret_columns.expires_at > bindparam("now")
 )
 # Takes a live row: only one caller can, so only one caller gets the ciphertext.
 DELETE_LIVE = (
     delete(secrets_table)
-    .where(columns.id == bindparam("id"), columns.expires_at > bindparam("now"))
-    .returning(columns.ciphertext)
+    .where(secret_columns.id == bindparam("id"), secret_columns.expires_at > bindparam("now"))
+    .returning(SIZE, secret_columns.ciphertext)
 )
-DELETE = delete(secrets_table).where(columns.id == bindparam("id")).returning(SIZE)
+DELETE = delete(secrets_table).where(secret_columns.id == bindparam("id")).returning(SIZE)
 # A revoke takes the live secret of a receipt; racing a reveal or a burn, one DELETE wins.
 DELETE_LIVE_OF_RECEIPT = (
     delete(secrets_table)
-    .where(columns.receipt_id == bindparam("receipt_id"), columns.expires_at > bindparam("now"))
+    .where(
+        secret_columns.receipt_id == bindparam("receipt_id"),
+        secret_columns.expires_at > bindparam("now"),
+    )
     .returning(SIZE)
 )
 
@@ -78,7 +72,7 @@ CLOSE_RECEIPT = (
     update(receipts_table)
     .where(
         receipt_columns.id == bindparam("receipt_id"),
-        receipt_columns.status == ReceiptStatus.PENDING.value,
+        receipt_columns.status == StoredReceiptStatus.PENDING.value,
     )
     .values(
         status=bindparam("status"),
@@ -102,58 +96,6 @@ FIND_RECEIPT = select(
 ).where(
     receipt_columns.lookup_hash == bindparam("digest"),
     receipt_columns.retain_until > bindparam("now"),
-)
-# The purge's receipts: those of the secrets it deleted expired, at their expiry.
-EXPIRE_RECEIPTS = (
-    update(receipts_table)
-    .where(
-        receipt_columns.id.in_(bindparam("receipt_ids", expanding=True)),
-        receipt_columns.status == ReceiptStatus.PENDING.value,
-    )
-    .values(status=ReceiptStatus.EXPIRED.value, closed_at=receipt_columns.expires_at)
-)
-
-
-def _delete_due(table: Table, due: ColumnElement[datetime]) -> Delete:
-    """Delete up to `batch_size` rows of `table` whose `due` time is past `now`.
-
-    Concurrent purgers (several workers or instances) skip each other's rows on PostgreSQL.
-    """
-    batch = (
-        select(table.c.id)
-        .where(due <= bindparam("now"))
-        .limit(bindparam("batch_size"))
-        .with_for_update(skip_locked=True)
-        .scalar_subquery()
-    )
-    return delete(table).where(table.c.id.in_(batch))
-
-
-PURGE_RECEIPTS_BATCH = _delete_due(receipts_table, receipt_columns.retain_until).returning(
-    receipt_columns.id
-)
-PURGE_BATCH = _delete_due(secrets_table, columns.expires_at).returning(
-    columns.id, columns.receipt_id, SIZE
-)
-# PostgreSQL runs the purge of a batch, the expiry of its receipts and the release of its
-# room in the storage quota as one statement (data-modifying CTEs): one round trip, and no
-# list of ids sent back and forth. SQLite has no data-modifying CTEs and runs PURGE_BATCH,
-# EXPIRE_RECEIPTS and `api.storage.usage.RELEASE` in one transaction instead.
-_PURGED = PURGE_BATCH.cte("purged")
-_EXPIRED_RECEIPTS = (
-    update(receipts_table)
-    .where(
-        receipt_columns.id == _PURGED.c.receipt_id,
-        receipt_columns.status == ReceiptStatus.PENDING.value,
-    )
-    .values(status=ReceiptStatus.EXPIRED.value, closed_at=receipt_columns.expires_at)
-    .cte("expired_receipts")
-)
-PURGE_BATCH_EXPIRING_RECEIPTS = (
-    select(func.count())
-    .select_from(_PURGED)
-    .add_cte(_EXPIRED_RECEIPTS)
-    .add_cte(release_of(_PURGED, _PURGED.c.size))
 )
 tokens_table: Table = CreatorToken.__table__  # type: ignore[attr-defined]
 token_columns = tokens_table.c
@@ -182,6 +124,8 @@ REVOKE_TOKEN = (
     .values(revoked_at=bindparam("now"))
 )
 COUNT_LIVE = (
-    select(func.count()).select_from(secrets_table).where(columns.expires_at > bindparam("now"))
+    select(func.count())
+    .select_from(secrets_table)
+    .where(secret_columns.expires_at > bindparam("now"))
 )
 PING = select(literal(1))

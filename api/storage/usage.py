@@ -20,8 +20,7 @@ Rows written or deleted behind the service's back (by hand, by a restore) are no
 
 import random
 
-from sqlalchemy import ColumnElement, Table, bindparam, func, literal, select, text, update
-from sqlalchemy.sql.selectable import CTE
+from sqlalchemy import Table, bindparam, func, select, text, update
 
 from api.storage.database import Database, Transaction
 from models import StorageUsage
@@ -31,7 +30,7 @@ RELEASE_SHARDS = 32  # rows 1..32; alembic 0004 creates them
 CREATE_SHARD = 0
 
 usage_table: Table = StorageUsage.__table__  # type: ignore[attr-defined]
-usage = usage_table.c
+usage_columns = usage_table.c
 _others = usage_table.alias("others")
 _OTHER_BYTES = (
     select(func.coalesce(func.sum(_others.c.stored_bytes), 0))
@@ -47,15 +46,15 @@ _OTHER_SECRETS = (
 RESERVE = (
     update(usage_table)
     .where(
-        usage.shard == CREATE_SHARD,
-        usage.stored_bytes + bindparam("size") + _OTHER_BYTES <= bindparam("max_bytes"),
-        usage.stored_secrets + 1 + _OTHER_SECRETS <= bindparam("max_secrets"),
+        usage_columns.shard == CREATE_SHARD,
+        usage_columns.stored_bytes + bindparam("size") + _OTHER_BYTES <= bindparam("max_bytes"),
+        usage_columns.stored_secrets + 1 + _OTHER_SECRETS <= bindparam("max_secrets"),
     )
     .values(
-        stored_bytes=usage.stored_bytes + bindparam("size"),
-        stored_secrets=usage.stored_secrets + 1,
+        stored_bytes=usage_columns.stored_bytes + bindparam("size"),
+        stored_secrets=usage_columns.stored_secrets + 1,
     )
-    .returning(usage.shard)
+    .returning(usage_columns.shard)
 )
 # A free release row, so concurrent deletions (reveals, purgers on several instances) never
 # queue for one; only when all are taken does it wait, on the row picked at random.
@@ -70,35 +69,17 @@ FREE_SHARD = func.coalesce(
 )
 RELEASE = (
     update(usage_table)
-    .where(usage.shard == FREE_SHARD)
+    .where(usage_columns.shard == FREE_SHARD)
     .values(
-        stored_bytes=usage.stored_bytes - bindparam("size"),
-        stored_secrets=usage.stored_secrets - bindparam("count"),
+        stored_bytes=usage_columns.stored_bytes - bindparam("size"),
+        stored_secrets=usage_columns.stored_secrets - bindparam("count"),
     )
 )
 
 
-def release_of(deleted: CTE, size: ColumnElement[int]) -> CTE:
-    """`RELEASE` as a CTE of the statement whose CTE `deleted` deletes rows of `size` bytes.
-
-    It touches no row when nothing was deleted.
-    """
-    return (
-        update(usage_table)
-        .where(usage.shard == FREE_SHARD, select(literal(1)).select_from(deleted).exists())
-        .values(
-            stored_bytes=usage.stored_bytes
-            - select(func.coalesce(func.sum(size), 0)).scalar_subquery(),
-            stored_secrets=usage.stored_secrets
-            - select(func.count()).select_from(deleted).scalar_subquery(),
-        )
-        .cte("released")
-    )
-
-
 TOTALS = select(
-    func.coalesce(func.sum(usage.stored_bytes), 0),
-    func.coalesce(func.sum(usage.stored_secrets), 0),
+    func.coalesce(func.sum(usage_columns.stored_bytes), 0),
+    func.coalesce(func.sum(usage_columns.stored_secrets), 0),
 )
 
 
@@ -109,21 +90,23 @@ def release_shard() -> int:
 
 async def reserve(transaction: Transaction, *, size: int, max_bytes: int, max_secrets: int) -> bool:
     """Count one more secret of `size` bytes, if it fits; say whether it did."""
-    rows = await transaction.fetch(RESERVE, size=size, max_bytes=max_bytes, max_secrets=max_secrets)
+    rows = await transaction.execute(
+        RESERVE, size=size, max_bytes=max_bytes, max_secrets=max_secrets
+    )
     return bool(rows)
 
 
 async def release(transaction: Transaction, *, sizes: list[int]) -> None:
     """Stop counting the deleted secrets whose ciphertexts had `sizes` bytes."""
     if sizes:
-        await transaction.fetch(
+        await transaction.execute(
             RELEASE, release_shard=release_shard(), size=sum(sizes), count=len(sizes)
         )
 
 
 async def totals(db: Database) -> tuple[int, int]:
     """Return (stored bytes, stored secrets): 33 small rows summed, not the secrets table."""
-    rows = await db.fetch(TOTALS)
+    rows = await db.execute(TOTALS)
     return int(rows[0][0]), int(rows[0][1])
 
 
@@ -136,10 +119,10 @@ async def recount(db: Database) -> tuple[int, int]:
     async with db.transaction() as transaction:
         if db.dialect == "postgresql":
             # A queued lock request would hold every writer behind it: give up instead.
-            await transaction.fetch(text(f"SET LOCAL lock_timeout = '{RECOUNT_LOCK_WAIT}'"))
-            await transaction.fetch(text("LOCK TABLE secrets IN SHARE MODE"))
-        await transaction.fetch(update(usage_table).values(stored_bytes=0, stored_secrets=0))
-        await transaction.fetch(
+            await transaction.execute(text(f"SET LOCAL lock_timeout = '{RECOUNT_LOCK_WAIT}'"))
+            await transaction.execute(text("LOCK TABLE secrets IN SHARE MODE"))
+        await transaction.execute(update(usage_table).values(stored_bytes=0, stored_secrets=0))
+        await transaction.execute(
             text(
                 "UPDATE storage_usage SET"
                 " stored_bytes = (SELECT coalesce(sum(length(ciphertext)), 0) FROM secrets),"
