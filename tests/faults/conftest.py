@@ -148,8 +148,14 @@ class PrivatePostgres:
 
     def freeze(self) -> None:
         """SIGSTOP every server process: the port still accepts TCP, but nothing answers."""
-        for pid in self._server_pids():
-            os.kill(pid, signal.SIGSTOP)
+        postmaster = self._postmaster_pid()
+        assert postmaster is not None, "the private PostgreSQL server is not running"
+        # The postmaster first, so it forks no backend while its children are listed; a
+        # backend whose session just closed may exit before its signal, and needs none.
+        os.kill(postmaster, signal.SIGSTOP)
+        for pid in _descendants(postmaster):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGSTOP)
 
     def thaw(self) -> None:
         """Undo `freeze`."""
