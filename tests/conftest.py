@@ -7,6 +7,7 @@ PostgreSQL runs get a database of their own, created for the run and dropped aft
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 
 from api.app import create_app
+from api.domain import clock as domain_clock
 from api.domain.hashing import get_hasher
 from api.plumbing import ratelimit
 from api.settings import get_settings
@@ -189,6 +191,18 @@ def db(app: FastAPI) -> Database:
 
 # A quarter of a second into a day: every window of a second, minute or hour starts then.
 CLOCK_START = 20_000 * 86_400 + 0.25
+
+
+@pytest.fixture
+def frozen_now(monkeypatch: pytest.MonkeyPatch) -> datetime:
+    """Stop the service's clock (`api.domain.clock.now`) at the real time of the test's start.
+
+    Rows of earlier tests expire in real time; with the clock stopped, none of them expires
+    during the test, so counts of live or purgeable secrets move only by the test's doing.
+    """
+    now = domain_clock.now()
+    monkeypatch.setattr(domain_clock, "now", lambda: now)
+    return now
 
 
 @pytest.fixture

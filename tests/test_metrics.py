@@ -126,7 +126,11 @@ async def test_purged_secrets_are_counted(client: httpx.AsyncClient, db: Databas
 
 
 async def test_live_gauge_is_counted_at_scrape_and_cached(
-    client: httpx.AsyncClient, app: FastAPI, db: Database, monkeypatch: pytest.MonkeyPatch
+    client: httpx.AsyncClient,
+    app: FastAPI,
+    db: Database,
+    monkeypatch: pytest.MonkeyPatch,
+    frozen_now: datetime,  # no earlier test's secret expires between the scrapes
 ) -> None:
     live: LiveSecrets = app.state.live_secrets
     now = time.monotonic() + 10 * live.max_age_seconds  # whatever was cached is stale

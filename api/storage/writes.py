@@ -9,8 +9,8 @@
 
 The claims of passphrase attempts are in `api.storage.attempts`, the purge's batches in
 `api.storage.purge`. These writes once ran as one statement each on PostgreSQL
-(data-modifying CTEs): 1.027x the goodput at saturation (`bench.overload_ab`, default
-argon2), under the 5% that a second path has to earn, so both databases take this one.
+(data-modifying CTEs): 1.027x the goodput at saturation in an A/B at the default argon2,
+under the 5% that a second path has to earn, so both databases take this one.
 """
 
 import uuid
