@@ -28,6 +28,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import coverage
 import httpx
 import pytest
 
@@ -56,12 +57,26 @@ def environment(**extra: str) -> dict[str, str]:
     return {**env, **extra}
 
 
+def measured() -> tuple[list[str], dict[str, str]]:
+    """The command that runs `ots`, and its environment, under coverage when the suite is.
+
+    `ots` runs as a process of its own here, which the suite's coverage cannot see; under
+    `coverage run --parallel-mode` it leaves a data file that pytest-cov combines at the end.
+    """
+    if coverage.Coverage.current() is None:
+        return [str(OTS)], {}
+    command = [sys.executable, "-m", "coverage", "run", "--parallel-mode"]
+    command += [f"--rcfile={ROOT / 'pyproject.toml'}", "-m", "ots.cli"]
+    return command, {"COVERAGE_FILE": str(ROOT / ".coverage")}
+
+
 def ots(*args: str, stdin: bytes = b"", **env: str) -> subprocess.CompletedProcess[bytes]:
-    """Run the installed `ots` with no controlling terminal; return what it did."""
+    """Run `ots` with no controlling terminal; return what it did."""
+    command, coverage_env = measured()
     return subprocess.run(  # noqa: S603
-        [str(OTS), *args],
+        [*command, *args],
         input=stdin,
-        env=environment(**env),
+        env=environment(**coverage_env, **env),
         capture_output=True,
         timeout=RUN_SECONDS,
         start_new_session=True,
