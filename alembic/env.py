@@ -8,7 +8,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
-from api.settings import get_settings
+from api.settings import load_settings
 from api.storage.database import is_pgbouncer_url
 from models import metadata
 
@@ -29,7 +29,7 @@ def _run(connection: Connection) -> None:
 
 
 async def _run_online() -> None:
-    url = get_settings().database_url
+    url = load_settings().database_url
     # Behind PgBouncer (transaction pooling) no statement may be prepared under a name.
     connect_args = {"statement_cache_size": 0} if is_pgbouncer_url(url) else {}
     engine = create_async_engine(url, poolclass=NullPool, connect_args=connect_args)
@@ -40,7 +40,7 @@ async def _run_online() -> None:
 
 def _run_offline() -> None:
     context.configure(
-        url=get_settings().database_url,
+        url=load_settings().database_url,
         target_metadata=metadata,
         literal_binds=True,
         compare_type=True,

@@ -7,7 +7,7 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from api.domain.hashing import get_hasher
+from api.domain.hashing import PassphraseHasher
 from api.domain.purge import purge_forever
 from api.domain.service import CREATE_SHARE
 from api.gql import errors as gql_errors
@@ -30,7 +30,7 @@ from api.rest import errors as rest_errors
 from api.rest import receipts as rest_receipts
 from api.rest.docs import install_offline_docs
 from api.rest.routes import burn, generate, reveal_by_body, reveal_by_query, router
-from api.settings import get_settings
+from api.settings import Settings
 from api.storage.database import Database, create_engine
 from api.storage.migrations import migrate
 
@@ -57,11 +57,12 @@ The same service is available as GraphQL at `/graphql`.
 
 @contextlib.asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    """Open the database, migrate, start purging; undo it all on shutdown."""
-    settings = get_settings()
+    """Open the database, build the hasher, migrate, start purging; undo it on shutdown."""
+    settings: Settings = app.state.settings
     database = Database(create_engine(settings))
     app.state.database = database
-    get_hasher()  # builds the dummy hash now rather than on the first request
+    # Built here, so its dummy hash is made at start-up rather than on the first request.
+    app.state.hasher = PassphraseHasher.from_settings(settings)
     if settings.auto_migrate:
         await migrate(settings)
     purge_task = asyncio.create_task(
@@ -82,9 +83,11 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await app.state.rate_limiter.aclose()
 
 
-def create_app() -> FastAPI:
-    """Build the ASGI application from the current settings."""
-    settings = get_settings()
+def create_app(settings: Settings) -> FastAPI:
+    """Build the ASGI application from `settings`, which every part of it is given.
+
+    Request-time code reaches them as `app.state.settings` (`api.deps.SettingsDep`).
+    """
     configure_logging(settings)
     app = FastAPI(
         title="One-time secrets",
@@ -104,6 +107,7 @@ def create_app() -> FastAPI:
         # query string (a passphrase) in `Location`: such paths are simply unknown (404).
         redirect_slashes=False,
     )
+    app.state.settings = settings
     # Refusals that no route makes answer in the shape of the door the path belongs to.
     shapes = ErrorShapes(
         default=rest_errors.error_response, by_prefix={GRAPHQL_PATH: gql_errors.error_response}
@@ -111,8 +115,8 @@ def create_app() -> FastAPI:
     # Middleware: the last added runs first (outermost).
     # The body and header limits sit inside the headers, so their 413 and 431 carry them too;
     # HEAD runs as GET around them, so the bodies of those answers go as well.
-    app.add_middleware(RequestBodyLimitMiddleware, shapes=shapes)
-    app.add_middleware(RequestHeaderLimitMiddleware, shapes=shapes)
+    app.add_middleware(RequestBodyLimitMiddleware, shapes=shapes, settings=settings)
+    app.add_middleware(RequestHeaderLimitMiddleware, shapes=shapes, settings=settings)
     app.add_middleware(HeadAsGetMiddleware, shapes=shapes)
     # No work for a client that has gone (hashing above all); inside the log, so it shows.
     app.add_middleware(CancelOnDisconnectMiddleware)
@@ -130,7 +134,7 @@ def create_app() -> FastAPI:
 
     install_error_handlers(app, shapes)
     rest_errors.install_error_handlers(app)
-    app.state.rate_limiter = RateLimiter()
+    app.state.rate_limiter = RateLimiter(settings)
 
     # The REST door.
     app.include_router(router)
@@ -138,7 +142,7 @@ def create_app() -> FastAPI:
     install_offline_docs(app)
     # The GraphQL door.
     graphql_router = SafeGraphQLRouter(
-        build_schema(),
+        build_schema(settings),
         # The path on the routes themselves (not an include prefix), so the route in the
         # scope names it for logs and metrics.
         path=GRAPHQL_PATH,
@@ -152,7 +156,7 @@ def create_app() -> FastAPI:
     if settings.graphiql:
         app.include_router(graphql_router.assets_router)
     if settings.metrics:
-        install_metrics(app)
+        install_metrics(app, settings)
     # The pages for people.
     if settings.web_ui:
         app.include_router(pages_router(settings))

@@ -1,8 +1,11 @@
-"""One settings object, read from the environment and validated at start-up."""
+"""One settings object, read from the environment and validated at start-up.
+
+A process builds it once (`main.py` and `ots-admin` with `load_settings`) and passes it in:
+`api.app.create_app(settings)` hands it to everything the application needs it for.
+"""
 
 import ipaddress
 import json
-from functools import lru_cache
 from typing import Annotated, Literal, Self
 
 from limits import parse_many
@@ -213,9 +216,3 @@ def load_settings() -> Settings:
             for error in exc.errors(include_input=False, include_url=False)
         )
         raise InvalidSettings(f"invalid configuration: {problems}") from None
-
-
-@lru_cache
-def get_settings() -> Settings:
-    """Return the process-wide settings, read once."""
-    return load_settings()

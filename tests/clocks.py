@@ -1,7 +1,7 @@
 """Time the tests control: a clock that moves only when told, and waiting for a condition.
 
 A test's verdict must not depend on how fast the machine is. Code that reads a clock takes
-one (`AdmissionGate(clock=…)`, `RateLimiter(clock=…)`), and a test passes a `FakeClock`
+one (`AdmissionGate(clock=…)`, `RateLimiter(settings, clock=…)`), and a test passes a `FakeClock`
 that stands still until the test advances it. What a test must wait for in real time (a
 process starting, a row appearing) it polls with `eventually`, under a deadline far longer
 than any machine needs, so that only a real failure reaches it.

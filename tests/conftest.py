@@ -6,7 +6,7 @@ PostgreSQL runs get a database of their own, created for the run and dropped aft
 
 import os
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -21,9 +21,9 @@ from fastapi import FastAPI
 
 from api.app import create_app
 from api.domain import clock as domain_clock
-from api.domain.hashing import get_hasher
+from api.domain.hashing import PassphraseHasher
 from api.plumbing import ratelimit
-from api.settings import get_settings
+from api.settings import Settings
 from api.storage.database import Database
 from tests.clocks import FakeClock
 
@@ -44,12 +44,24 @@ TEST_ENV = {
     # Races and load here test correctness; admission control has tests of its own.
     "HASH_QUEUE_TIMEOUT_SECONDS": "inf",
 }
+# The same, as the in-process application is given them: `Settings(**TEST_SETTINGS)`.
+TEST_SETTINGS: dict[str, Any] = {name.lower(): value for name, value in TEST_ENV.items()}
+# What the hasher is built from: changing one of these builds the application a new hasher.
+_HASHER_SETTINGS = frozenset(
+    {
+        "argon2_memory_kib",
+        "argon2_time_cost",
+        "argon2_parallelism",
+        "hash_workers",
+        "hash_queue_timeout_seconds",
+    }
+)
 
 
-def reset_caches() -> None:
-    """Forget the cached settings and hasher so the next call reads the environment."""
-    get_settings.cache_clear()
-    get_hasher.cache_clear()
+def suite_settings(**overrides: Any) -> Settings:
+    """The settings of the suite, with `overrides` (field names, any case; values as in env)."""
+    changes = {name.lower(): value for name, value in overrides.items()}
+    return Settings(**{**TEST_SETTINGS, **changes})
 
 
 async def _pg_reachable() -> str | None:
@@ -96,16 +108,15 @@ async def drop_pg_database(url: str) -> None:
 
 @pytest.fixture(scope="session", autouse=True)
 def _test_environment() -> Iterator[None]:
+    """The test settings in the environment, for the processes the tests start."""
     saved = {key: os.environ.get(key) for key in TEST_ENV}
     os.environ.update(TEST_ENV)
-    reset_caches()
     yield
     for key, value in saved.items():
         if value is None:
             os.environ.pop(key, None)
         else:
             os.environ[key] = value
-    reset_caches()
 
 
 @pytest.fixture(scope="session", params=["sqlite", "postgres"])
@@ -151,27 +162,50 @@ async def module_database_url(
 @pytest.fixture(scope="session")
 async def app(database_url: str) -> AsyncIterator[FastAPI]:
     """The application with its lifespan running (migrations applied) on `database_url`."""
-    os.environ["DATABASE_URL"] = database_url
-    reset_caches()
-    application = create_app()
+    application = create_app(suite_settings(database_url=database_url))
     async with LifespanManager(application):
         yield application
-    os.environ.pop("DATABASE_URL", None)
-    reset_caches()
 
 
 @pytest.fixture
-def configure(app: FastAPI, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    """Change settings for one test: `configure(MAX_FAILED_ATTEMPTS="3")`."""
+def settings(app: FastAPI) -> Settings:
+    """The application's settings, as the service functions take them."""
+    current: Settings = app.state.settings
+    return current
 
-    def apply(**env: str) -> None:
-        for key, value in env.items():
-            monkeypatch.setenv(key, value)
-        reset_caches()
+
+@pytest.fixture
+def hasher(app: FastAPI) -> PassphraseHasher:
+    """The application's passphrase hasher, as the service functions take it."""
+    current: PassphraseHasher = app.state.hasher
+    return current
+
+
+@pytest.fixture
+def configure(app: FastAPI) -> Iterator[Callable[..., Settings]]:
+    """Change the application's settings for one test: `configure(MAX_FAILED_ATTEMPTS="3")`.
+
+    The settings object every part of the application was given changes in place (and back
+    after the test); a change to hashing builds the application a new hasher. Returns the
+    settings, so a test can build a second application from them.
+    """
+    current: Settings = app.state.settings
+    saved, saved_hasher = dict(current), app.state.hasher
+    changes: dict[str, Any] = {}
+
+    def apply(**overrides: Any) -> Settings:
+        changes.update({name.lower(): value for name, value in overrides.items()})
+        changed = suite_settings(database_url=current.database_url, **changes)
+        for name in Settings.model_fields:
+            setattr(current, name, getattr(changed, name))
+        if _HASHER_SETTINGS & changes.keys():
+            app.state.hasher = PassphraseHasher.from_settings(current)
+        return current
 
     yield apply
-    monkeypatch.undo()
-    reset_caches()
+    for name, value in saved.items():
+        setattr(current, name, value)
+    app.state.hasher = saved_hasher
 
 
 @pytest.fixture
@@ -216,7 +250,8 @@ async def clock(app: FastAPI, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[
     for module in (limits.aio.storage.memory, limits.aio.strategies):
         monkeypatch.setattr(module, "time", fake)
     # Not monkeypatch: it would delete the attribute of starlette's `State` on undo.
-    limiter, previous = ratelimit.RateLimiter(clock=fake), app.state.rate_limiter
+    previous = app.state.rate_limiter
+    limiter = ratelimit.RateLimiter(app.state.settings, clock=fake)
     app.state.rate_limiter = limiter
     try:
         yield fake

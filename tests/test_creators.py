@@ -21,9 +21,10 @@ from sqlalchemy import select
 
 from api.domain import creators, service
 from api.domain.errors import Unauthenticated
+from api.domain.hashing import PassphraseHasher
+from api.settings import Settings
 from api.storage.database import Database
 from api.storage.statements import token_columns
-from tests.conftest import reset_caches
 from tests.servers import ROOT, run_server
 
 OTS_ADMIN = Path(sys.executable).parent / "ots-admin"
@@ -231,12 +232,14 @@ def test_token_mode_end_to_end_on_a_real_server(database_url: str, tmp_path: Pat
 
 
 async def test_the_service_refuses_an_anonymous_create_in_token_mode(
-    db: Database, configure: Any
+    db: Database, configure: Any, settings: Settings, hasher: PassphraseHasher
 ) -> None:
     """A backstop behind the doors: a create that reaches the service without a creator."""
     configure(CREATE_AUTH="token")
     with pytest.raises(Unauthenticated):
-        await service.create_secret(db=db, secret="s", passphrase="p")
+        await service.create_secret(
+            db=db, settings=settings, hasher=hasher, secret="s", passphrase="p"
+        )
 
 
 def test_a_rate_longer_than_its_column_is_refused(database_url: str) -> None:
@@ -254,7 +257,6 @@ def test_the_command_in_process(
     from api.admin import main
 
     monkeypatch.setenv("DATABASE_URL", database_url)
-    reset_caches()
     name = unique("in-process")
     assert main(["tokens", "create", name, "--rate", "5/minute"]) == 0
     token = capsys.readouterr().out.strip()
@@ -270,5 +272,4 @@ def test_the_command_in_process(
     assert set(json.loads(capsys.readouterr().out.split("\n", 1)[1])) >= {"stored_bytes"}
     assert main(["storage"]) == 0
     monkeypatch.setenv("DATABASE_URL", "mysql://nowhere/x")
-    reset_caches()
     assert main(["tokens", "list"]) == 2

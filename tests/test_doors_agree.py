@@ -13,7 +13,7 @@ large, wrong method, not JSON, a repeated key, header fields too large, …): th
 status and the same words on both doors, each in its own shape, GraphQL's with a code.
 """
 
-import os
+import contextvars
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -31,7 +31,6 @@ from api.plumbing.media_types import NOT_AN_OBJECT, NOT_JSON, NOT_JSON_MEDIA_TYP
 from api.settings import Settings
 from api.storage.database import Database, create_engine
 from api.storage.statements import receipts_table, secret_columns, secrets_table
-from tests.conftest import reset_caches
 from tests.doors import (
     NOT_FOUND,
     PASSPHRASE,
@@ -49,6 +48,8 @@ from tests.servers import free_port
 
 LONE_SURROGATE = "\ud800"
 MALFORMED_KEY = "not-a-key"
+# The running test's `configure`, for a step that changes a setting halfway through its row.
+CONFIGURE: contextvars.ContextVar[Callable[..., Settings]] = contextvars.ContextVar("configure")
 
 
 @pytest.fixture(params=["rest", "graphql"])
@@ -274,8 +275,7 @@ def reveal_at_full_store() -> Step:
     async def step(door: Door, db: Database) -> Outcome:
         key = await _stored_key(db, door)
         _, stored = await service.storage_usage(db=db)
-        os.environ["MAX_LIVE_SECRETS"] = str(stored)  # restored by `configure`
-        reset_caches()
+        CONFIGURE.get()(MAX_LIVE_SECRETS=str(stored))  # undone after the test, by `configure`
         assert (await door.create(secret=SECRET, passphrase=PASSPHRASE)).kind == "storage_full"
         return await door.reveal(key, PASSPHRASE)
 
@@ -500,6 +500,7 @@ async def test_both_doors_give_the_same_outcome(
 ) -> None:
     # A key prefix of this test alone, so rate-limit counts start at zero for each door.
     configure(RATE_LIMIT_KEY_PREFIX=f"doors-{uuid.uuid4().hex[:8]}", **row.settings)
+    CONFIGURE.set(configure)
     outcome = await row.run(door, db)
     assert row.expected.matches(outcome), f"{door.name}: {outcome}"
     for text in (outcome.field, outcome.message):
@@ -758,16 +759,18 @@ AT_CAPACITY = Outcome(
 
 @pytest.mark.parametrize("operation", ["create", "reveal", "burn"])
 async def test_both_doors_say_at_capacity_alike_and_change_nothing(
-    operation: str, door: Door, db: Database, configure: Any
+    operation: str, door: Door, app: FastAPI, db: Database, configure: Any
 ) -> None:
     """With every hashing slot taken, a request is refused before it changes any state."""
     from api.domain import service
-    from api.domain.hashing import get_hasher
 
-    configure(HASH_QUEUE_TIMEOUT_SECONDS="0.05", HASH_WORKERS="1")
-    created = await service.create_secret(db=db, secret=SECRET, passphrase=PASSPHRASE)
+    settings = configure(HASH_QUEUE_TIMEOUT_SECONDS="0.05", HASH_WORKERS="1")
+    hasher = app.state.hasher  # the one these settings built
+    created = await service.create_secret(
+        db=db, settings=settings, hasher=hasher, secret=SECRET, passphrase=PASSPHRASE
+    )
     live_before = await service.count_live(db=db)
-    async with get_hasher().gate.admitted():  # the one slot, held by someone else
+    async with hasher.gate.admitted():  # the one slot, held by someone else
         if operation == "create":
             outcome = await door.create(secret=SECRET, passphrase=PASSPHRASE)
         elif operation == "reveal":
@@ -778,7 +781,11 @@ async def test_both_doors_say_at_capacity_alike_and_change_nothing(
     assert await service.count_live(db=db) == live_before
     assert await _attempts(db, created.secret_key) == 0  # no attempt claimed
     revealed = await service.reveal_secret(
-        db=db, secret_key=created.secret_key, passphrase=PASSPHRASE
+        db=db,
+        settings=settings,
+        hasher=hasher,
+        secret_key=created.secret_key,
+        passphrase=PASSPHRASE,
     )
     assert revealed == SECRET
 
@@ -810,7 +817,12 @@ async def test_both_doors_say_retry_while_every_attempt_left_is_in_flight(
 
 @pytest.mark.parametrize("operation", ["create", "reveal"])
 async def test_known_overload_is_refused_before_any_work(
-    operation: str, door: Door, db: Database, configure: Any, client: httpx.AsyncClient
+    operation: str,
+    door: Door,
+    app: FastAPI,
+    db: Database,
+    configure: Any,
+    client: httpx.AsyncClient,
 ) -> None:
     """When the gate already knows it would refuse, the refusal is immediate on both doors.
 
@@ -818,11 +830,13 @@ async def test_known_overload_is_refused_before_any_work(
     outcome is the same, with the protective headers.
     """
     from api.domain import service
-    from api.domain.hashing import get_hasher
 
-    configure(HASH_QUEUE_TIMEOUT_SECONDS="1", HASH_WORKERS="1")
-    created = await service.create_secret(db=db, secret=SECRET, passphrase=PASSPHRASE)
-    gate = get_hasher().gate
+    settings = configure(HASH_QUEUE_TIMEOUT_SECONDS="1", HASH_WORKERS="1")
+    hasher = app.state.hasher  # the one these settings built
+    created = await service.create_secret(
+        db=db, settings=settings, hasher=hasher, secret=SECRET, passphrase=PASSPHRASE
+    )
+    gate = hasher.gate
     async with gate.admitted():
         gate.held_seconds = 10.0  # measured: a slot is held far longer than the bound
         if operation == "create":

@@ -11,6 +11,8 @@ import httpx
 import pytest
 
 from api.domain import service
+from api.domain.hashing import PassphraseHasher
+from api.settings import Settings
 from api.storage.database import Database
 from tests.servers import RunningServer, run_server
 
@@ -62,9 +64,11 @@ async def test_head_of_graphiql_is_the_page_without_it(client: httpx.AsyncClient
 
 
 async def test_head_of_a_receipt_spends_nothing_it_would_not_on_get(
-    client: httpx.AsyncClient, db: Database
+    client: httpx.AsyncClient, db: Database, settings: Settings, hasher: PassphraseHasher
 ) -> None:
-    created = await service.create_secret(db=db, secret="s", passphrase=PASSPHRASE)
+    created = await service.create_secret(
+        db=db, settings=settings, hasher=hasher, secret="s", passphrase=PASSPHRASE
+    )
     head = await client.head(f"/receipts/{created.receipt_key}")
     assert head.status_code == 200
     assert head.content == b""
@@ -77,9 +81,15 @@ async def test_head_of_a_receipt_spends_nothing_it_would_not_on_get(
     "query", [f"?passphrase={PASSPHRASE}", "?passphrase=wrong", "", "?passphrase=%ff"]
 )
 async def test_head_never_reveals_nor_spends_an_attempt(
-    client: httpx.AsyncClient, db: Database, query: str
+    client: httpx.AsyncClient,
+    db: Database,
+    query: str,
+    settings: Settings,
+    hasher: PassphraseHasher,
 ) -> None:
-    created = await service.create_secret(db=db, secret="s", passphrase=PASSPHRASE)
+    created = await service.create_secret(
+        db=db, settings=settings, hasher=hasher, secret="s", passphrase=PASSPHRASE
+    )
     head = await client.head(f"/secrets/{created.secret_key}{query}")
     assert head.status_code == 405
     assert head.headers["allow"] == "GET, POST, DELETE"

@@ -6,7 +6,6 @@ keys) from leaking to other sites.
 """
 
 import json
-import os
 import re
 from collections.abc import AsyncIterator
 from typing import Any
@@ -173,8 +172,7 @@ async def test_graphiql_assets_are_nosniff_and_immutable(client: httpx.AsyncClie
 @pytest.fixture
 async def failing_app(app: FastAPI) -> AsyncIterator[FastAPI]:
     """A second instance of the application, with one route that fails unexpectedly."""
-    assert os.environ["DATABASE_URL"]
-    application = create_app()
+    application = create_app(app.state.settings)
 
     @application.get("/fail", include_in_schema=False)
     async def fail() -> None:

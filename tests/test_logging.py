@@ -49,8 +49,7 @@ def logged_app(
 
     @contextlib.asynccontextmanager
     async def start(**env: str) -> AsyncIterator[httpx.AsyncClient]:
-        configure(**env)
-        application = create_app()
+        application = create_app(configure(**env))
 
         async def log_inside() -> dict[str, str]:
             logging.getLogger("tests.inside").warning(INSIDE)

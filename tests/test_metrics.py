@@ -149,7 +149,7 @@ async def test_live_gauge_is_counted_at_scrape_and_cached(
 
 async def test_live_gauge_is_absent_while_the_database_fails(app: FastAPI, tmp_path: Path) -> None:
     unreachable = create_engine(Settings(database_url=f"sqlite+aiosqlite:///{tmp_path}/no/such.db"))
-    live = LiveSecrets()
+    live = LiveSecrets(app.state.settings)
     try:
         await live.refresh(Database(unreachable))
     finally:
@@ -173,8 +173,7 @@ async def test_metrics_are_out_of_openapi(client: httpx.AsyncClient) -> None:
 
 
 async def test_metrics_false_removes_the_route(app: FastAPI, configure: Any) -> None:
-    configure(METRICS="false")
-    quiet = create_app()
+    quiet = create_app(configure(METRICS="false"))
     transport = httpx.ASGITransport(app=quiet)
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
         response = await http.get("/metrics")

@@ -93,13 +93,16 @@ async def test_secrets_stored_before_receipts_stay_revealable(empty_database: st
     from sqlalchemy import insert
 
     from api.domain import crypto, service
-    from api.domain.hashing import LEGACY
+    from api.domain.hashing import LEGACY, PassphraseHasher
     from api.settings import Settings
     from api.storage.database import Database, create_engine
     from api.storage.statements import secrets_table
+    from tests.conftest import suite_settings
 
     alembic(empty_database, "upgrade", "0001")
     database = Database(create_engine(Settings(database_url=empty_database)))
+    settings = suite_settings()
+    hasher = PassphraseHasher.from_settings(settings)
     try:
         keys = []
         for number in range(3):
@@ -126,12 +129,24 @@ async def test_secrets_stored_before_receipts_stay_revealable(empty_database: st
         alembic(empty_database, "upgrade", "head")
         for number, key in enumerate(keys):
             revealed = await service.reveal_secret(
-                db=database, secret_key=key, passphrase="old passphrase"
+                db=database,
+                settings=settings,
+                hasher=hasher,
+                secret_key=key,
+                passphrase="old passphrase",
             )
             assert revealed == f"stored before receipts {number}"
-        new = await service.create_secret(db=database, secret="new", passphrase="p")
+        new = await service.create_secret(
+            db=database, settings=settings, hasher=hasher, secret="new", passphrase="p"
+        )
         assert (
-            await service.reveal_secret(db=database, secret_key=new.secret_key, passphrase="p")
+            await service.reveal_secret(
+                db=database,
+                settings=settings,
+                hasher=hasher,
+                secret_key=new.secret_key,
+                passphrase="p",
+            )
             == "new"
         )
     finally:

@@ -17,7 +17,8 @@ import pytest
 from cryptography.exceptions import InvalidTag
 
 from api.domain import crypto, service
-from api.domain.hashing import LEGACY, evaluate
+from api.domain.hashing import LEGACY, PassphraseHasher, evaluate
+from api.settings import Settings
 from api.storage.database import Database
 from tests.conftest import PG_ADMIN_DSN
 
@@ -74,9 +75,16 @@ def _offline_decrypt(record: str, ciphertext: bytes, row_id: bytes, key: str, gu
 
 
 async def test_database_and_link_without_the_passphrase_decrypt_nothing(
-    db: Database, database_url: str, backend: str, tmp_path: Path
+    db: Database,
+    database_url: str,
+    backend: str,
+    tmp_path: Path,
+    settings: Settings,
+    hasher: PassphraseHasher,
 ) -> None:
-    created = await service.create_secret(db=db, secret=SECRET, passphrase=PASSPHRASE)
+    created = await service.create_secret(
+        db=db, settings=settings, hasher=hasher, secret=SECRET, passphrase=PASSPHRASE
+    )
     key = created.secret_key
     if backend == "sqlite":
         record, ciphertext, row_id = _stolen_row_sqlite(database_url, key, tmp_path)

@@ -18,7 +18,7 @@ from api.app import create_app
 from api.gql.graphiql import NODE_MODULES, GraphiQLAssets, OfflineGraphQLRouter
 from api.gql.schema import build_schema
 from api.rest.docs import DOCS_CONTENT_SECURITY_POLICY
-from tests.conftest import IN_CI
+from tests.conftest import IN_CI, suite_settings
 
 WEB_GRAPHIQL = NODE_MODULES.parent
 HTML = {"accept": "text/html"}
@@ -142,8 +142,7 @@ def test_npm_pins_exactly_what_strawberry_asks_for() -> None:
 
 
 async def test_graphiql_assets_url_points_the_page_at_a_mirror(configure: Any) -> None:
-    configure(GRAPHIQL_ASSETS_URL='https://mirror.example/npm/"x')
-    app = create_app()
+    app = create_app(configure(GRAPHIQL_ASSETS_URL='https://mirror.example/npm/"x'))
     async with LifespanManager(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
@@ -156,8 +155,7 @@ async def test_graphiql_assets_url_points_the_page_at_a_mirror(configure: Any) -
 
 
 async def test_graphiql_off_serves_no_assets(configure: Any) -> None:
-    configure(GRAPHIQL="false")
-    transport = httpx.ASGITransport(app=create_app())
+    transport = httpx.ASGITransport(app=create_app(configure(GRAPHIQL="false")))
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
         response = await http.get("/graphql-assets/react@18.2.0/umd/react.production.min.js")
     assert response.status_code == 404
@@ -165,7 +163,8 @@ async def test_graphiql_off_serves_no_assets(configure: Any) -> None:
 
 async def test_missing_graphiql_files_are_named_on_the_page(tmp_path: Path) -> None:
     app = FastAPI()
-    router = OfflineGraphQLRouter(build_schema(), assets=GraphiQLAssets(tmp_path))
+    schema = build_schema(suite_settings())
+    router = OfflineGraphQLRouter(schema, assets=GraphiQLAssets(tmp_path))
     app.include_router(router, prefix="/graphql")
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:

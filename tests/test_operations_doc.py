@@ -13,7 +13,7 @@ import pytest
 
 from api.app import create_app
 from api.pages.routes import pages_router
-from api.settings import get_settings
+from tests.conftest import suite_settings
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "operations.md"
 _MAP = re.compile(r"map \$uri \$redacted_uri \{\n(?P<body>.*?)\n\}", re.DOTALL)
@@ -45,9 +45,10 @@ def redact(uri: str) -> str:
 
 def key_routes() -> list[str]:
     """Every route template of the service with a key in its path, the pages' too."""
-    paths = [*create_app().openapi()["paths"]]
+    settings = suite_settings()
+    paths = [*create_app(settings).openapi()["paths"]]
     # The pages are left out of the OpenAPI document.
-    paths += [getattr(route, "path", "") for route in pages_router(get_settings()).routes]
+    paths += [getattr(route, "path", "") for route in pages_router(settings).routes]
     return sorted(template for template in paths if "_key}" in template)
 
 

@@ -34,7 +34,7 @@ from api.app import create_app
 from ots.envelope import encode_base64url, new_key, open_envelope, seal
 from ots.link import parse_secret_link, secret_link
 from tests.browsers import Tab, launch_chromium, open_tab
-from tests.conftest import IN_CI, reset_caches
+from tests.conftest import IN_CI, suite_settings
 from tests.servers import ROOT, RunningServer, run_server
 
 VECTORS = json.loads((ROOT / "docs" / "e2e-vectors.json").read_text(encoding="utf-8"))
@@ -889,13 +889,7 @@ async def test_the_page_says_and_enforces_the_instance_limit(
 
 @pytest.mark.parametrize("web_ui", ["true", "false"])
 async def test_web_ui_false_removes_the_pages(web_ui: str) -> None:
-    os.environ["WEB_UI"] = web_ui
-    reset_caches()
-    try:
-        application = create_app()
-    finally:
-        del os.environ["WEB_UI"]
-        reset_caches()
+    application = create_app(suite_settings(web_ui=web_ui))
     expected = 200 if web_ui == "true" else 404
     transport = httpx.ASGITransport(app=application)
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:

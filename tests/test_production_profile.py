@@ -13,7 +13,7 @@ from asgi_lifespan import LifespanManager
 
 from api.app import create_app
 from api.settings import InvalidSettings, Settings, load_settings
-from tests.conftest import reset_caches
+from tests.conftest import suite_settings
 
 TOKEN = "canary-metrics-token-81c2"
 
@@ -58,32 +58,24 @@ def test_production_turns_off_the_playground_and_docs_unless_asked() -> None:
 
 
 @contextlib.asynccontextmanager
-async def production_app(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, **env: str
-) -> AsyncIterator[httpx.AsyncClient]:
+async def production_app(tmp_path: Path, **env: str) -> AsyncIterator[httpx.AsyncClient]:
     """A client of the application built with PROFILE=production and `env`."""
-    monkeypatch.setenv("PROFILE", "production")
-    monkeypatch.setenv("METRICS_TOKEN", TOKEN)
-    monkeypatch.setenv("DATABASE_URL", f"sqlite+aiosqlite:///{tmp_path / 'secrets.db'}")
-    for name, value in env.items():
-        monkeypatch.setenv(name, value)
-    reset_caches()
-    try:
-        app = create_app()
-        async with LifespanManager(app):
-            transport = httpx.ASGITransport(app=app)
-            async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
-                yield http
-    finally:
-        monkeypatch.undo()
-        reset_caches()
+    settings = suite_settings(
+        profile="production",
+        metrics_token=TOKEN,
+        database_url=f"sqlite+aiosqlite:///{tmp_path / 'secrets.db'}",
+        **env,
+    )
+    app = create_app(settings)
+    async with LifespanManager(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+            yield http
 
 
 @pytest.fixture
-async def production_client(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> AsyncIterator[httpx.AsyncClient]:
-    async with production_app(tmp_path, monkeypatch) as http:
+async def production_client(tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
+    async with production_app(tmp_path) as http:
         yield http
 
 
@@ -109,9 +101,7 @@ async def test_production_app(production_client: httpx.AsyncClient) -> None:
 DOCS = ("/docs", "/redoc", "/openapi.json", "/docs-assets/swagger-ui.css")
 
 
-async def test_production_serves_the_docs_when_asked(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    async with production_app(tmp_path, monkeypatch, API_DOCS="true") as http:
+async def test_production_serves_the_docs_when_asked(tmp_path: Path) -> None:
+    async with production_app(tmp_path, API_DOCS="true") as http:
         for path in DOCS:
             assert (await http.get(path)).status_code == 200, path

@@ -21,11 +21,11 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from api.domain import crypto, service
 from api.domain.purge import purge_expired
 from api.plumbing.metrics import LiveSecrets
+from api.settings import Settings
 from api.storage import usage
 from api.storage.database import Database, Transaction
 from api.storage.statements import secret_columns, secrets_table
 from tests.clocks import eventually
-from tests.conftest import reset_caches
 from tests.test_creators import ots_admin
 
 PASSPHRASE = "quota-passphrase"
@@ -64,7 +64,9 @@ async def test_every_write_keeps_the_totals(
     counted: Database, client: httpx.AsyncClient, frozen_now: datetime
 ) -> None:
     db = counted
-    await purge_expired(db=db, batch_size=1000)  # what earlier tests left expired
+    # Other tests' secrets that expired since the last purge would go in this test's purge:
+    # purged first, so the purge below takes only this test's expired secret.
+    await purge_expired(db=db, batch_size=1000)
     before_bytes, before_secrets = await actual(db)
     made = [(await create(client, "x" * size)).json() for size in (1, 100, 5000, 7, 64, 3)]
     assert await service.storage_usage(db=db) == (
@@ -90,7 +92,7 @@ async def test_every_write_keeps_the_totals(
 
 
 async def test_a_full_store_refuses_creates_stores_nothing_and_still_reveals(
-    counted: Database, client: httpx.AsyncClient, configure: Any
+    counted: Database, client: httpx.AsyncClient, configure: Any, settings: Settings
 ) -> None:
     db = counted
     kept = await fill_holding_one(db, client, configure)
@@ -109,7 +111,7 @@ async def test_a_full_store_refuses_creates_stores_nothing_and_still_reveals(
     assert (await create(client)).status_code == 507
 
     assert "onetime_secrets_refused_storage_quota_total" in (await client.get("/metrics")).text
-    gauges = LiveSecrets()  # uncached: the application's own may hold a count 15 s old
+    gauges = LiveSecrets(settings)  # uncached: the application's own may hold a count 15 s old
     await gauges.refresh(db)
     (ratio,) = [gauge for gauge in gauges.collect() if gauge.name.endswith("used_ratio")]
     assert {sample.labels["limit"]: sample.value for sample in ratio.samples}["secrets"] == 1.0
@@ -138,7 +140,6 @@ async def test_the_purge_frees_room(
         .where(secret_columns.lookup_hash == crypto.lookup_hash(expiring["secret_key"]))
         .values(expires_at=datetime.now(UTC) - timedelta(seconds=1))
     )
-    reset_caches()
     await purge_expired(db=db, batch_size=1000)
     assert (await create(client)).status_code == 200
     assert await service.storage_usage(db=db) == await actual(db)

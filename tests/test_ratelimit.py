@@ -33,7 +33,7 @@ from api.gql.schema import build_schema
 from api.plumbing import ratelimit
 from api.plumbing.client_address import limit_key, parse_networks, resolve_client
 from api.plumbing.ratelimit import Bucket
-from api.settings import InvalidSettings, load_settings
+from api.settings import InvalidSettings, Settings, load_settings
 from api.storage.database import Database
 from tests.clocks import PATIENCE_SECONDS, FakeClock, eventually_sync
 from tests.conftest import IN_CI
@@ -177,7 +177,7 @@ def test_limit_key_groups_ipv6_by_64_and_keeps_ipv4() -> None:
 # --- counting GraphQL mutations ------------------------------------------------------
 
 
-BUCKETS = operation_buckets(build_schema())
+BUCKETS = operation_buckets(build_schema(Settings.model_construct()))
 
 
 def test_every_mutation_has_a_bucket_from_its_field() -> None:

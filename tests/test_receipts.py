@@ -16,8 +16,10 @@ from sqlalchemy import select, update
 
 from api.domain import crypto, receipts, service
 from api.domain.errors import ReceiptNotFound, SecretNotFound
+from api.domain.hashing import PassphraseHasher
 from api.domain.purge import purge_expired
 from api.domain.receipts import ReceiptStatus
+from api.settings import Settings
 from api.storage.database import Database
 from api.storage.statements import receipt_columns, receipts_table, secret_columns, secrets_table
 from tests.doors import PASSPHRASE, SECRET, Door, GraphQL, Outcome, Rest
@@ -154,10 +156,17 @@ async def test_expiry_then_purge_then_retention(door: Door, db: Database) -> Non
     )
 
 
-async def test_receipts_retain_for_the_configured_time(db: Database, configure: Any) -> None:
+async def test_receipts_retain_for_the_configured_time(
+    db: Database, configure: Any, settings: Settings, hasher: PassphraseHasher
+) -> None:
     configure(RECEIPT_RETENTION_SECONDS="120")
     created = await service.create_secret(
-        db=db, secret=SECRET, passphrase=PASSPHRASE, ttl_seconds=60
+        db=db,
+        settings=settings,
+        hasher=hasher,
+        secret=SECRET,
+        passphrase=PASSPHRASE,
+        ttl_seconds=60,
     )
     rows = await db.execute(
         select(receipt_columns.expires_at, receipt_columns.retain_until).where(
@@ -168,8 +177,12 @@ async def test_receipts_retain_for_the_configured_time(db: Database, configure: 
     assert (retain_until - expires_at).total_seconds() == 120
 
 
-async def test_receipts_hold_no_ciphertext_and_no_key(db: Database) -> None:
-    created = await service.create_secret(db=db, secret=SECRET, passphrase=PASSPHRASE)
+async def test_receipts_hold_no_ciphertext_and_no_key(
+    db: Database, settings: Settings, hasher: PassphraseHasher
+) -> None:
+    created = await service.create_secret(
+        db=db, settings=settings, hasher=hasher, secret=SECRET, passphrase=PASSPHRASE
+    )
     assert set(receipts_table.c.keys()) == {
         "id",
         "lookup_hash",
@@ -187,8 +200,12 @@ async def test_receipts_hold_no_ciphertext_and_no_key(db: Database) -> None:
     assert crypto.lookup_hash(created.secret_key).hex() not in rows[-1][1].hex()
 
 
-async def test_old_secrets_without_a_receipt_still_reveal(db: Database) -> None:
-    created = await service.create_secret(db=db, secret=SECRET, passphrase=PASSPHRASE)
+async def test_old_secrets_without_a_receipt_still_reveal(
+    db: Database, settings: Settings, hasher: PassphraseHasher
+) -> None:
+    created = await service.create_secret(
+        db=db, settings=settings, hasher=hasher, secret=SECRET, passphrase=PASSPHRASE
+    )
     # As a secret stored before receipts existed: no receipt at all.
     await db.execute(
         update(secrets_table)
@@ -196,7 +213,13 @@ async def test_old_secrets_without_a_receipt_still_reveal(db: Database) -> None:
         .values(receipt_id=None)
     )
     assert (
-        await service.reveal_secret(db=db, secret_key=created.secret_key, passphrase=PASSPHRASE)
+        await service.reveal_secret(
+            db=db,
+            settings=settings,
+            hasher=hasher,
+            secret_key=created.secret_key,
+            passphrase=PASSPHRASE,
+        )
         == SECRET
     )
 
@@ -204,18 +227,38 @@ async def test_old_secrets_without_a_receipt_still_reveal(db: Database) -> None:
 ROUNDS = 30
 
 
-async def _reveal(db: Database, created: service.CreatedSecret) -> str | None:
+async def _reveal(
+    db: Database, settings: Settings, hasher: PassphraseHasher, created: service.CreatedSecret
+) -> str | None:
     try:
-        await service.reveal_secret(db=db, secret_key=created.secret_key, passphrase=PASSPHRASE)
+        await service.reveal_secret(
+            db=db,
+            settings=settings,
+            hasher=hasher,
+            secret_key=created.secret_key,
+            passphrase=PASSPHRASE,
+        )
     except SecretNotFound:
         return None
     return "revealed"
 
 
-async def _rival(db: Database, created: service.CreatedSecret, rival: str) -> str | None:
+async def _rival(
+    db: Database,
+    settings: Settings,
+    hasher: PassphraseHasher,
+    created: service.CreatedSecret,
+    rival: str,
+) -> str | None:
     if rival == "burn":
         try:
-            await service.burn_secret(db=db, secret_key=created.secret_key, passphrase=PASSPHRASE)
+            await service.burn_secret(
+                db=db,
+                settings=settings,
+                hasher=hasher,
+                secret_key=created.secret_key,
+                passphrase=PASSPHRASE,
+            )
         except SecretNotFound:
             return None
         return "burned"
@@ -226,13 +269,19 @@ async def _rival(db: Database, created: service.CreatedSecret, rival: str) -> st
 
 @pytest.mark.parametrize("rival", ["revoke", "burn"])
 async def test_reveal_racing_a_rival_has_one_winner_named_by_the_receipt(
-    db: Database, rival: str
+    db: Database, rival: str, settings: Settings, hasher: PassphraseHasher
 ) -> None:
     """In-process: two reveals and a rival start together, many rounds."""
     winners: dict[str, int] = {}
     for _ in range(ROUNDS):
-        created = await service.create_secret(db=db, secret=SECRET, passphrase=PASSPHRASE)
-        racers = [_reveal(db, created), _reveal(db, created), _rival(db, created, rival)]
+        created = await service.create_secret(
+            db=db, settings=settings, hasher=hasher, secret=SECRET, passphrase=PASSPHRASE
+        )
+        racers = [
+            _reveal(db, settings, hasher, created),
+            _reveal(db, settings, hasher, created),
+            _rival(db, settings, hasher, created, rival),
+        ]
         random.shuffle(racers)  # whoever starts first has no edge across rounds
         results = await asyncio.gather(*racers)
         won = [result for result in results if result is not None]

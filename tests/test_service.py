@@ -14,15 +14,25 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from api.domain import crypto, events, service
 from api.domain.errors import InvalidInput, SecretNotFound, ServiceUnavailable
+from api.domain.hashing import PassphraseHasher
 from api.domain.purge import purge_expired, purge_forever
+from api.settings import Settings
 from api.storage.database import Database
 from api.storage.statements import secret_columns, secrets_table
 from models import Secret
 from tests.clocks import eventually
 
 
-async def new_secret(db: Database, secret: str = "s3cr3t", ttl: int | None = None) -> str:
-    created = await service.create_secret(db=db, secret=secret, passphrase="right", ttl_seconds=ttl)
+async def new_secret(
+    db: Database,
+    settings: Settings,
+    hasher: PassphraseHasher,
+    secret: str = "s3cr3t",
+    ttl: int | None = None,
+) -> str:
+    created = await service.create_secret(
+        db=db, settings=settings, hasher=hasher, secret=secret, passphrase="right", ttl_seconds=ttl
+    )
     return created.secret_key
 
 
@@ -51,49 +61,81 @@ async def row_exists(db: Database, secret_key: str) -> bool:
     return result.first() is not None
 
 
-async def test_reveal_once(db: Database) -> None:
-    key = await new_secret(db)
-    assert await service.reveal_secret(db=db, secret_key=key, passphrase="right") == "s3cr3t"
+async def test_reveal_once(db: Database, settings: Settings, hasher: PassphraseHasher) -> None:
+    key = await new_secret(db, settings, hasher)
+    assert (
+        await service.reveal_secret(
+            db=db, settings=settings, hasher=hasher, secret_key=key, passphrase="right"
+        )
+        == "s3cr3t"
+    )
     assert not await row_exists(db, key)
     with pytest.raises(SecretNotFound):
-        await service.reveal_secret(db=db, secret_key=key, passphrase="right")
+        await service.reveal_secret(
+            db=db, settings=settings, hasher=hasher, secret_key=key, passphrase="right"
+        )
 
 
-async def test_attempt_limit_destroys_the_secret(db: Database, configure: Any) -> None:
+async def test_attempt_limit_destroys_the_secret(
+    db: Database, configure: Any, settings: Settings, hasher: PassphraseHasher
+) -> None:
     configure(MAX_FAILED_ATTEMPTS="3")
-    key = await new_secret(db)
+    key = await new_secret(db, settings, hasher)
     for _ in range(2):
         with pytest.raises(SecretNotFound):
-            await service.reveal_secret(db=db, secret_key=key, passphrase="wrong")
+            await service.reveal_secret(
+                db=db, settings=settings, hasher=hasher, secret_key=key, passphrase="wrong"
+            )
     assert await row_exists(db, key)
     with pytest.raises(SecretNotFound):
-        await service.reveal_secret(db=db, secret_key=key, passphrase="wrong")
+        await service.reveal_secret(
+            db=db, settings=settings, hasher=hasher, secret_key=key, passphrase="wrong"
+        )
     assert not await row_exists(db, key)
     with pytest.raises(SecretNotFound):
-        await service.reveal_secret(db=db, secret_key=key, passphrase="right")
+        await service.reveal_secret(
+            db=db, settings=settings, hasher=hasher, secret_key=key, passphrase="right"
+        )
 
 
-async def test_right_passphrase_after_some_failures(db: Database) -> None:
-    key = await new_secret(db)
+async def test_right_passphrase_after_some_failures(
+    db: Database, settings: Settings, hasher: PassphraseHasher
+) -> None:
+    key = await new_secret(db, settings, hasher)
     for _ in range(4):
         with pytest.raises(SecretNotFound):
-            await service.reveal_secret(db=db, secret_key=key, passphrase="wrong")
-    assert await service.reveal_secret(db=db, secret_key=key, passphrase="right") == "s3cr3t"
+            await service.reveal_secret(
+                db=db, settings=settings, hasher=hasher, secret_key=key, passphrase="wrong"
+            )
+    assert (
+        await service.reveal_secret(
+            db=db, settings=settings, hasher=hasher, secret_key=key, passphrase="right"
+        )
+        == "s3cr3t"
+    )
 
 
-async def test_expired_secret_is_not_revealed_even_before_purge(db: Database) -> None:
-    key = await new_secret(db)
+async def test_expired_secret_is_not_revealed_even_before_purge(
+    db: Database, settings: Settings, hasher: PassphraseHasher
+) -> None:
+    key = await new_secret(db, settings, hasher)
     await expire(db, key)
     assert await row_exists(db, key)
     with pytest.raises(SecretNotFound):
-        await service.reveal_secret(db=db, secret_key=key, passphrase="right")
+        await service.reveal_secret(
+            db=db, settings=settings, hasher=hasher, secret_key=key, passphrase="right"
+        )
     with pytest.raises(SecretNotFound):
-        await service.burn_secret(db=db, secret_key=key, passphrase="right")
+        await service.burn_secret(
+            db=db, settings=settings, hasher=hasher, secret_key=key, passphrase="right"
+        )
 
 
-async def test_purge_deletes_only_expired_in_batches(db: Database) -> None:
-    expired = [await new_secret(db) for _ in range(5)]
-    live = await new_secret(db)
+async def test_purge_deletes_only_expired_in_batches(
+    db: Database, settings: Settings, hasher: PassphraseHasher
+) -> None:
+    expired = [await new_secret(db, settings, hasher) for _ in range(5)]
+    live = await new_secret(db, settings, hasher)
     for key in expired:
         await expire(db, key)
     reported: list[tuple[str, int]] = []
@@ -110,8 +152,10 @@ async def _gone(db: Database, key: str) -> bool:
     return not await row_exists(db, key)
 
 
-async def test_purge_loop_runs_in_the_background(app: FastAPI, db: Database) -> None:
-    key = await new_secret(db)
+async def test_purge_loop_runs_in_the_background(
+    app: FastAPI, db: Database, settings: Settings, hasher: PassphraseHasher
+) -> None:
+    key = await new_secret(db, settings, hasher)
     await expire(db, key)
     task = asyncio.create_task(
         purge_forever(db, interval_seconds=0.05, batch_size=10, pause_seconds=0)
@@ -122,17 +166,21 @@ async def test_purge_loop_runs_in_the_background(app: FastAPI, db: Database) -> 
         task.cancel()
 
 
-async def test_count_live(db: Database) -> None:
+async def test_count_live(db: Database, settings: Settings, hasher: PassphraseHasher) -> None:
     before = await service.count_live(db=db)
-    key = await new_secret(db)
+    key = await new_secret(db, settings, hasher)
     assert await service.count_live(db=db) == before + 1
     await expire(db, key)
     assert await service.count_live(db=db) == before
 
 
-async def test_nothing_readable_at_rest(db: Database) -> None:
+async def test_nothing_readable_at_rest(
+    db: Database, settings: Settings, hasher: PassphraseHasher
+) -> None:
     secret, passphrase = "canary-secret-\u0000-9f3e", "canary-pass-41c7"
-    created = await service.create_secret(db=db, secret=secret, passphrase=passphrase)
+    created = await service.create_secret(
+        db=db, settings=settings, hasher=hasher, secret=secret, passphrase=passphrase
+    )
     async with AsyncSession(db.engine) as session:
         row = (
             await session.exec(
@@ -153,9 +201,14 @@ async def test_nothing_readable_at_rest(db: Database) -> None:
     assert isinstance(row.ciphertext, bytes)
 
 
-async def test_ciphertext_is_bound_to_its_row(db: Database) -> None:
+async def test_ciphertext_is_bound_to_its_row(
+    db: Database, settings: Settings, hasher: PassphraseHasher
+) -> None:
     """Swapping ciphertext between rows (a tampered database) is detected, never decrypted."""
-    first, second = await new_secret(db, "first"), await new_secret(db, "second")
+    first, second = (
+        await new_secret(db, settings, hasher, "first"),
+        await new_secret(db, settings, hasher, "second"),
+    )
     first_hash, second_hash = crypto.lookup_hash(first), crypto.lookup_hash(second)
     second_ciphertext = (
         await execute(
@@ -169,21 +222,31 @@ async def test_ciphertext_is_bound_to_its_row(db: Database) -> None:
         .values(ciphertext=second_ciphertext),
     )
     with pytest.raises(SecretNotFound):
-        await service.reveal_secret(db=db, secret_key=first, passphrase="right")
+        await service.reveal_secret(
+            db=db, settings=settings, hasher=hasher, secret_key=first, passphrase="right"
+        )
 
 
-async def test_invalid_input_names_the_field(db: Database) -> None:
+async def test_invalid_input_names_the_field(
+    db: Database, settings: Settings, hasher: PassphraseHasher
+) -> None:
     with pytest.raises(InvalidInput) as caught:
-        await service.create_secret(db=db, secret="s", passphrase="p", ttl_seconds=1)
+        await service.create_secret(
+            db=db, settings=settings, hasher=hasher, secret="s", passphrase="p", ttl_seconds=1
+        )
     assert caught.value.field == "ttl_seconds"
 
 
-async def test_twenty_concurrent_reveals_one_success(db: Database) -> None:
-    key = await new_secret(db, "raced")
+async def test_twenty_concurrent_reveals_one_success(
+    db: Database, settings: Settings, hasher: PassphraseHasher
+) -> None:
+    key = await new_secret(db, settings, hasher, "raced")
 
     async def attempt() -> str | None:
         try:
-            return await service.reveal_secret(db=db, secret_key=key, passphrase="right")
+            return await service.reveal_secret(
+                db=db, settings=settings, hasher=hasher, secret_key=key, passphrase="right"
+            )
         except SecretNotFound:
             return None
         except ServiceUnavailable:
@@ -194,7 +257,9 @@ async def test_twenty_concurrent_reveals_one_success(db: Database) -> None:
     assert results.count("raced") == 1
     assert results.count(None) + results.count("retry") == 19
     with pytest.raises(SecretNotFound):  # a retry, once the checks in flight are done
-        await service.reveal_secret(db=db, secret_key=key, passphrase="right")
+        await service.reveal_secret(
+            db=db, settings=settings, hasher=hasher, secret_key=key, passphrase="right"
+        )
 
 
 async def test_twenty_concurrent_http_reveals_one_success(client: httpx.AsyncClient) -> None:
@@ -214,8 +279,10 @@ async def test_twenty_concurrent_http_reveals_one_success(client: httpx.AsyncCli
     assert (await attempt(1)).status_code == 404
 
 
-async def test_row_ids_are_random(db: Database) -> None:
-    key = await new_secret(db)
+async def test_row_ids_are_random(
+    db: Database, settings: Settings, hasher: PassphraseHasher
+) -> None:
+    key = await new_secret(db, settings, hasher)
     row_id = (
         await execute(
             db,

@@ -11,10 +11,9 @@ from typing import Any
 
 import httpx
 import pytest
-from fastapi import APIRouter
+from fastapi import APIRouter, FastAPI
 
 from api.app import HASHING_ROUTES
-from api.domain.hashing import get_hasher
 from api.plumbing.shedding import shed_routes
 from tests.test_headers import assert_protected
 
@@ -32,11 +31,11 @@ def _body(document: dict[str, Any], operation: dict[str, Any]) -> dict[str, str]
 
 
 async def test_every_rest_operation_refused_at_capacity_is_refused_before_routing(
-    client: httpx.AsyncClient, configure: Any
+    app: FastAPI, client: httpx.AsyncClient, configure: Any
 ) -> None:
     document = (await client.get("/openapi.json")).json()
     configure(HASH_QUEUE_TIMEOUT_SECONDS="1", HASH_WORKERS="1")
-    gate = get_hasher().gate
+    gate = app.state.hasher.gate  # the one the new settings built
     shed: dict[tuple[str, str], bool] = {}
     async with gate.admitted():
         gate.held_seconds = 10.0  # measured: a slot is held far longer than the bound

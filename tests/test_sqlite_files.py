@@ -15,13 +15,27 @@ from sqlalchemy import select, text
 
 from api.domain import crypto, receipts, service
 from api.domain.errors import SecretNotFound
+from api.domain.hashing import PassphraseHasher
 from api.settings import Settings
 from api.storage import sqlite
 from api.storage.database import Database, create_engine
 from api.storage.migrations import upgrade_to_head
 from api.storage.statements import secret_columns
+from tests.conftest import suite_settings
 
 PASSPHRASE = "canary-file-passphrase"
+
+
+@pytest.fixture
+def settings() -> Settings:
+    """The suite's settings: these tests take no application, only a database of their own."""
+    return suite_settings()
+
+
+@pytest.fixture
+def hasher(settings: Settings) -> PassphraseHasher:
+    """A hasher of the suite's settings."""
+    return PassphraseHasher.from_settings(settings)
 
 
 @pytest.fixture
@@ -59,9 +73,13 @@ def _files(path: Path) -> list[Path]:
     ]
 
 
-async def test_files_are_readable_by_their_owner_only(files_db: tuple[Database, Path]) -> None:
+async def test_files_are_readable_by_their_owner_only(
+    files_db: tuple[Database, Path], settings: Settings, hasher: PassphraseHasher
+) -> None:
     database, path = files_db
-    await service.create_secret(db=database, secret="s", passphrase=PASSPHRASE)
+    await service.create_secret(
+        db=database, settings=settings, hasher=hasher, secret="s", passphrase=PASSPHRASE
+    )
     found = _files(path)
     assert {file.name for file in found} >= {"secrets.db", "secrets.db-wal", "secrets.db-shm"}
     for file in found:
@@ -79,34 +97,60 @@ async def _ciphertext_of(database: Database, key: str) -> bytes:
 
 @pytest.mark.parametrize("ending", ["reveal", "burn", "revoke", "destroy"])
 async def test_a_deleted_secret_leaves_no_ciphertext_in_the_files(
-    files_db: tuple[Database, Path], ending: str
+    files_db: tuple[Database, Path], ending: str, settings: Settings, hasher: PassphraseHasher
 ) -> None:
     database, path = files_db
     # Neighbours written before and after, so the canary's page is shared and rewritten.
     for number in range(20):
-        await service.create_secret(db=database, secret=f"neighbour {number}", passphrase="n")
+        await service.create_secret(
+            db=database,
+            settings=settings,
+            hasher=hasher,
+            secret=f"neighbour {number}",
+            passphrase="n",
+        )
     created = await service.create_secret(
-        db=database, secret="canary-file-secret " * 50, passphrase=PASSPHRASE
+        db=database,
+        settings=settings,
+        hasher=hasher,
+        secret="canary-file-secret " * 50,
+        passphrase=PASSPHRASE,
     )
     for number in range(20):
-        await service.create_secret(db=database, secret=f"after {number}", passphrase="n")
+        await service.create_secret(
+            db=database, settings=settings, hasher=hasher, secret=f"after {number}", passphrase="n"
+        )
     ciphertext = await _ciphertext_of(database, created.secret_key)
     # Probe with a stretch from the middle: long enough to be unique, in one page.
     probe = ciphertext[40:72]
     assert any(probe in _read(file) for file in _files(path))
     if ending == "reveal":
         await service.reveal_secret(
-            db=database, secret_key=created.secret_key, passphrase=PASSPHRASE
+            db=database,
+            settings=settings,
+            hasher=hasher,
+            secret_key=created.secret_key,
+            passphrase=PASSPHRASE,
         )
     elif ending == "burn":
-        await service.burn_secret(db=database, secret_key=created.secret_key, passphrase=PASSPHRASE)
+        await service.burn_secret(
+            db=database,
+            settings=settings,
+            hasher=hasher,
+            secret_key=created.secret_key,
+            passphrase=PASSPHRASE,
+        )
     elif ending == "revoke":
         await receipts.revoke_secret(db=database, receipt_key=created.receipt_key)
     else:
         for _ in range(5):
             with pytest.raises(SecretNotFound):
                 await service.reveal_secret(
-                    db=database, secret_key=created.secret_key, passphrase="wrong"
+                    db=database,
+                    settings=settings,
+                    hasher=hasher,
+                    secret_key=created.secret_key,
+                    passphrase="wrong",
                 )
     for file in _files(path):
         assert probe not in _read(file), file.name
@@ -114,7 +158,11 @@ async def test_a_deleted_secret_leaves_no_ciphertext_in_the_files(
 
 @pytest.mark.parametrize("ending", ["reveal", "burn", "revoke", "destroy"])
 async def test_a_failed_scrub_never_takes_back_a_committed_ending(
-    files_db: tuple[Database, Path], ending: str, monkeypatch: pytest.MonkeyPatch
+    files_db: tuple[Database, Path],
+    ending: str,
+    monkeypatch: pytest.MonkeyPatch,
+    settings: Settings,
+    hasher: PassphraseHasher,
 ) -> None:
     """The scrub runs after the deletion has committed: if it fails, the answer still goes out.
 
@@ -125,22 +173,40 @@ async def test_a_failed_scrub_never_takes_back_a_committed_ending(
     database, _ = files_db
     monkeypatch.setattr(sqlite, "SCRUB", text("SELECT * FROM no_such_table"))
     created = await service.create_secret(
-        db=database, secret="kept despite the scrub", passphrase=PASSPHRASE
+        db=database,
+        settings=settings,
+        hasher=hasher,
+        secret="kept despite the scrub",
+        passphrase=PASSPHRASE,
     )
     if ending == "reveal":
         revealed = await service.reveal_secret(
-            db=database, secret_key=created.secret_key, passphrase=PASSPHRASE
+            db=database,
+            settings=settings,
+            hasher=hasher,
+            secret_key=created.secret_key,
+            passphrase=PASSPHRASE,
         )
         assert revealed == "kept despite the scrub"
     elif ending == "burn":
-        await service.burn_secret(db=database, secret_key=created.secret_key, passphrase=PASSPHRASE)
+        await service.burn_secret(
+            db=database,
+            settings=settings,
+            hasher=hasher,
+            secret_key=created.secret_key,
+            passphrase=PASSPHRASE,
+        )
     elif ending == "revoke":
         await receipts.revoke_secret(db=database, receipt_key=created.receipt_key)
     else:
         for _ in range(5):
             with pytest.raises(SecretNotFound):
                 await service.reveal_secret(
-                    db=database, secret_key=created.secret_key, passphrase="wrong"
+                    db=database,
+                    settings=settings,
+                    hasher=hasher,
+                    secret_key=created.secret_key,
+                    passphrase="wrong",
                 )
     receipt = await receipts.get_receipt(db=database, receipt_key=created.receipt_key)
     expected = {"reveal": "revealed", "burn": "burned", "revoke": "revoked", "destroy": "destroyed"}

@@ -28,14 +28,13 @@ import os
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Any
 
 from argon2.low_level import Type, hash_secret_raw
 from passlib.hash import argon2 as passlib_argon2
 
 from api.domain.admission import AdmissionGate
-from api.settings import Settings, get_settings
+from api.settings import Settings
 
 # Below this a hash blocks the event loop for less than a thread hand-off would cost.
 INLINE_BELOW_SECONDS = 0.001
@@ -186,9 +185,3 @@ def _default_workers() -> int:
     # uvicorn and gunicorn take their worker count from WEB_CONCURRENCY.
     processes = int(os.environ.get("WEB_CONCURRENCY", "1") or "1")
     return max(1, (os.cpu_count() or 1) // max(1, processes))
-
-
-@lru_cache
-def get_hasher() -> PassphraseHasher:
-    """Return the process-wide hasher built from the settings."""
-    return PassphraseHasher.from_settings(get_settings())

@@ -1,5 +1,8 @@
 """The service layer: create, reveal and burn secrets. Both doors call only this.
 
+The callers pass what the application was built with: its settings (the limits) and its
+passphrase hasher (`api.app` builds both once).
+
 Reveal is exactly-once without holding a lock across the slow passphrase check:
 
 1. *Claim an attempt* (`api.storage.attempts`): one transaction bumps `failed_attempts` on
@@ -35,8 +38,8 @@ from api.domain.availability import unavailable_when_the_database_fails
 from api.domain.cancellation import run_to_end
 from api.domain.creators import Creator
 from api.domain.errors import SecretNotFound, StorageQuotaReached, Unauthenticated
-from api.domain.hashing import get_hasher
-from api.settings import get_settings
+from api.domain.hashing import PassphraseHasher
+from api.settings import Settings
 from api.storage import attempts, statements, usage, writes
 from api.storage.attempts import Claim
 from api.storage.database import Database
@@ -61,6 +64,8 @@ class CreatedSecret:
 async def create_secret(
     *,
     db: Database,
+    settings: Settings,
+    hasher: PassphraseHasher,
     secret: str,
     passphrase: str,
     ttl_seconds: int | None = None,
@@ -71,7 +76,6 @@ async def create_secret(
     Raises `StorageQuotaReached`, having stored nothing, if the store would go past
     MAX_STORED_BYTES or MAX_LIVE_SECRETS. `creator` (token mode) is counted by name.
     """
-    settings = get_settings()
     if settings.create_auth == "token" and creator is None:
         # The doors identify the creator first; this holds if a new door forgets to.
         raise Unauthenticated(presented=False)
@@ -79,7 +83,6 @@ async def create_secret(
     inputs.check_passphrase(passphrase, settings)
     ttl = inputs.ttl(ttl_seconds, settings)
 
-    hasher = get_hasher()
     async with hasher.gate.admitted(share=CREATE_SHARE):
         protected = await hasher.protect(passphrase)
     secret_key, receipt_key = crypto.new_key(), crypto.new_key()
@@ -130,7 +133,7 @@ async def _destroy(db: Database, claim: Claim) -> None:
         events.emit(events.DESTROYED_BY_ATTEMPT_LIMIT)
 
 
-async def _claim(db: Database, secret_key: str) -> Claim | None:
+async def _claim(db: Database, secret_key: str, max_attempts: int) -> Claim | None:
     if not crypto.is_well_formed_key(secret_key):
         return None
     try:
@@ -138,7 +141,7 @@ async def _claim(db: Database, secret_key: str) -> Claim | None:
             db,
             digest=crypto.lookup_hash(secret_key),
             now=clock.now(),
-            max_attempts=get_settings().max_failed_attempts,
+            max_attempts=max_attempts,
         )
     except attempts.AttemptsInFlight:
         # Not "not found": the checks in flight may give their attempts back.
@@ -146,7 +149,7 @@ async def _claim(db: Database, secret_key: str) -> Claim | None:
 
 
 async def _check_passphrase(
-    *, db: Database, secret_key: str, passphrase: str
+    *, db: Database, settings: Settings, hasher: PassphraseHasher, secret_key: str, passphrase: str
 ) -> tuple[Claim, bytes]:
     """Spend one attempt on `passphrase`; return the claimed row and its key material.
 
@@ -154,14 +157,14 @@ async def _check_passphrase(
     or, once the passphrase is known to be wrong, as a counted failure: a claimed attempt is
     given back unless its check finished (`api.domain.cancellation`).
     """
-    inputs.check_passphrase(passphrase, get_settings())
-    hasher = get_hasher()
+    inputs.check_passphrase(passphrase, settings)
     gate = hasher.gate
     # Refused before the attempt is claimed when the queue is already too long; the claim
     # itself runs outside the hashing slot, so a slow database does not hold hashing up.
     if gate.would_refuse():
         raise Busy
-    claim = await run_to_end(_claim(db, secret_key), undo=lambda made: attempts.give_back(db, made))
+    claiming = _claim(db, secret_key, settings.max_failed_attempts)
+    claim = await run_to_end(claiming, undo=lambda made: attempts.give_back(db, made))
     try:
         async with gate.admitted():
             key_material = await hasher.unlock(passphrase, claim.passphrase_hash if claim else None)
@@ -174,17 +177,19 @@ async def _check_passphrase(
         raise SecretNotFound
     if key_material is None:
         events.emit(events.FAILED_ATTEMPT)
-        if claim.attempts >= get_settings().max_failed_attempts:
+        if claim.attempts >= settings.max_failed_attempts:
             await run_to_end(_destroy(db, claim))
         raise SecretNotFound
     return claim, key_material
 
 
 @unavailable_when_the_database_fails
-async def reveal_secret(*, db: Database, secret_key: str, passphrase: str) -> str:
+async def reveal_secret(
+    *, db: Database, settings: Settings, hasher: PassphraseHasher, secret_key: str, passphrase: str
+) -> str:
     """Return the secret and delete it, or raise `SecretNotFound`. Succeeds at most once."""
     claim, key_material = await _check_passphrase(
-        db=db, secret_key=secret_key, passphrase=passphrase
+        db=db, settings=settings, hasher=hasher, secret_key=secret_key, passphrase=passphrase
     )
     # From here the secret is the caller's: a hang-up now cannot leave it half taken.
     sealed = await run_to_end(
@@ -209,9 +214,13 @@ async def reveal_secret(*, db: Database, secret_key: str, passphrase: str) -> st
 
 
 @unavailable_when_the_database_fails
-async def burn_secret(*, db: Database, secret_key: str, passphrase: str) -> None:
+async def burn_secret(
+    *, db: Database, settings: Settings, hasher: PassphraseHasher, secret_key: str, passphrase: str
+) -> None:
     """Destroy the secret unread, or raise `SecretNotFound`."""
-    claim, _ = await _check_passphrase(db=db, secret_key=secret_key, passphrase=passphrase)
+    claim, _ = await _check_passphrase(
+        db=db, settings=settings, hasher=hasher, secret_key=secret_key, passphrase=passphrase
+    )
     burned = writes.burn(db, row_id=claim.row_id, receipt_id=claim.receipt_id, now=clock.now())
     if not await run_to_end(burned):
         raise SecretNotFound

@@ -1,24 +1,28 @@
-"""The per-request GraphQL context, built from the same database dependency as REST."""
+"""The per-request GraphQL context, built from the same dependencies as REST's."""
 
 from strawberry.fastapi import BaseContext
 
-from api.deps import Database, DatabaseDep
+from api.deps import Database, DatabaseDep, HasherDep, SettingsDep
 from api.domain.creators import Creator
+from api.domain.hashing import PassphraseHasher
+from api.settings import Settings
 
 
 class Context(BaseContext):
-    """Carries the application's database to the resolvers, and who is creating.
+    """Carries the application's database, settings and hasher to the resolvers, and who creates.
 
     `creator` is set before a creating document runs, in token mode only, by the rate-limit
     extension (`api.gql.ratelimit`) from `api.plumbing.authentication`.
     """
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, settings: Settings, hasher: PassphraseHasher) -> None:
         super().__init__()
         self.db = db
+        self.settings = settings
+        self.hasher = hasher
         self.creator: Creator | None = None
 
 
-async def get_context(db: DatabaseDep) -> Context:
-    """Build the context; FastAPI resolves `db` exactly as it does for REST routes."""
-    return Context(db)
+async def get_context(db: DatabaseDep, settings: SettingsDep, hasher: HasherDep) -> Context:
+    """Build the context; FastAPI resolves its parts exactly as it does for REST routes."""
+    return Context(db, settings, hasher)

@@ -11,29 +11,28 @@ from strawberry.extensions import (
 )
 
 from api.gql.errors import SafeErrors
-from api.settings import get_settings
+from api.settings import Settings
 
 
-def _introspection_switch() -> SchemaExtension:
-    if get_settings().graphql_introspection:
-        return SchemaExtension()
-    return DisableIntrospection()
-
-
-def _safe_errors() -> SchemaExtension:
-    # Without introspection, "Did you mean 'revealSecret'?" would describe the schema anyway.
-    return SafeErrors(hide_suggestions=not get_settings().graphql_introspection)
-
-
-def extensions() -> list[Callable[[], SchemaExtension]]:
+def extensions(settings: Settings) -> list[Callable[[], SchemaExtension]]:
     """Return the schema extensions as factories, so no instance is shared between requests.
 
-    Each factory reads the settings when a request starts, so limits follow the configuration.
+    Each factory reads `settings` when a request starts.
     """
+
+    def introspection_switch() -> SchemaExtension:
+        if settings.graphql_introspection:
+            return SchemaExtension()
+        return DisableIntrospection()
+
+    def safe_errors() -> SchemaExtension:
+        # Without introspection, "Did you mean 'revealSecret'?" would describe the schema anyway.
+        return SafeErrors(hide_suggestions=not settings.graphql_introspection)
+
     return [
-        lambda: QueryDepthLimiter(max_depth=get_settings().graphql_max_depth),
-        lambda: MaxAliasesLimiter(max_alias_count=get_settings().graphql_max_aliases),
-        lambda: MaxTokensLimiter(max_token_count=get_settings().graphql_max_tokens),
-        _introspection_switch,
-        _safe_errors,
+        lambda: QueryDepthLimiter(max_depth=settings.graphql_max_depth),
+        lambda: MaxAliasesLimiter(max_alias_count=settings.graphql_max_aliases),
+        lambda: MaxTokensLimiter(max_token_count=settings.graphql_max_tokens),
+        introspection_switch,
+        safe_errors,
     ]

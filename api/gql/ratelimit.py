@@ -146,7 +146,9 @@ class GraphQLRateLimit(SchemaExtension):
     async def _refusal(self, request: Request, costs: dict[Bucket, int]) -> GraphQLError | None:
         context = self.execution_context.context
         try:
-            context.creator, verdict = await spend_as_creator(request, context.db, costs)
+            context.creator, verdict = await spend_as_creator(
+                request, context.db, context.settings, costs
+            )
         except Unauthenticated as error:
             return unauthenticated_error(context, error)
         except ServiceUnavailable as error:

@@ -38,7 +38,7 @@ from api.gql.types import (
     SecretNotFound,
 )
 from api.plumbing.ratelimit import Bucket
-from api.settings import get_settings
+from api.settings import Settings
 
 
 @strawberry.type
@@ -46,9 +46,9 @@ class Query:
     """Read-only fields."""
 
     @strawberry.field(description="The limits this service enforces.")
-    def limits(self) -> Limits:
+    def limits(self, info: Info[Context, None]) -> Limits:
         """Return the configured limits."""
-        settings = get_settings()
+        settings = info.context.settings
         return Limits(
             max_secret_bytes=settings.max_secret_bytes,
             max_passphrase_length=settings.max_passphrase_length,
@@ -108,6 +108,8 @@ class Mutation:
         try:
             created = await service.create_secret(
                 db=info.context.db,
+                settings=info.context.settings,
+                hasher=info.context.hasher,
                 secret=secret,
                 passphrase=passphrase,
                 ttl_seconds=None if ttl_seconds is UNSET else ttl_seconds,
@@ -132,7 +134,11 @@ class Mutation:
         """Return the secret and delete it, or `SecretNotFound`, or which argument is invalid."""
         try:
             secret = await service.reveal_secret(
-                db=info.context.db, secret_key=secret_key, passphrase=passphrase
+                db=info.context.db,
+                settings=info.context.settings,
+                hasher=info.context.hasher,
+                secret_key=secret_key,
+                passphrase=passphrase,
             )
         except SecretNotFoundError:
             return SecretNotFound()
@@ -149,7 +155,11 @@ class Mutation:
         """Delete the secret without revealing it, or `SecretNotFound`, or `InvalidInput`."""
         try:
             await service.burn_secret(
-                db=info.context.db, secret_key=secret_key, passphrase=passphrase
+                db=info.context.db,
+                settings=info.context.settings,
+                hasher=info.context.hasher,
+                secret_key=secret_key,
+                passphrase=passphrase,
             )
         except SecretNotFoundError:
             return SecretNotFound()
@@ -166,8 +176,8 @@ class Mutation:
         return await _receipt(receipts.revoke_secret(db=info.context.db, receipt_key=receipt_key))
 
 
-def build_schema() -> QuietSchema:
-    """Build the schema with its limits, error masking and introspection switch.
+def build_schema(settings: Settings) -> QuietSchema:
+    """Build the schema with the limits, error masking and introspection switch of `settings`.
 
     Fails if a mutation names no rate-limit bucket.
     """
@@ -175,7 +185,7 @@ def build_schema() -> QuietSchema:
         query=Query,
         mutation=Mutation,
         extensions=[
-            *extensions(),
+            *extensions(settings),
             lambda: AddValidationRules([OneRevealPerOperation]),
             GraphQLRateLimit,
         ],

@@ -16,12 +16,12 @@ from typing import Annotated
 from fastapi import Depends
 from starlette.requests import HTTPConnection, Request
 
-from api.deps import Database, DatabaseDep
+from api.deps import Database, DatabaseDep, SettingsDep
 from api.domain import creators
 from api.domain.creators import Creator
 from api.domain.errors import Unauthenticated
 from api.plumbing.ratelimit import Bucket, Verdict, check, refuse_over_limit
-from api.settings import get_settings
+from api.settings import Settings
 
 REALM = "onetime-secrets"
 
@@ -35,15 +35,17 @@ def bearer_token(connection: HTTPConnection) -> str | None:
     return token.strip() if scheme.lower() == "bearer" else ""
 
 
-async def identify_creator(connection: HTTPConnection, db: Database) -> Creator | None:
+async def identify_creator(
+    connection: HTTPConnection, db: Database, settings: Settings
+) -> Creator | None:
     """Return the creator in token mode (raising `Unauthenticated`), or None in open mode."""
-    if get_settings().create_auth == "open":
+    if settings.create_auth == "open":
         return None
     return await creators.authenticate(db=db, token=bearer_token(connection))
 
 
 async def spend_as_creator(
-    connection: HTTPConnection, db: Database, costs: Mapping[Bucket, int]
+    connection: HTTPConnection, db: Database, settings: Settings, costs: Mapping[Bucket, int]
 ) -> tuple[Creator | None, Verdict]:
     """Spend `costs`, creates as the request's creator; return the creator and the verdict.
 
@@ -53,7 +55,7 @@ async def spend_as_creator(
     creator = None
     if Bucket.CREATE in costs:
         try:
-            creator = await identify_creator(connection, db)
+            creator = await identify_creator(connection, db, settings)
         except Unauthenticated:
             # A refused token costs its address, so guessing tokens soon gets 429.
             verdict = await check(connection, {Bucket.CREATE: 1})
@@ -70,8 +72,10 @@ def www_authenticate(error: Unauthenticated) -> str:
     return f'{challenge}, error="invalid_token"' if error.presented else challenge
 
 
-async def _creator_within_limit(request: Request, db: DatabaseDep) -> Creator | None:
-    creator, verdict = await spend_as_creator(request, db, {Bucket.CREATE: 1})
+async def _creator_within_limit(
+    request: Request, db: DatabaseDep, settings: SettingsDep
+) -> Creator | None:
+    creator, verdict = await spend_as_creator(request, db, settings, {Bucket.CREATE: 1})
     refuse_over_limit(verdict)
     return creator
 

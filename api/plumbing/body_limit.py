@@ -17,7 +17,7 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.plumbing.errors import ErrorShapes
-from api.settings import get_settings
+from api.settings import Settings
 
 _STATUS = 413
 
@@ -36,19 +36,20 @@ class BodyTooLarge(HTTPException):
 class RequestBodyLimitMiddleware:
     """Answers `413`, in the error shape of the path's door, to a body read over the limit.
 
-    The limit is `Settings.request_body_limit`, read per request.
+    The limit is `settings.request_body_limit`, read per request.
     """
 
-    def __init__(self, app: ASGIApp, shapes: ErrorShapes) -> None:
+    def __init__(self, app: ASGIApp, shapes: ErrorShapes, settings: Settings) -> None:
         self.app = app
         self.shapes = shapes
+        self.settings = settings
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Refuse a declared body over the limit when it is first read; count one as it comes."""
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        limit = get_settings().request_body_limit
+        limit = self.settings.request_body_limit
         declared = _content_length(scope)
         received = 0
         exceeded = False

@@ -12,7 +12,7 @@ no extra flag, whichever HTTP implementation uvicorn picks.
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from api.plumbing.errors import ErrorShapes
-from api.settings import get_settings
+from api.settings import Settings
 
 _STATUS = 431
 
@@ -21,19 +21,20 @@ class RequestHeaderLimitMiddleware:
     """Answers `431` to a request with too many header fields, or too many bytes of them.
 
     The bounds are `MAX_REQUEST_HEADERS` fields and `MAX_REQUEST_HEADER_BYTES` of names and
-    values together, read per request.
+    values together, read from `settings` per request.
     """
 
-    def __init__(self, app: ASGIApp, shapes: ErrorShapes) -> None:
+    def __init__(self, app: ASGIApp, shapes: ErrorShapes, settings: Settings) -> None:
         self.app = app
         self.shapes = shapes
+        self.settings = settings
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Refuse a request whose header fields pass either limit; pass the rest on."""
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        settings = get_settings()
+        settings = self.settings
         headers = scope["headers"]
         count_limit, bytes_limit = settings.max_request_headers, settings.max_request_header_bytes
         if len(headers) > count_limit or _size(headers) > bytes_limit:

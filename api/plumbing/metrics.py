@@ -37,9 +37,9 @@ from prometheus_client.metrics_core import GaugeMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 
-from api.deps import Database
+from api.deps import Database, SettingsDep
 from api.domain import events, service
-from api.settings import get_settings
+from api.settings import Settings
 
 logger = logging.getLogger(__name__)
 
@@ -130,14 +130,19 @@ def record_request(method: str, route: str, status: int, seconds: float) -> None
 
 
 class LiveSecrets:
-    """The number of live secrets, counted when scraped and cached for a short while."""
+    """The number of live secrets, counted when scraped and cached for a short while.
+
+    How full the store is, is reported against the quota of `settings`.
+    """
 
     def __init__(
         self,
+        settings: Settings,
         *,
         max_age_seconds: float = LIVE_SECRETS_MAX_AGE_SECONDS,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        self.settings = settings
         self.max_age_seconds = max_age_seconds
         self.clock = clock
         self._value: int | None = None
@@ -173,7 +178,7 @@ class LiveSecrets:
         if self._usage is None:
             return
         stored_bytes, stored_secrets = self._usage
-        settings = get_settings()
+        settings = self.settings
         for name, help_text, value in (
             ("stored_bytes", "Ciphertext bytes stored, expired secrets included.", stored_bytes),
             ("stored_secrets", "Secrets stored, expired ones included.", stored_secrets),
@@ -214,8 +219,8 @@ def _counters_registry() -> Collector:
 metrics_router = APIRouter()
 
 
-def _authorized(request: Request) -> bool:
-    token = get_settings().metrics_token
+def _authorized(request: Request, settings: Settings) -> bool:
+    token = settings.metrics_token
     if token is None:
         return True
     expected = f"Bearer {token.get_secret_value()}".encode()
@@ -224,9 +229,9 @@ def _authorized(request: Request) -> bool:
 
 
 @metrics_router.get("/metrics", include_in_schema=False)
-async def scrape(request: Request) -> Response:
+async def scrape(request: Request, settings: SettingsDep) -> Response:
     """Report every metric in the Prometheus (or OpenMetrics, if asked for) text format."""
-    if not _authorized(request):
+    if not _authorized(request, settings):
         return Response(
             content='{"detail":"Not authenticated"}',
             status_code=401,
@@ -239,8 +244,8 @@ async def scrape(request: Request) -> Response:
     return Response(content=body, headers={"content-type": content_type})
 
 
-def install_metrics(app: FastAPI) -> None:
+def install_metrics(app: FastAPI, settings: Settings) -> None:
     """Add `GET /metrics` to `app` and start counting domain events."""
     events.subscribe(_count_event)
-    app.state.live_secrets = LiveSecrets()
+    app.state.live_secrets = LiveSecrets(settings)
     app.include_router(metrics_router)

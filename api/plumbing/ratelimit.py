@@ -39,7 +39,7 @@ from starlette.requests import HTTPConnection, Request
 
 from api.domain.creators import Creator
 from api.plumbing.client_address import limit_key, parse_networks, resolve_client
-from api.settings import Settings, get_settings
+from api.settings import Settings
 
 logger = logging.getLogger(__name__)
 
@@ -110,13 +110,14 @@ class Clock(Protocol):
 
 
 class RateLimiter:
-    """Counts hits per bucket and client in the configured storage.
+    """Counts hits per bucket and client in the storage and under the limits of `settings`.
 
     `clock` tells when a failing storage is asked again and how far away a window's reset
     is. (`limits` reads `time.time()` itself; a test that stops the clock stops it there too.)
     """
 
-    def __init__(self, *, clock: Clock = time) -> None:
+    def __init__(self, settings: Settings, *, clock: Clock = time) -> None:
+        self.settings = settings
         self._clock = clock
         self._stores: dict[str, _Store] = {}
         self._pools: list[redis.asyncio.ConnectionPool] = []
@@ -129,7 +130,7 @@ class RateLimiter:
             if url.startswith("memory://"):
                 storage = MemoryStorage()
             else:
-                timeout = get_settings().rate_limit_storage_timeout_seconds
+                timeout = self.settings.rate_limit_storage_timeout_seconds
                 pool = redis.asyncio.ConnectionPool.from_url(
                     url, socket_timeout=timeout, socket_connect_timeout=timeout
                 )
@@ -150,7 +151,7 @@ class RateLimiter:
 
         Creates are counted for `creator` instead, if one is given (token mode).
         """
-        settings = get_settings()
+        settings = self.settings
         store = self._store(settings.rate_limit_storage_url)
         subjects = {bucket: _subject(bucket, client, creator, settings) for bucket in costs}
         if store.failing and self._clock.monotonic() < store.retry_at:
@@ -214,9 +215,9 @@ async def _spend(
     return Verdict(allowed=True)
 
 
-def client_of(connection: HTTPConnection) -> str:
-    """Return the key this request's client is counted under."""
-    trusted = parse_networks(tuple(get_settings().trusted_proxies))
+def client_of(connection: HTTPConnection, settings: Settings) -> str:
+    """Return the key this request's client is counted under (behind `TRUSTED_PROXIES`)."""
+    trusted = parse_networks(tuple(settings.trusted_proxies))
     peer = connection.client.host if connection.client else None
     # Without trusted proxies the header is never believed, so it is not even read.
     forwarded_for = connection.headers.getlist("x-forwarded-for") if trusted else ()
@@ -228,7 +229,7 @@ async def check(
 ) -> Verdict:
     """Spend `costs` for the client of `connection` (creates for `creator`, if given)."""
     limiter: RateLimiter = connection.app.state.rate_limiter
-    return await limiter.hit(costs, client_of(connection), creator)
+    return await limiter.hit(costs, client_of(connection, limiter.settings), creator)
 
 
 def refuse_over_limit(verdict: Verdict) -> None:

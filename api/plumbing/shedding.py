@@ -24,7 +24,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from api.domain.availability import BUSY_RETRY_AFTER_SECONDS
 from api.domain.errors import ServiceUnavailable
 from api.domain.events import REFUSED_AT_CAPACITY, emit
-from api.domain.hashing import get_hasher
+from api.domain.hashing import PassphraseHasher
 from api.plumbing.errors import ErrorShapes
 
 
@@ -55,7 +55,10 @@ def shed_routes(
 
 
 class ShedAtCapacityMiddleware:
-    """Answers `503` at once to a request of `routes` that the admission gate would refuse."""
+    """Answers `503` at once to a request of `routes` that the admission gate would refuse.
+
+    The gate is that of the application's hasher (`app.state.hasher`, built by the lifespan).
+    """
 
     def __init__(self, app: ASGIApp, shapes: ErrorShapes, routes: Iterable[ShedRoute]) -> None:
         self.app = app
@@ -66,7 +69,7 @@ class ShedAtCapacityMiddleware:
         """Refuse early if the gate would; otherwise pass the request on."""
         if scope["type"] == "http":
             share = self._share(scope["method"], scope["path"])
-            if share is not None and get_hasher().gate.would_refuse(share):
+            if share is not None and _hasher(scope).gate.would_refuse(share):
                 emit(REFUSED_AT_CAPACITY)
                 response = self.shapes.for_scope(scope)(
                     503,
@@ -82,3 +85,8 @@ class ShedAtCapacityMiddleware:
             if method in route.methods and route.path.match(path):
                 return route.share
         return None
+
+
+def _hasher(scope: Scope) -> PassphraseHasher:
+    hasher: PassphraseHasher = scope["app"].state.hasher
+    return hasher

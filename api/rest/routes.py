@@ -4,7 +4,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Body, Depends, Path, Query, Response, status
 
-from api.deps import DatabaseDep
+from api.deps import DatabaseDep, HasherDep, SettingsDep
 from api.domain import service
 from api.domain.errors import InvalidInput
 from api.plumbing.authentication import CreatorDep
@@ -50,7 +50,11 @@ PassphraseQuery = Annotated[
     tags=["secrets"],
 )
 async def generate(
-    body: CreateSecretRequest, db: DatabaseDep, creator: CreatorDep
+    body: CreateSecretRequest,
+    db: DatabaseDep,
+    settings: SettingsDep,
+    hasher: HasherDep,
+    creator: CreatorDep,
 ) -> CreatedSecretResponse:
     """Store a secret behind a passphrase and return the key that reveals it once.
 
@@ -58,6 +62,8 @@ async def generate(
     """
     created = await service.create_secret(
         db=db,
+        settings=settings,
+        hasher=hasher,
         secret=body.secret,
         passphrase=body.passphrase,
         ttl_seconds=body.ttl_seconds,
@@ -79,14 +85,20 @@ async def generate(
 )
 @changes_state_on_get  # HEAD is refused (405) rather than reveal or claim an attempt
 async def reveal_by_query(
-    secret_key: SecretKeyPath, passphrase: PassphraseQuery, db: DatabaseDep
+    secret_key: SecretKeyPath,
+    passphrase: PassphraseQuery,
+    db: DatabaseDep,
+    settings: SettingsDep,
+    hasher: HasherDep,
 ) -> RevealedSecretResponse:
     """Reveal a secret once and delete it (passphrase in the query string).
 
     Kept for compatibility with the original API; `POST /secrets/{secret_key}` keeps the
     passphrase out of URLs and logs. A `GET` that changes state: `HEAD` here answers `405`.
     """
-    secret = await service.reveal_secret(db=db, secret_key=secret_key, passphrase=passphrase)
+    secret = await service.reveal_secret(
+        db=db, settings=settings, hasher=hasher, secret_key=secret_key, passphrase=passphrase
+    )
     return RevealedSecretResponse(secret=secret)
 
 
@@ -98,10 +110,16 @@ async def reveal_by_query(
     tags=["secrets"],
 )
 async def reveal_by_body(
-    secret_key: SecretKeyPath, body: RevealRequest, db: DatabaseDep
+    secret_key: SecretKeyPath,
+    body: RevealRequest,
+    db: DatabaseDep,
+    settings: SettingsDep,
+    hasher: HasherDep,
 ) -> RevealedSecretResponse:
     """Reveal a secret once and delete it (passphrase in the JSON body)."""
-    secret = await service.reveal_secret(db=db, secret_key=secret_key, passphrase=body.passphrase)
+    secret = await service.reveal_secret(
+        db=db, settings=settings, hasher=hasher, secret_key=secret_key, passphrase=body.passphrase
+    )
     return RevealedSecretResponse(secret=secret)
 
 
@@ -117,6 +135,8 @@ async def reveal_by_body(
 async def burn(
     secret_key: SecretKeyPath,
     db: DatabaseDep,
+    settings: SettingsDep,
+    hasher: HasherDep,
     # Documented as required (a plain object), but absent in the original API's form.
     body: RevealRequest = Body(None),  # noqa: B008
     passphrase: LegacyPassphraseQuery = None,
@@ -129,7 +149,9 @@ async def burn(
     given = body.passphrase if isinstance(body, RevealRequest) else passphrase
     if given is None:
         raise InvalidInput("passphrase", "passphrase is required, in the body or the query")
-    await service.burn_secret(db=db, secret_key=secret_key, passphrase=given)
+    await service.burn_secret(
+        db=db, settings=settings, hasher=hasher, secret_key=secret_key, passphrase=given
+    )
 
 
 @router.get("/healthz", response_model=StatusResponse, tags=["probes"])

@@ -8,12 +8,12 @@ from pydantic.config import JsonDict
 
 from api.domain import clock
 from api.domain.receipts import ReceiptStatus
-from api.settings import get_settings
+from api.settings import Settings
 
-_defaults = get_settings()
-
-# The limits are documented in the schema but enforced by the service, which names them in
-# its messages (the same on both doors) and reads them at run time.
+# The limits are documented in the schema at their defaults (no environment read), but
+# enforced by the service with the application's settings, which it names in its messages
+# (the same on both doors).
+_defaults = Settings.model_construct()
 PASSPHRASE_BOUND: JsonDict = {"minLength": 1, "maxLength": _defaults.max_passphrase_length}
 _TTL_BOUNDS: JsonDict = {"minimum": _defaults.min_ttl_seconds, "maximum": _defaults.max_ttl_seconds}
 
