@@ -124,34 +124,7 @@ async def test_a_deleted_secret_leaves_no_ciphertext_in_the_files(
     # Probe with a stretch from the middle: long enough to be unique, in one page.
     probe = ciphertext[40:72]
     assert any(probe in _read(file) for file in _files(path))
-    if ending == "reveal":
-        await service.reveal_secret(
-            db=database,
-            settings=settings,
-            hasher=hasher,
-            secret_key=created.secret_key,
-            passphrase=PASSPHRASE,
-        )
-    elif ending == "burn":
-        await service.burn_secret(
-            db=database,
-            settings=settings,
-            hasher=hasher,
-            secret_key=created.secret_key,
-            passphrase=PASSPHRASE,
-        )
-    elif ending == "revoke":
-        await receipts.revoke_secret(db=database, receipt_key=created.receipt_key)
-    else:
-        for _ in range(5):
-            with pytest.raises(SecretNotFound):
-                await service.reveal_secret(
-                    db=database,
-                    settings=settings,
-                    hasher=hasher,
-                    secret_key=created.secret_key,
-                    passphrase="wrong",
-                )
+    await _end(ending, database, settings, hasher, created)
     for file in _files(path):
         assert probe not in _read(file), file.name
 
@@ -179,16 +152,31 @@ async def test_a_failed_scrub_never_takes_back_a_committed_ending(
         secret="kept despite the scrub",
         passphrase=PASSPHRASE,
     )
+    revealed = await _end(ending, database, settings, hasher, created)
     if ending == "reveal":
-        revealed = await service.reveal_secret(
+        assert revealed == "kept despite the scrub"
+    receipt = await receipts.get_receipt(db=database, receipt_key=created.receipt_key)
+    expected = {"reveal": "revealed", "burn": "burned", "revoke": "revoked", "destroy": "destroyed"}
+    assert receipt.status.value == expected[ending]
+
+
+async def _end(
+    ending: str,
+    database: Database,
+    settings: Settings,
+    hasher: PassphraseHasher,
+    created: service.CreatedSecret,
+) -> str | None:
+    """End the secret as `ending` says; return its text when revealed."""
+    if ending == "reveal":
+        return await service.reveal_secret(
             db=database,
             settings=settings,
             hasher=hasher,
             secret_key=created.secret_key,
             passphrase=PASSPHRASE,
         )
-        assert revealed == "kept despite the scrub"
-    elif ending == "burn":
+    if ending == "burn":
         await service.burn_secret(
             db=database,
             settings=settings,
@@ -198,7 +186,7 @@ async def test_a_failed_scrub_never_takes_back_a_committed_ending(
         )
     elif ending == "revoke":
         await receipts.revoke_secret(db=database, receipt_key=created.receipt_key)
-    else:
+    else:  # destroy: the attempt limit
         for _ in range(5):
             with pytest.raises(SecretNotFound):
                 await service.reveal_secret(
@@ -208,6 +196,4 @@ async def test_a_failed_scrub_never_takes_back_a_committed_ending(
                     secret_key=created.secret_key,
                     passphrase="wrong",
                 )
-    receipt = await receipts.get_receipt(db=database, receipt_key=created.receipt_key)
-    expected = {"reveal": "revealed", "burn": "burned", "revoke": "revoked", "destroy": "destroyed"}
-    assert receipt.status.value == expected[ending]
+    return None
