@@ -7,32 +7,32 @@ from typing import Any
 
 from fastapi import FastAPI
 
+from api.access.rate_limits import RateLimiter
 from api.domain.hashing import PassphraseHasher
 from api.domain.purge import purge_forever
 from api.domain.service import CREATE_SHARE
-from api.gql import errors as gql_errors
+from api.gql import error_responses as gql_errors
 from api.gql.context import get_context
 from api.gql.router import SafeGraphQLRouter
 from api.gql.schema import build_schema
+from api.http.body_limit import RequestBodyLimitMiddleware
+from api.http.disconnect import CancelOnDisconnectMiddleware
+from api.http.head import HeadAsGetMiddleware
+from api.http.header_limit import RequestHeaderLimitMiddleware
+from api.http.refusals import ErrorShapes, install_error_handlers
+from api.http.security_headers import SecurityHeadersMiddleware
+from api.http.shedding import ShedAtCapacityMiddleware, shed_routes
+from api.http.websocket import RefuseWebSocketsMiddleware
 from api.pages.routes import pages_router
-from api.plumbing.body_limit import RequestBodyLimitMiddleware
-from api.plumbing.disconnect import CancelOnDisconnectMiddleware
-from api.plumbing.errors import ErrorShapes, install_error_handlers
-from api.plumbing.head import HeadAsGetMiddleware
-from api.plumbing.header_limit import RequestHeaderLimitMiddleware
-from api.plumbing.headers import SecurityHeadersMiddleware
-from api.plumbing.logs import RequestLogMiddleware, configure_logging
-from api.plumbing.metrics import install_metrics, record_request
-from api.plumbing.ratelimit import RateLimiter
-from api.plumbing.shedding import ShedAtCapacityMiddleware, shed_routes
-from api.plumbing.websocket import RefuseWebSocketsMiddleware
-from api.rest import errors as rest_errors
+from api.rest import error_responses as rest_errors
 from api.rest import receipts as rest_receipts
 from api.rest.docs import install_offline_docs
 from api.rest.routes import burn, generate, reveal_by_body, reveal_by_query, router
 from api.settings import Settings
 from api.storage.database import Database, create_engine
 from api.storage.migrations import migrate
+from api.telemetry.logs import RequestLogMiddleware, configure_logging
+from api.telemetry.metrics import install_metrics, record_request
 
 GRAPHQL_PATH = "/graphql"
 # The REST routes that hash, with the share of the admission bound the service gives each (a

@@ -1,7 +1,7 @@
 """What HTTP gets from the application: its database, settings and hasher; one place to override.
 
 FastAPI resolves `DatabaseDep` for the REST routes, the GraphQL context and `CreatorDep`
-alike. The doors and the plumbing take the `Database` type from here, never from
+alike. The doors and the shared HTTP handling take the `Database` type from here, never from
 `api.storage`: only the domain reaches into storage (`[tool.importlinter]`). The settings
 are those given to `api.app.create_app`; the hasher is built from them by its lifespan.
 """

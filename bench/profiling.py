@@ -29,7 +29,11 @@ OPERATIONS: tuple[tuple[str, str, str], ...] = (
     ("AES-GCM + HKDF (api/domain/crypto.py)", "stack", r"\(api/domain/crypto\.py"),
     ("logging", "stack", r"\(logging/"),
     ("Prometheus metrics", "stack", r"\(prometheus_client/"),
-    ("api middlewares (own time)", "self", r"\(api/plumbing/(logs|metrics|headers|body_limit)\.py"),
+    (
+        "api middlewares (own time)",
+        "self",
+        r"\(api/(telemetry/logs|telemetry/metrics|http/security_headers|http/body_limit)\.py",
+    ),
     ("rate limiting (limits)", "stack", r"\(limits/"),
     ("pydantic validation / serialisation", "stack", r"\(pydantic"),
     ("FastAPI dependency solving", "stack", r"^solve_dependencies "),

@@ -19,10 +19,10 @@ import pytest
 from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 
+from api.access import rate_limits
 from api.app import create_app
 from api.domain import clock as domain_clock
 from api.domain.hashing import PassphraseHasher
-from api.plumbing import ratelimit
 from api.settings import Settings
 from api.storage.database import Database
 from tests.clocks import FakeClock
@@ -251,7 +251,7 @@ async def clock(app: FastAPI, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[
         monkeypatch.setattr(module, "time", fake)
     # Not monkeypatch: it would delete the attribute of starlette's `State` on undo.
     previous = app.state.rate_limiter
-    limiter = ratelimit.RateLimiter(app.state.settings, clock=fake)
+    limiter = rate_limits.RateLimiter(app.state.settings, clock=fake)
     app.state.rate_limiter = limiter
     try:
         yield fake

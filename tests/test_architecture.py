@@ -1,13 +1,13 @@
 """The rules of the layout, checked rather than remembered.
 
 `[tool.importlinter]` in pyproject.toml holds the contracts: the layers (app → doors →
-plumbing → deps → domain → storage → models and settings), storage reached only through the
-domain (HTTP gets the database from `api.deps`), the tables known only to storage and the
-domain, no web framework in the domain or storage, doors that never import each other, and a
-terminal client (`ots`) that imports nothing from the server. `scripts/lint` checks them on
-the tree as it is; here they run on a copy with a planted violation of each kind, so a
-contract that stopped catching anything would fail too. And both doors call the same service
-functions.
+shared HTTP handling (http, access, telemetry) → deps → domain → storage → models and
+settings), storage reached only through the domain (HTTP gets the database from `api.deps`),
+the tables known only to storage and the domain, no web framework in the domain or storage,
+doors that never import each other, and a terminal client (`ots`) that imports nothing from
+the server. `scripts/lint` checks them on the tree as it is; here they run on a copy with a
+planted violation of each kind, so a contract that stopped catching anything would fail too.
+And both doors call the same service functions.
 """
 
 import ast
@@ -48,13 +48,13 @@ def lint_imports(root: Path) -> subprocess.CompletedProcess[str]:
         ("api/domain/service.py", "import fastapi", "import no web framework"),
         ("api/storage/purge.py", "from starlette import status", "import no web framework"),
         ("api/storage/purge.py", "from api.domain import service", "Layers"),
-        ("api/domain/inputs.py", "from api.plumbing import logs", "Layers"),
+        ("api/domain/inputs.py", "from api.telemetry import logs", "Layers"),
         ("api/pages/routes.py", "from api.rest import routes", "The doors never import each other"),
-        ("api/deps.py", "from api.plumbing import authentication", "Layers"),
+        ("api/deps.py", "from api.access import authentication", "Layers"),
         ("models/__init__.py", "from api.storage import statements", "Layers"),
         ("api/rest/routes.py", "from api.storage import statements", "Only the domain reaches"),
         (
-            "api/plumbing/authentication.py",
+            "api/access/authentication.py",
             "from api.storage import database",
             "Only the domain reaches",
         ),

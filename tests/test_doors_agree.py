@@ -27,7 +27,7 @@ from sqlalchemy import func, select, update
 
 from api.domain import creators, crypto, service
 from api.domain.errors import Unauthenticated
-from api.plumbing.media_types import NOT_AN_OBJECT, NOT_JSON, NOT_JSON_MEDIA_TYPE, REPEATED_KEY
+from api.http.media_types import NOT_AN_OBJECT, NOT_JSON, NOT_JSON_MEDIA_TYPE, REPEATED_KEY
 from api.settings import Settings
 from api.storage.database import Database, create_engine
 from api.storage.statements import receipts_table, secret_columns, secrets_table
@@ -719,9 +719,9 @@ async def test_timestamps_are_written_alike(client: httpx.AsyncClient) -> None:
 
 @pytest.mark.parametrize(("path", "graphql"), [("/graphql/boom", True), ("/boom", False)])
 async def test_a_crash_answers_in_the_shape_of_its_door(path: str, graphql: bool) -> None:
-    from api.gql.errors import error_response as graphql_error
-    from api.plumbing.errors import ErrorShapes, install_error_handlers
-    from api.rest.errors import error_response as rest_error
+    from api.gql.error_responses import error_response as graphql_error
+    from api.http.refusals import ErrorShapes, install_error_handlers
+    from api.rest.error_responses import error_response as rest_error
 
     crashing = FastAPI()
 
@@ -826,7 +826,7 @@ async def test_known_overload_is_refused_before_any_work(
 ) -> None:
     """When the gate already knows it would refuse, the refusal is immediate on both doors.
 
-    REST answers it before routing (`api.plumbing.shedding`), GraphQL in the service; the
+    REST answers it before routing (`api.http.shedding`), GraphQL in the service; the
     outcome is the same, with the protective headers.
     """
     from api.domain import service

@@ -6,7 +6,7 @@ from typing import Any
 import httpx
 import pytest
 
-from api.gql.errors import redact_values
+from api.gql.error_responses import redact_values
 from api.gql.schema import build_schema
 from api.settings import Settings
 

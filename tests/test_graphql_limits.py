@@ -5,7 +5,7 @@ from typing import Any
 import httpx
 import pytest
 
-from api.gql.errors import UNEXPECTED_ERROR_MESSAGE
+from api.gql.error_responses import UNEXPECTED_ERROR_MESSAGE
 
 
 async def post(client: httpx.AsyncClient, payload: Any) -> httpx.Response:

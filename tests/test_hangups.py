@@ -1,6 +1,6 @@
 """A client that hangs up never costs a secret an attempt it did not use (real uvicorn).
 
-A hang-up cancels the request wherever it is (`api.plumbing.disconnect`). Whatever point it
+A hang-up cancels the request wherever it is (`api.http.disconnect`). Whatever point it
 hits, the secret ends as if the attempt was never made, or, once the passphrase is known to
 be wrong, with that failure counted on the secret and on its receipt alike; a secret whose
 attempts are used up is gone and its receipt says `destroyed` with the true count.

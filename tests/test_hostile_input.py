@@ -20,7 +20,7 @@ import psutil
 import pytest
 
 from api.domain import service
-from api.plumbing.media_types import REPEATED_KEY
+from api.http.media_types import REPEATED_KEY
 from api.storage.database import Database
 from tests.servers import RunningServer, run_server
 

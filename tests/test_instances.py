@@ -431,7 +431,7 @@ def _local_warnings(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [
         record
         for record in records
-        if record["logger"] == "api.plumbing.ratelimit" and "storage failed" in record["message"]
+        if record["logger"] == "api.access.rate_limits" and "storage failed" in record["message"]
     ]
 
 

@@ -15,8 +15,8 @@ from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 
 from api.app import create_app
-from api.plumbing.logs import JsonFormatter, RequestIdFilter, ServiceLogHandler, configure_logging
 from api.settings import Settings
+from api.telemetry.logs import JsonFormatter, RequestIdFilter, ServiceLogHandler, configure_logging
 from tests.servers import run_server
 
 CANARY_SECRET = "canary-secret-5d04aa"
@@ -230,7 +230,7 @@ def test_json_formatter_keeps_exceptions_on_one_line() -> None:
 
 
 def test_text_lines_escape_control_characters() -> None:
-    from api.plumbing.logs import TextFormatter
+    from api.telemetry.logs import TextFormatter
 
     record = logging.LogRecord(
         "api.access", logging.INFO, __file__, 1, "GET %s 404", ("/\x1b[31mred\r\nforged\tx",), None

@@ -17,11 +17,11 @@ from sqlalchemy import update
 from api.app import create_app
 from api.domain import crypto, service
 from api.domain.purge import purge_expired
-from api.plumbing.logs import UNMATCHED
-from api.plumbing.metrics import LiveSecrets
 from api.settings import Settings
 from api.storage.database import Database, create_engine
 from api.storage.statements import secret_columns, secrets_table
+from api.telemetry.logs import UNMATCHED
+from api.telemetry.metrics import LiveSecrets
 from tests.servers import run_server
 
 CANARY_SECRET = "canary-secret-3f1c9e"

@@ -20,11 +20,11 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from api.domain import crypto, service
 from api.domain.purge import purge_expired
-from api.plumbing.metrics import LiveSecrets
 from api.settings import Settings
 from api.storage import usage
 from api.storage.database import Database, Transaction
 from api.storage.statements import secret_columns, secrets_table
+from api.telemetry.metrics import LiveSecrets
 from tests.clocks import eventually
 from tests.test_creators import ots_admin
 

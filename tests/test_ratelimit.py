@@ -27,12 +27,12 @@ import redis.asyncio
 from fastapi import FastAPI
 from graphql import OperationType, parse
 
+from api.access import rate_limits
+from api.access.client_address import limit_key, parse_networks, resolve_client
+from api.access.rate_limits import Bucket
 from api.domain import service
-from api.gql.ratelimit import MutationWithoutBucket, operation_buckets, operation_costs
+from api.gql.rate_limits import MutationWithoutBucket, operation_buckets, operation_costs
 from api.gql.schema import build_schema
-from api.plumbing import ratelimit
-from api.plumbing.client_address import limit_key, parse_networks, resolve_client
-from api.plumbing.ratelimit import Bucket
 from api.settings import InvalidSettings, Settings, load_settings
 from api.storage.database import Database
 from tests.clocks import PATIENCE_SECONDS, FakeClock, eventually_sync
@@ -80,7 +80,7 @@ async def _create(http: httpx.AsyncClient, **headers: str) -> httpx.Response:
 
 def _assert_limited(response: httpx.Response, window_seconds: int) -> int:
     assert response.status_code == 429, response.text
-    assert response.json() == {"detail": ratelimit.TOO_MANY_REQUESTS}
+    assert response.json() == {"detail": rate_limits.TOO_MANY_REQUESTS}
     retry_after = int(response.headers["retry-after"])
     assert 1 <= retry_after <= window_seconds
     return retry_after
@@ -336,7 +336,7 @@ async def test_graphql_over_the_limit_runs_nothing_and_says_why(
         assert body["data"] is None
         assert body["errors"] == [
             {
-                "message": ratelimit.TOO_MANY_REQUESTS,
+                "message": rate_limits.TOO_MANY_REQUESTS,
                 "extensions": {"code": "RATE_LIMITED", "retryAfterSeconds": retry_after},
             }
         ]
@@ -485,14 +485,14 @@ def _accepts(port: int) -> bool:
 def _count_storage_asked(monkeypatch: pytest.MonkeyPatch) -> list[None]:
     """Note every time the limiter asks its configured storage (not its local fallback)."""
     asked: list[None] = []
-    spend = ratelimit._spend
+    spend = rate_limits._spend
 
-    async def counting(strategy: Any, *args: Any) -> ratelimit.Verdict:
+    async def counting(strategy: Any, *args: Any) -> rate_limits.Verdict:
         if not isinstance(strategy.storage, limits.aio.storage.memory.MemoryStorage):
             asked.append(None)
         return await spend(strategy, *args)
 
-    monkeypatch.setattr(ratelimit, "_spend", counting)
+    monkeypatch.setattr(rate_limits, "_spend", counting)
     return asked
 
 
@@ -514,7 +514,7 @@ async def test_redis_outage_degrades_to_per_process_limits_and_recovers(
         RATE_LIMIT_KEY_PREFIX=prefix,
     )
     asked = _count_storage_asked(monkeypatch)
-    caplog.set_level(logging.INFO, logger=ratelimit.logger.name)
+    caplog.set_level(logging.INFO, logger=rate_limits.logger.name)
     async with _client_from(app, "198.51.100.9") as http:
         with _redis_server(port, tmp_path):
             assert (await _create(http)).status_code == 200
@@ -531,7 +531,7 @@ async def test_redis_outage_degrades_to_per_process_limits_and_recovers(
 
         with _redis_server(port, tmp_path):
             # Redis is asked again only STORAGE_RETRY_SECONDS after it failed.
-            clock.advance(ratelimit.STORAGE_RETRY_SECONDS - 1)
+            clock.advance(rate_limits.STORAGE_RETRY_SECONDS - 1)
             assert (await _create(http)).status_code == 429  # still the local count
             assert len(asked) == asked_before + 1
             clock.advance(1)

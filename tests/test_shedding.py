@@ -14,7 +14,7 @@ import pytest
 from fastapi import APIRouter, FastAPI
 
 from api.app import HASHING_ROUTES
-from api.plumbing.shedding import shed_routes
+from api.http.shedding import shed_routes
 from tests.test_headers import assert_protected
 
 KEY = "0" * 32

@@ -1,7 +1,7 @@
 """Steps that must finish even when the request waiting for them is cancelled.
 
 A client that hangs up cancels its request at whatever `await` it has reached
-(`api.plumbing.disconnect`). Most steps can simply stop there, but some change state that a
+(`api.http.disconnect`). Most steps can simply stop there, but some change state that a
 second step must match: an attempt claimed must be given back or counted, a secret taken must
 close its receipt. `run_to_end` runs such a step as a task of its own that a cancellation
 does not reach; the cancellation goes on once the step (and its `undo`) has finished.

@@ -5,7 +5,7 @@ issued, and stored only as its SHA-256: 256 random bits need no slow hash, and a
 table holds nothing that creates. Each token has a name, chosen by the operator, which is
 all the admin command and the metrics ever show of it. Revoking takes effect on the next
 request (no cache). Only creating needs a token: reveals, burns and receipts stay anonymous.
-A request's token is read, and refused with 401, in `api.plumbing.authentication`.
+A request's token is read, and refused with 401, in `api.access.authentication`.
 """
 
 import hashlib
@@ -20,8 +20,8 @@ from typing import Any
 from limits import parse_many
 
 from api.domain import clock, events
-from api.domain.availability import unavailable_when_the_database_fails
 from api.domain.errors import InvalidInput, Unauthenticated
+from api.domain.unavailability import unavailable_when_the_database_fails
 from api.storage import statements
 from api.storage.database import Database, Rows
 

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from api.domain import clock, crypto, events
-from api.domain.availability import unavailable_when_the_database_fails
 from api.domain.errors import ReceiptNotFound
+from api.domain.unavailability import unavailable_when_the_database_fails
 from api.storage import statements, writes
 from api.storage.database import Database, Rows
 from models import StoredReceiptStatus

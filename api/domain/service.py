@@ -16,7 +16,7 @@ Reveal is exactly-once without holding a lock across the slow passphrase check:
    caller decrypts and returns the secret. On failure the attempt stays counted (it already
    is, on both rows), and a secret whose last attempt was just used is deleted.
 
-A client that hangs up cancels its request (`api.plumbing.disconnect`). A check that did not
+A client that hangs up cancels its request (`api.http.disconnect`). A check that did not
 finish gives its attempt back; once it has finished, its outcome is written to the end
 (`api.domain.cancellation`). Every step that deletes a secret records what happened on its
 receipt in the same transaction (`api.storage.writes`: reveal, burn, destruction by the
@@ -34,11 +34,11 @@ from cryptography.exceptions import InvalidTag
 
 from api.domain import clock, crypto, events, inputs
 from api.domain.admission import Busy
-from api.domain.availability import unavailable_when_the_database_fails
 from api.domain.cancellation import run_to_end
 from api.domain.creators import Creator
 from api.domain.errors import SecretNotFound, StorageQuotaReached, Unauthenticated
 from api.domain.hashing import PassphraseHasher
+from api.domain.unavailability import unavailable_when_the_database_fails
 from api.settings import Settings
 from api.storage import attempts, statements, usage, writes
 from api.storage.attempts import Claim

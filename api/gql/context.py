@@ -12,7 +12,7 @@ class Context(BaseContext):
     """Carries the application's database, settings and hasher to the resolvers, and who creates.
 
     `creator` is set before a creating document runs, in token mode only, by the rate-limit
-    extension (`api.gql.ratelimit`) from `api.plumbing.authentication`.
+    extension (`api.gql.rate_limits`) from `api.access.authentication`.
     """
 
     def __init__(self, db: Database, settings: Settings, hasher: PassphraseHasher) -> None:

@@ -19,7 +19,7 @@ from fastapi.responses import FileResponse, HTMLResponse
 from strawberry.fastapi import GraphQLRouter
 from strawberry.http.ides import get_graphql_ide_html
 
-from api.plumbing.headers import page_content_security_policy
+from api.http.security_headers import page_content_security_policy
 
 NODE_MODULES = Path(__file__).resolve().parents[2] / "web" / "graphiql" / "node_modules"
 LOCAL_ASSETS_PATH = "/graphql-assets"

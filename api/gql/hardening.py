@@ -10,7 +10,7 @@ from strawberry.extensions import (
     SchemaExtension,
 )
 
-from api.gql.errors import SafeErrors
+from api.gql.error_responses import SafeErrors
 from api.settings import Settings
 
 

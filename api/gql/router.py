@@ -3,9 +3,9 @@
 Strawberry answers a request it cannot parse with a plain-text 400, and a body that is not
 UTF-8, nests too deeply, holds an integer too long to parse or is not a JSON object makes
 it fail with a 500. Here the body is read by the parser the REST door uses
-(`api.plumbing.json_bodies`), so each of those is the 400 REST gives, with REST's words, a
+(`api.http.json_bodies`), so each of those is the 400 REST gives, with REST's words, a
 repeated key the same 422, and a body that is not JSON the same 415, in the GraphQL response
-shape with a code (`api.gql.errors`). `variables` and `extensions` in a GET's query string
+shape with a code (`api.gql.error_responses`). `variables` and `extensions` in a GET's query string
 are read by the same parser.
 """
 
@@ -16,10 +16,10 @@ from fastapi import Request, Response
 from strawberry import UNSET
 from strawberry.http.types import QueryParams
 
-from api.gql.errors import error_response
+from api.gql.error_responses import error_response
 from api.gql.graphiql import OfflineGraphQLRouter
-from api.plumbing.json_bodies import MalformedJson, parse_json
-from api.plumbing.media_types import NOT_AN_OBJECT, NOT_JSON_MEDIA_TYPE, is_json
+from api.http.json_bodies import MalformedJson, parse_json
+from api.http.media_types import NOT_AN_OBJECT, NOT_JSON_MEDIA_TYPE, is_json
 
 _QUERY_STRING_OBJECTS = ("variables", "extensions")
 

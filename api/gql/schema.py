@@ -1,6 +1,6 @@
 """The Strawberry schema: resolvers call the service layer and map its errors to unions.
 
-`ServiceUnavailable` is not caught here: it is an error, not a result, and `api.gql.errors`
+`ServiceUnavailable` is not caught here: it is an error, not a result, and `api.gql.error_responses`
 turns it into `SERVICE_UNAVAILABLE` once for every field.
 """
 
@@ -13,15 +13,16 @@ from strawberry.extensions import AddValidationRules
 from strawberry.schema.config import StrawberryConfig
 from strawberry.types import Info
 
+from api.access.rate_limits import Bucket
 from api.domain import receipts, service
 from api.domain.errors import InvalidInput as InvalidInputError
 from api.domain.errors import ReceiptNotFound as ReceiptNotFoundError
 from api.domain.errors import SecretNotFound as SecretNotFoundError
 from api.gql.context import Context
-from api.gql.errors import QuietSchema
+from api.gql.error_responses import QuietSchema
 from api.gql.hardening import extensions
 from api.gql.one_reveal import OneRevealPerOperation
-from api.gql.ratelimit import GraphQLRateLimit, operation_buckets, rate_limited
+from api.gql.rate_limits import GraphQLRateLimit, operation_buckets, rate_limited
 from api.gql.types import (
     DATETIME,
     BurnedSecret,
@@ -37,7 +38,6 @@ from api.gql.types import (
     RevealSecretResult,
     SecretNotFound,
 )
-from api.plumbing.ratelimit import Bucket
 from api.settings import Settings
 
 

@@ -2,7 +2,7 @@
 
 FastAPI reads a body with `Request.json()`, which takes the last of two equal keys and
 answers its own words for a body that is not UTF-8 or nests too deeply. The routes here
-read it with `api.plumbing.json_bodies.parse_json` instead, so REST refuses exactly the
+read it with `api.http.json_bodies.parse_json` instead, so REST refuses exactly the
 bodies GraphQL refuses, with the same status and words.
 """
 
@@ -12,7 +12,7 @@ from typing import Any
 from fastapi import Request, Response
 from fastapi.routing import APIRoute
 
-from api.plumbing.json_bodies import parse_json
+from api.http.json_bodies import parse_json
 
 
 class StrictJsonRequest(Request):

@@ -8,7 +8,7 @@ from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
-from api.plumbing.headers import page_content_security_policy
+from api.http.security_headers import page_content_security_policy
 
 DOCS_ASSETS_PATH = "/docs-assets"
 _REDOC_BUNDLE = "redoc.standalone.js"

@@ -4,6 +4,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
+from api.access.rate_limits import TOO_MANY_REQUESTS
 from api.domain.errors import (
     ReceiptNotFound,
     SecretNotFound,
@@ -11,8 +12,7 @@ from api.domain.errors import (
     StorageQuotaReached,
     Unauthenticated,
 )
-from api.plumbing.media_types import NOT_JSON, NOT_JSON_MEDIA_TYPE
-from api.plumbing.ratelimit import TOO_MANY_REQUESTS
+from api.http.media_types import NOT_JSON, NOT_JSON_MEDIA_TYPE
 from api.settings import Settings
 
 Responses = dict[int | str, dict[str, Any]]

@@ -4,9 +4,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path
 
+from api.access.rate_limits import Bucket, limit
 from api.deps import DatabaseDep
 from api.domain import receipts
-from api.plumbing.ratelimit import Bucket, limit
 from api.rest.bodies import StrictJsonRoute
 from api.rest.openapi import RECEIPT_NOT_FOUND, RECEIPT_ROUTE
 from api.rest.schemas import ReceiptResponse

@@ -4,12 +4,12 @@ from typing import Annotated
 
 from fastapi import APIRouter, Body, Depends, Path, Query, Response, status
 
+from api.access.authentication import CreatorDep
+from api.access.rate_limits import Bucket, limit
 from api.deps import DatabaseDep, HasherDep, SettingsDep
 from api.domain import service
 from api.domain.errors import InvalidInput
-from api.plumbing.authentication import CreatorDep
-from api.plumbing.methods import changes_state_on_get
-from api.plumbing.ratelimit import Bucket, limit
+from api.http.methods import changes_state_on_get
 from api.rest.bodies import StrictJsonRoute
 from api.rest.openapi import BAD_BODY, CREATE_ROUTE, NOT_FOUND, SECRET_ROUTE, UNAVAILABLE
 from api.rest.query_passphrase import check_query_passphrase

@@ -11,7 +11,7 @@ no extra flag, whichever HTTP implementation uvicorn picks.
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from api.plumbing.errors import ErrorShapes
+from api.http.refusals import ErrorShapes
 from api.settings import Settings
 
 _STATUS = 431

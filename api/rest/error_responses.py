@@ -7,7 +7,7 @@
 - `StorageQuotaReached` → 507 (Insufficient Storage).
 - A body that does not parse as JSON, or is empty → 400; one that is not a JSON object →
   400; one that repeats a key → 422; one that is not `application/json` → 415: with the
-  GraphQL door's words (`api.plumbing.media_types`).
+  GraphQL door's words (`api.http.media_types`).
 """
 
 import logging
@@ -18,6 +18,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 
+from api.access.authentication import www_authenticate
 from api.domain import inputs
 from api.domain.errors import (
     InvalidInput,
@@ -27,9 +28,8 @@ from api.domain.errors import (
     StorageQuotaReached,
     Unauthenticated,
 )
-from api.plumbing.authentication import www_authenticate
-from api.plumbing.json_bodies import MalformedJson
-from api.plumbing.media_types import NOT_AN_OBJECT, NOT_JSON, NOT_JSON_MEDIA_TYPE, is_json
+from api.http.json_bodies import MalformedJson
+from api.http.media_types import NOT_AN_OBJECT, NOT_JSON, NOT_JSON_MEDIA_TYPE, is_json
 
 logger = logging.getLogger(__name__)
 

@@ -21,11 +21,11 @@ from typing import Any
 from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from api.domain.availability import BUSY_RETRY_AFTER_SECONDS
 from api.domain.errors import ServiceUnavailable
 from api.domain.events import REFUSED_AT_CAPACITY, emit
 from api.domain.hashing import PassphraseHasher
-from api.plumbing.errors import ErrorShapes
+from api.domain.unavailability import BUSY_RETRY_AFTER_SECONDS
+from api.http.refusals import ErrorShapes
 
 
 @dataclass(frozen=True, slots=True)

@@ -85,7 +85,7 @@ class TextFormatter(logging.Formatter):
 class WebSocketHandshakeFilter(logging.Filter):
     """Drops uvicorn's line about each WebSocket handshake: it holds the raw path and query.
 
-    The service refuses every upgrade (`api.plumbing.websocket`) and logs it itself, by route.
+    The service refuses every upgrade (`api.http.websocket`) and logs it itself, by route.
     """
 
     def filter(self, record: logging.LogRecord) -> bool:

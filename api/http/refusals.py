@@ -12,8 +12,8 @@ from fastapi.responses import Response
 from starlette.exceptions import HTTPException
 from starlette.types import Scope
 
-from api.plumbing.headers import SECURITY_HEADERS
-from api.plumbing.methods import allowed_methods
+from api.http.methods import allowed_methods
+from api.http.security_headers import SECURITY_HEADERS
 
 ErrorResponder = Callable[[int, str, Mapping[str, str] | None], Response]
 """Builds a door's error response from a status, a message and extra headers."""

@@ -3,8 +3,8 @@
 Three buckets: `create` (`RATE_LIMIT_CREATE`), `reveal` (`RATE_LIMIT_REVEAL`, spent by
 reveals and burns alike, since both check a passphrase) and `receipt` (`RATE_LIMIT_RECEIPT`,
 spent by reading and revoking through a receipt). A REST route spends one hit in a
-dependency (`limit(bucket)`, or `CreatorDep` when it creates: `api.plumbing.authentication`), the
-GraphQL door a document's hits before any field runs (`api.gql.ratelimit`).
+dependency (`limit(bucket)`, or `CreatorDep` when it creates: `api.access.authentication`), the
+GraphQL door a document's hits before any field runs (`api.gql.rate_limits`).
 
 Counts use `limits`' sliding window counter (two counters per key, the previous window
 weighted) in `RATE_LIMIT_STORAGE_URL`: `memory://` counts per process, `redis://…` shares
@@ -15,7 +15,7 @@ reads 1 until Redis answers again, and Redis is tried again after `STORAGE_RETRY
 Keys hold the bucket and the client's address, nothing else. In token mode
 (CREATE_AUTH=token) the `create` bucket is counted per creator token instead, under the
 token's id (never the token): its own `--rate`, else `RATE_LIMIT_CREATE_PER_TOKEN`. Who the
-creator is, is authentication's business (`api.plumbing.authentication`).
+creator is, is authentication's business (`api.access.authentication`).
 """
 
 import enum
@@ -37,8 +37,8 @@ from starlette import status
 from starlette.exceptions import HTTPException
 from starlette.requests import HTTPConnection, Request
 
+from api.access.client_address import limit_key, parse_networks, resolve_client
 from api.domain.creators import Creator
-from api.plumbing.client_address import limit_key, parse_networks, resolve_client
 from api.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -50,7 +50,7 @@ STORAGE_RETRY_SECONDS = 5.0
 @lru_cache(maxsize=1)
 def rate_limits_local() -> Gauge:
     """Return the gauge that reads 1 while rate limits are counted in process memory."""
-    # Made with the first limiter, not at import: by then api.plumbing.metrics has created
+    # Made with the first limiter, not at import: by then api.telemetry.metrics has created
     # PROMETHEUS_MULTIPROC_DIR, where a multi-process gauge keeps its file. There it reports
     # the highest value of the live processes, so any one process counting locally shows.
     return Gauge(

@@ -7,7 +7,7 @@ then counts per token, and a request without a valid token is refused (`Unauthen
 before any hashing; a refusal spends a hit of the address's `create` bucket, so guessing
 tokens soon gets 429 instead. REST answers the refusal with 401, GraphQL with
 `UNAUTHENTICATED`, both with the challenge of `www_authenticate`. REST takes the creator as
-`CreatorDep`; GraphQL's rate-limit extension (`api.gql.ratelimit`) puts it in the context.
+`CreatorDep`; GraphQL's rate-limit extension (`api.gql.rate_limits`) puts it in the context.
 """
 
 from collections.abc import Mapping
@@ -16,11 +16,11 @@ from typing import Annotated
 from fastapi import Depends
 from starlette.requests import HTTPConnection, Request
 
+from api.access.rate_limits import Bucket, Verdict, check, refuse_over_limit
 from api.deps import Database, DatabaseDep, SettingsDep
 from api.domain import creators
 from api.domain.creators import Creator
 from api.domain.errors import Unauthenticated
-from api.plumbing.ratelimit import Bucket, Verdict, check, refuse_over_limit
 from api.settings import Settings
 
 REALM = "onetime-secrets"

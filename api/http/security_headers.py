@@ -1,7 +1,7 @@
 """The protective headers of every response, and the middleware that adds them.
 
 The middleware wraps every other but the WebSocket refusal; only a crash is answered outside
-it, and that handler (`api.plumbing.errors`) takes `SECURITY_HEADERS` too. HTML pages add a
+it, and that handler (`api.http.refusals`) takes `SECURITY_HEADERS` too. HTML pages add a
 policy: `page_content_security_policy` for the docs and GraphiQL, `api.pages` its own.
 """
 

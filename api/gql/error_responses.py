@@ -29,8 +29,8 @@ from starlette.responses import JSONResponse, Response
 from strawberry.extensions import MaskErrors
 from strawberry.types.execution import ExecutionContext
 
+from api.access.authentication import www_authenticate
 from api.domain.errors import ServiceUnavailable, StorageQuotaReached, Unauthenticated
-from api.plumbing.authentication import www_authenticate
 
 logger = logging.getLogger(__name__)
 

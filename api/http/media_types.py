@@ -1,7 +1,7 @@
 """Which request bodies count as JSON, and the words both doors use for one they refuse.
 
 The content type is parsed rather than matched; the body itself is read by one parser for
-both doors (`api.plumbing.json_bodies`), so a body one door refuses, the other refuses too,
+both doors (`api.http.json_bodies`), so a body one door refuses, the other refuses too,
 with the same status and the same words.
 """
 

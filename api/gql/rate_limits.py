@@ -5,7 +5,7 @@ metadata (`rate_limited(Bucket.CREATE)`); `operation_buckets` reads them from th
 and building the schema fails if a mutation has none, so a new mutation cannot slip past
 the limits.
 
-A document with `createSecret` is charged as its creator (`api.plumbing.authentication`): in token
+A document with `createSecret` is charged as its creator (`api.access.authentication`): in token
 mode one without a valid creator token is answered `UNAUTHENTICATED`, with HTTP 401.
 """
 
@@ -31,10 +31,10 @@ from starlette.requests import Request
 from strawberry.extensions import SchemaExtension
 from strawberry.types.base import StrawberryObjectDefinition
 
+from api.access.authentication import spend_as_creator
+from api.access.rate_limits import TOO_MANY_REQUESTS, Bucket
 from api.domain.errors import ServiceUnavailable, Unauthenticated
-from api.gql.errors import set_status, unauthenticated_error, unavailable_error
-from api.plumbing.authentication import spend_as_creator
-from api.plumbing.ratelimit import TOO_MANY_REQUESTS, Bucket
+from api.gql.error_responses import set_status, unauthenticated_error, unavailable_error
 
 _BUCKET_KEY = "rate_limit_bucket"
 RATE_LIMITED_CODE = "RATE_LIMITED"

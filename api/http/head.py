@@ -3,14 +3,14 @@
 FastAPI routes answer only the methods they name, so `HEAD /healthz` was `405`. Here a
 `HEAD` request runs as a `GET` and its body is dropped on the way out; `Content-Length`
 stays, describing the body a `GET` would get, as RFC 9110 allows. A `GET` that changes state
-(`api.plumbing.methods.changes_state_on_get`) is not run for a `HEAD`: the answer is `405`
+(`api.http.methods.changes_state_on_get`) is not run for a `HEAD`: the answer is `405`
 with `Allow`, before anything is read or spent.
 """
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api.plumbing.errors import ErrorShapes
-from api.plumbing.methods import allowed_methods, is_state_changing, route_for
+from api.http.methods import allowed_methods, is_state_changing, route_for
+from api.http.refusals import ErrorShapes
 
 METHOD_NOT_ALLOWED = "Method Not Allowed"
 

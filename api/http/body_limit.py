@@ -16,7 +16,7 @@ from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api.plumbing.errors import ErrorShapes
+from api.http.refusals import ErrorShapes
 from api.settings import Settings
 
 _STATUS = 413

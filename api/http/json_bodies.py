@@ -12,7 +12,7 @@ import json
 
 from starlette.exceptions import HTTPException
 
-from api.plumbing.media_types import NOT_JSON, REPEATED_KEY
+from api.http.media_types import NOT_JSON, REPEATED_KEY
 
 
 class MalformedJson(HTTPException):

@@ -1,7 +1,7 @@
 """Which methods a path answers, for `Allow` and for `HEAD`.
 
 RFC 9110 expects `HEAD` wherever `GET` works, with the same status and headers and no body
-(`api.plumbing.head`). One route here is an exception: a `GET` that changes state (the
+(`api.http.head`). One route here is an exception: a `GET` that changes state (the
 original API's reveal by query string). Answering `HEAD` there would mean revealing, or
 claiming an attempt, just to learn the status, so such a route is marked with
 `changes_state_on_get` and `HEAD` on it is `405`, its `Allow` naming `GET` but not `HEAD`.
