@@ -4,10 +4,11 @@
 shared HTTP handling (http, access, telemetry) → deps → domain → storage → models and
 settings), storage reached only through the domain (HTTP gets the database from `api.deps`),
 the tables known only to storage and the domain, no web framework in the domain or storage,
-doors that never import each other, and a terminal client (`ots`) that imports nothing from
-the server. `scripts/lint` checks them on the tree as it is; here they run on a copy with a
-planted violation of each kind, so a contract that stopped catching anything would fail too.
-And both doors call the same service functions.
+doors that never import each other, webhook delivery (`api.webhooks`) that imports nothing
+else of the service, and a terminal client (`ots`) that imports nothing from the server.
+`scripts/lint` checks them on the tree as it is; here they run on a copy with a planted
+violation of each kind, so a contract that stopped catching anything would fail too. And both
+doors call the same service functions.
 """
 
 import ast
@@ -59,6 +60,8 @@ def lint_imports(root: Path) -> subprocess.CompletedProcess[str]:
             "Only the domain reaches",
         ),
         ("api/pages/routes.py", "from models import Secret", "Only storage and the domain know"),
+        ("api/webhooks/delivery.py", "from api.domain import clock", "Webhook delivery stands"),
+        ("api/webhooks/policy.py", "import fastapi", "Webhook delivery stands alone"),
         ("ots/envelope.py", "from api.domain import crypto", "imports nothing from the server"),
         ("ots/link.py", "import models", "imports nothing from the server"),
     ],
