@@ -1,8 +1,10 @@
-"""`ots-admin`: the operator's door. Creator tokens and the storage quota's figures.
+"""`ots-admin`: the operator's door. Creator tokens, the storage quota, signing secrets.
 
     ots-admin tokens create NAME [--rate 600/minute]   print a new token, once
     ots-admin tokens list [--json]                      names, dates, limits; never tokens
     ots-admin tokens revoke NAME                        refused from the next request on
+    ots-admin tokens rotate-signing-secret NAME         print its new notification secret
+    ots-admin webhooks new-secret                       print a new WEBHOOK_SIGNING_SECRET
     ots-admin storage [--json]                          stored bytes and secrets vs the quota
     ots-admin storage recount                           set the totals from the table again
 
@@ -20,11 +22,12 @@ from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from typing import Any
 
-from api.domain import clock, creators, service
+from api.domain import clock, creators, notifications, service
 from api.domain.errors import InvalidInput, ServiceUnavailable
 from api.settings import InvalidSettings, Settings, load_settings
 from api.storage.database import UNAVAILABLE_ERRORS, Database, create_engine
 from api.storage.migrations import migrate
+from api.webhooks import new_signing_secret
 
 REFUSED, BAD_USAGE, UNAVAILABLE = 1, 2, 3
 
@@ -51,6 +54,37 @@ async def _create_token(db: Database, args: argparse.Namespace, settings: Settin
     print(
         f"Token {args.name!r} created, limited to {rate}. It is shown this once and stored "
         "only as a hash: keep it now.",
+        file=sys.stderr,
+    )
+    if settings.webhook_signing_secret is not None:
+        secret = await _token_signing_secret(db, args.name, settings, rotate=False)
+        print(
+            f"Notifications of its secrets are signed with {secret} (shown this once; "
+            "`tokens rotate-signing-secret` makes a new one).",
+            file=sys.stderr,
+        )
+
+
+async def _token_signing_secret(
+    db: Database, name: str, settings: Settings, *, rotate: bool
+) -> str:
+    master = settings.webhook_signing_secret
+    if master is None:
+        raise Refused("set WEBHOOK_SIGNING_SECRET first: token signing secrets derive from it")
+    try:
+        token_id, generation = await creators.signing_identity(db=db, name=name, rotate=rotate)
+    except creators.TokenNotFound:
+        raise Refused(f"no token is named {name!r}") from None
+    return notifications.token_signing_secret(master.get_secret_value(), token_id, generation)
+
+
+async def _rotate_signing_secret(
+    db: Database, args: argparse.Namespace, settings: Settings
+) -> None:
+    print(await _token_signing_secret(db, args.name, settings, rotate=True))
+    print(
+        f"Notifications of {args.name!r}'s secrets are signed with this secret from now on, "
+        "retries of earlier ones included.",
         file=sys.stderr,
     )
 
@@ -127,6 +161,14 @@ def _parser() -> argparse.ArgumentParser:
     revoke = actions.add_parser("revoke", help="refuse the token from the next request on")
     revoke.add_argument("name")
     revoke.set_defaults(command=_revoke_token)
+    rotate = actions.add_parser(
+        "rotate-signing-secret", help="give the token's notifications a new signing secret"
+    )
+    rotate.add_argument("name")
+    rotate.set_defaults(command=_rotate_signing_secret)
+    webhooks = groups.add_parser("webhooks", help="notifications to senders")
+    webhook_actions = webhooks.add_subparsers(dest="action", required=True)
+    webhook_actions.add_parser("new-secret", help="print a new WEBHOOK_SIGNING_SECRET")
     storage = groups.add_parser("storage", help="stored bytes and secrets against the quota")
     storage.add_argument("action", nargs="?", choices=["show", "recount"], default="show")
     storage.add_argument("--json", action="store_true", help="print JSON")
@@ -148,6 +190,10 @@ async def _run(command: Command, args: argparse.Namespace, settings: Settings) -
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one admin command; return its exit status."""
     args = _parser().parse_args(argv)
+    if args.group == "webhooks":
+        # Needs neither the settings nor the database: a secret for the operator to set.
+        print(new_signing_secret())
+        return 0
     try:
         settings = load_settings()
         asyncio.run(_run(args.command, args, settings))

@@ -9,6 +9,7 @@ from fastapi import FastAPI
 
 from api.access.rate_limits import RateLimiter
 from api.domain.hashing import PassphraseHasher
+from api.domain.notifications import Notifier
 from api.domain.purge import purge_forever
 from api.domain.service import CREATE_SHARE
 from api.gql import error_responses as gql_errors
@@ -57,7 +58,7 @@ The same service is available as GraphQL at `/graphql`.
 
 @contextlib.asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    """Open the database, build the hasher, migrate, start purging; undo it on shutdown."""
+    """Open the database, build the hasher, migrate, start purging and notifying; undo it."""
     settings: Settings = app.state.settings
     database = Database(create_engine(settings))
     app.state.database = database
@@ -65,20 +66,26 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.hasher = PassphraseHasher.from_settings(settings)
     if settings.auto_migrate:
         await migrate(settings)
-    purge_task = asyncio.create_task(
-        purge_forever(
-            database,
-            interval_seconds=settings.purge_interval_seconds,
-            batch_size=settings.purge_batch_size,
-            pause_seconds=settings.purge_pause_seconds,
+    background = [
+        asyncio.create_task(
+            purge_forever(
+                database,
+                interval_seconds=settings.purge_interval_seconds,
+                batch_size=settings.purge_batch_size,
+                pause_seconds=settings.purge_pause_seconds,
+            )
         )
-    )
+    ]
+    if settings.notifications_on:
+        background.append(asyncio.create_task(Notifier(database, settings).run()))
     try:
         yield
     finally:
-        purge_task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await purge_task
+        for task in background:
+            task.cancel()
+        for task in background:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         await database.aclose()
         await app.state.rate_limiter.aclose()
 

@@ -4,8 +4,10 @@ A process builds it once (`main.py` and `ots-admin` with `load_settings`) and pa
 `api.app.create_app(settings)` hands it to everything the application needs it for.
 """
 
+import base64
 import ipaddress
 import json
+import re
 from typing import Annotated, Literal, Self
 
 from limits import parse_many
@@ -13,6 +15,11 @@ from pydantic import Field, SecretStr, ValidationError, field_validator, model_v
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 OWASP_ARGON2_MEMORY_KIB = 19_456
+# WEBHOOK_ALLOWED_HOSTS entries: a DNS name, `*.` and one, an IPv4 address or a bracketed IPv6.
+_ALLOWED_HOST = re.compile(
+    r"(\*\.)?[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*"
+    r"|\[[0-9a-f:.]+\]"
+)
 
 
 class Settings(BaseSettings):
@@ -93,6 +100,25 @@ class Settings(BaseSettings):
     log_format: Literal["text", "json"] = "text"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
 
+    # Notifications: a sender may ask (`notify_url`) to be told when its receipt closes.
+    # Host names that may be notified, exact or `*.example.com` (its subdomains); empty
+    # switches notifications off, and a create that asks for one is refused.
+    webhook_allowed_hosts: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    # Plain `http://` receivers, and receivers at loopback, private, link-local or metadata
+    # addresses: for tests and closed networks only.
+    webhook_allow_http: bool = False
+    webhook_allow_private: bool = False
+    # `whsec_` + base64: signs notifications, and derives each creator token's own secret.
+    webhook_signing_secret: SecretStr | None = None
+    # Retries back off from the base (doubling, jittered, at most an hour apart) until the
+    # window closes; then the notification is `failed`.
+    webhook_retry_hours: float = Field(default=24, gt=0, allow_inf_nan=False)
+    webhook_retry_base_seconds: float = Field(default=10, gt=0, allow_inf_nan=False)
+    webhook_timeout_seconds: float = Field(default=5, gt=0, le=60)
+    # How often each process looks for notifications due (it also looks at once after
+    # closing a receipt that asked for one).
+    webhook_poll_seconds: float = Field(default=5, gt=0, allow_inf_nan=False)
+
     db_pool_size: int = Field(default=10, ge=1)
     db_pool_timeout_seconds: float = Field(default=5, gt=0)
 
@@ -134,6 +160,48 @@ class Settings(BaseSettings):
             except ValueError:
                 raise ValueError(f"{entry!r} is not an IP address or CIDR range") from None
         return value
+
+    @field_validator("webhook_allowed_hosts", mode="before")
+    @classmethod
+    def _split_webhook_hosts(cls, value: object) -> object:
+        if isinstance(value, str):
+            text = value.strip()
+            return json.loads(text) if text.startswith("[") else text.replace(",", " ").split()
+        return value
+
+    @field_validator("webhook_allowed_hosts")
+    @classmethod
+    def _webhook_hosts_are_names(cls, value: list[str]) -> list[str]:
+        hosts = [entry.strip().lower() for entry in value]
+        for host in hosts:
+            if not _ALLOWED_HOST.fullmatch(host):
+                raise ValueError(
+                    f"{host!r} is not a host name, `*.` and a domain, or an IP address"
+                )
+        return hosts
+
+    @field_validator("webhook_signing_secret")
+    @classmethod
+    def _signing_secret_is_standard(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None:
+            return None
+        text = value.get_secret_value()
+        try:
+            key = base64.b64decode(text.removeprefix("whsec_"), validate=True)
+        except ValueError:
+            key = b""
+        if not text.startswith("whsec_") or len(key) < 24:
+            raise ValueError(
+                "expected `whsec_` and the base64 of at least 24 random bytes "
+                "(`ots-admin webhooks new-secret` makes one)"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _notifications_are_signed(self) -> Self:
+        if self.webhook_allowed_hosts and self.webhook_signing_secret is None:
+            raise ValueError("WEBHOOK_ALLOWED_HOSTS needs WEBHOOK_SIGNING_SECRET")
+        return self
 
     @model_validator(mode="after")
     def _ttl_bounds_are_ordered(self) -> Self:
@@ -194,6 +262,11 @@ class Settings(BaseSettings):
             return self.max_request_bytes
         # JSON escapes can grow a secret up to six-fold (\u0000); allow that plus the rest.
         return self.max_secret_bytes * 6 + self.max_passphrase_length * 6 + 4096
+
+    @property
+    def notifications_on(self) -> bool:
+        """Whether a create may ask to be notified (some host is allowed)."""
+        return bool(self.webhook_allowed_hosts)
 
     @property
     def is_sqlite(self) -> bool:

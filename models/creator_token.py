@@ -3,7 +3,7 @@
 import uuid
 from datetime import datetime
 
-from sqlalchemy import Column, DateTime, LargeBinary, String
+from sqlalchemy import Column, DateTime, Integer, LargeBinary, String
 from sqlmodel import Field, SQLModel
 
 import models.base  # noqa: F401  (sets the naming convention before the table is declared)
@@ -15,6 +15,8 @@ class CreatorToken(SQLModel, table=True):
     `name` is the operator's label for it (and the only thing metrics and the admin command
     show); `rate_limit` overrides RATE_LIMIT_CREATE_PER_TOKEN for this token. A revoked
     token stays listed, with `revoked_at`, and its name is not reused.
+    `signing_generation` picks the token's notification signing secret, which is derived,
+    never stored (`api.domain.notifications`); rotating it counts up.
     """
 
     __tablename__ = "creator_tokens"
@@ -26,6 +28,9 @@ class CreatorToken(SQLModel, table=True):
     created_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
     last_used_at: datetime | None = Field(
         default=None, sa_column=Column(DateTime(timezone=True), nullable=True)
+    )
+    signing_generation: int = Field(
+        default=0, sa_column=Column(Integer, nullable=False, server_default="0")
     )
     revoked_at: datetime | None = Field(
         default=None, sa_column=Column(DateTime(timezone=True), nullable=True)

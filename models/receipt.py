@@ -4,7 +4,7 @@ import enum
 import uuid
 from datetime import datetime
 
-from sqlalchemy import Column, DateTime, Integer, LargeBinary, String
+from sqlalchemy import Column, DateTime, Integer, LargeBinary, String, Uuid
 from sqlmodel import Field, SQLModel
 
 import models.base  # noqa: F401  (sets the naming convention before the table is declared)
@@ -26,6 +26,11 @@ class Receipt(SQLModel, table=True):
 
     It holds no ciphertext and nothing derived from the secret, its passphrase or its key.
     `status` leaves `pending` once, in the same transaction that deletes the secret.
+
+    - `public_id` names the receipt in notifications and logs: random, neither key, and
+      derived from neither, so showing it gives nothing away.
+    - `notify_url` (optional) is told once when the receipt leaves `pending` (the
+      `notifications` outbox); `creator_token_id` says whose signing secret signs it.
     """
 
     __tablename__ = "receipts"
@@ -41,6 +46,11 @@ class Receipt(SQLModel, table=True):
     closed_at: datetime | None = Field(
         default=None, sa_column=Column(DateTime(timezone=True), nullable=True)
     )
+    public_id: str | None = Field(
+        default=None, sa_column=Column(String(32), nullable=True, unique=True)
+    )
+    notify_url: str | None = Field(default=None, sa_column=Column(String(2048), nullable=True))
+    creator_token_id: uuid.UUID | None = Field(default=None, sa_column=Column(Uuid, nullable=True))
     # When the purge removes it: RECEIPT_RETENTION_SECONDS after the secret's expiry.
     retain_until: datetime = Field(
         sa_column=Column(DateTime(timezone=True), nullable=False, index=True)

@@ -22,6 +22,8 @@ class Outcome:
     value: str | None = None  # the secret, a created secret's key, or a receipt's status
     receipt_key: str | None = None
     receipt: tuple[Any, ...] | None = None  # created, expires, closed, failed attempts
+    public_id: str | None = None  # a created secret's, or a receipt's
+    notification: tuple[Any, ...] | None = None  # a receipt's notify_url and its status
 
     def matches(self, actual: "Outcome") -> bool:
         """Whether `actual` agrees with every part this expectation pins."""
@@ -76,11 +78,14 @@ def _rest_outcome(response: httpx.Response, success: str) -> Outcome:
                     body["closed_at"],
                     body["failed_attempts"],
                 ),
+                public_id=body["public_id"],
+                notification=(body["notify_url"], body["notification"]),
             )
         return Outcome(
             success,
             value=body.get("secret") or body.get("secret_key"),
             receipt_key=body.get("receipt_key"),
+            public_id=body.get("public_id"),
         )
     body = response.json()
     retry_after = response.headers.get("retry-after")
@@ -170,14 +175,16 @@ class RestQuery(Rest):
 
 
 _RECEIPT_FIELDS = (
-    " __typename ... on Receipt { status createdAt expiresAt closedAt failedAttempts }"
+    " __typename ... on Receipt { status createdAt expiresAt closedAt failedAttempts"
+    " publicId notifyUrl notification }"
     " ... on ReceiptNotFound { message }"
 )
 _OPERATIONS = {
     "createSecret": (
-        "mutation($secret: String!, $passphrase: String!, $ttlSeconds: Int) {"
-        " createSecret(secret: $secret, passphrase: $passphrase, ttlSeconds: $ttlSeconds) {"
-        " __typename ... on CreatedSecret { secretKey receiptKey }"
+        "mutation($secret: String!, $passphrase: String!, $ttlSeconds: Int, $notifyUrl: String) {"
+        " createSecret(secret: $secret, passphrase: $passphrase, ttlSeconds: $ttlSeconds,"
+        " notifyUrl: $notifyUrl) {"
+        " __typename ... on CreatedSecret { secretKey receiptKey publicId }"
         " ... on InvalidInput { field message } } }"
     ),
     "receipt": "query($receiptKey: String!) { receipt(receiptKey: $receiptKey) {"
@@ -240,7 +247,12 @@ class GraphQL:
         typename = result["__typename"]
         if typename in _SUCCESS:
             value = result.get("secret") or result.get("secretKey")
-            return Outcome(_SUCCESS[typename], value=value, receipt_key=result.get("receiptKey"))
+            return Outcome(
+                _SUCCESS[typename],
+                value=value,
+                receipt_key=result.get("receiptKey"),
+                public_id=result.get("publicId"),
+            )
         if typename == "Receipt":
             return Outcome(
                 "receipt",
@@ -251,6 +263,11 @@ class GraphQL:
                     result["closedAt"],
                     result["failedAttempts"],
                 ),
+                public_id=result["publicId"],
+                notification=(
+                    result["notifyUrl"],
+                    result["notification"] and result["notification"].lower(),
+                ),
             )
         if typename in ("SecretNotFound", "ReceiptNotFound"):
             return Outcome("not_found", message=result["message"])
@@ -258,7 +275,12 @@ class GraphQL:
         return Outcome("invalid", field=_snake(result["field"]), message=result["message"])
 
     async def create(self, *, token: str | None = None, **arguments: Any) -> Outcome:
-        names = {"secret": "secret", "passphrase": "passphrase", "ttl_seconds": "ttlSeconds"}
+        names = {
+            "secret": "secret",
+            "passphrase": "passphrase",
+            "ttl_seconds": "ttlSeconds",
+            "notify_url": "notifyUrl",
+        }
         return await self._run(
             "createSecret", {names[key]: value for key, value in arguments.items()}, token
         )

@@ -162,6 +162,26 @@ def receipt_after(before: str = "") -> Step:
     return step
 
 
+def receipt_notifying(before: str = "") -> Step:
+    """Read the receipt of a fresh secret that asked to notify `HOOK`, after `before`."""
+
+    async def step(door: Door, db: Database) -> Outcome:
+        created = await door.create(secret=SECRET, passphrase=PASSPHRASE, notify_url=HOOK)
+        assert created.kind == "created", created
+        assert created.value is not None
+        assert created.receipt_key is not None
+        assert created.public_id is not None
+        assert created.public_id.startswith("rcpt_")
+        if before == "revealed":
+            await door.reveal(created.value, PASSPHRASE)
+        receipt = await door.receipt(created.receipt_key)
+        # The receipt names the same public id the create returned.
+        assert receipt.public_id == created.public_id, receipt
+        return receipt
+
+    return step
+
+
 def revoke_then(then: str) -> Step:
     """Revoke a fresh secret; `then` the recipient reveals it, or the sender revokes again."""
 
@@ -290,6 +310,16 @@ def twice(step: Step) -> Step:
         return await step(door, db)
 
     return run
+
+
+HOOK = "https://hooks.example.com/ots?token=hook-canary"
+SIGNING_SECRET = "whsec_" + "A" * 43 + "="
+NOTIFYING = {"WEBHOOK_ALLOWED_HOSTS": "hooks.example.com", "WEBHOOK_SIGNING_SECRET": SIGNING_SECRET}
+
+
+def notify_refused(reason: str | None) -> Outcome:
+    """A notify_url the instance refuses, and the rule it breaks."""
+    return invalid("notify_url", reason and f"notify_url refused: {reason}")
 
 
 TOO_MANY = "Too many requests: retry after the number of seconds in Retry-After"
@@ -481,6 +511,79 @@ ROWS = [
         "open mode ignores a token",
         create_with_token("unknown"),
         Outcome("created"),
+    ),
+    # Notifications: a notify_url only where the instance allows it, refused with the rule.
+    Row(
+        "create with a notify_url",
+        create_with(secret=SECRET, passphrase=PASSPHRASE, notify_url=HOOK),
+        Outcome("created"),
+        NOTIFYING,
+    ),
+    Row(
+        "create, notify_url while notifications are off",
+        create_with(secret=SECRET, passphrase=PASSPHRASE, notify_url=HOOK),
+        notify_refused("webhooks are not enabled"),
+    ),
+    Row(
+        "create, notify_url to a host not allowed",
+        create_with(secret=SECRET, passphrase=PASSPHRASE, notify_url="https://evil.example.net/"),
+        notify_refused("host is not on the allow list"),
+        NOTIFYING,
+    ),
+    Row(
+        "create, notify_url over plain http",
+        create_with(secret=SECRET, passphrase=PASSPHRASE, notify_url="http://hooks.example.com/"),
+        notify_refused("URL must use https"),
+        NOTIFYING,
+    ),
+    Row(
+        "create, notify_url with a password",
+        create_with(
+            secret=SECRET, passphrase=PASSPHRASE, notify_url="https://u:pw@hooks.example.com/"
+        ),
+        notify_refused("URL must not carry a user name or password"),
+        NOTIFYING,
+    ),
+    Row(
+        "create, notify_url at a loopback address",
+        create_with(secret=SECRET, passphrase=PASSPHRASE, notify_url="https://127.0.0.1/"),
+        notify_refused("host is a loopback address"),
+        {**NOTIFYING, "WEBHOOK_ALLOWED_HOSTS": "127.0.0.1"},
+    ),
+    Row(
+        "create, notify_url at the cloud metadata address, private allowed",
+        create_with(secret=SECRET, passphrase=PASSPHRASE, notify_url="https://169.254.169.254/"),
+        notify_refused(None),
+        {**NOTIFYING, "WEBHOOK_ALLOWED_HOSTS": "169.254.169.254", "WEBHOOK_ALLOW_PRIVATE": "true"},
+    ),
+    Row(
+        "create, notify_url over the length limit",
+        create_with(secret=SECRET, passphrase=PASSPHRASE, notify_url=HOOK + "&pad=" + "x" * 2048),
+        notify_refused("URL is too long"),
+        NOTIFYING,
+    ),
+    Row(
+        "create, lone surrogate in the notify_url",
+        create_with(secret=SECRET, passphrase=PASSPHRASE, notify_url=HOOK + LONE_SURROGATE),
+        invalid("notify_url", f"notify_url {NOT_TEXT}"),
+        NOTIFYING,
+    ),
+    Row(
+        "receipt of a secret that asked to be notified",
+        receipt_notifying(),
+        Outcome("receipt", value="pending", notification=(HOOK, "pending")),
+        NOTIFYING,
+    ),
+    Row(
+        "receipt of a revealed secret, notification queued",
+        receipt_notifying("revealed"),
+        Outcome("receipt", value="revealed", notification=(HOOK, "pending")),
+        NOTIFYING,
+    ),
+    Row(
+        "receipt of a secret that asked for nothing",
+        receipt_after(),
+        Outcome("receipt", value="pending", notification=(None, None)),
     ),
     # The storage quota: a full store refuses creates and stores nothing, yet reveals.
     Row("create, store full", create_at_full_store(), STORAGE_FULL, {"MAX_STORED_BYTES": "1"}),

@@ -21,7 +21,8 @@ async def test_generate_returns_key_and_expiry(client: httpx.AsyncClient) -> Non
     )
     assert response.status_code == 200
     body = response.json()
-    assert set(body) == {"secret_key", "receipt_key", "expires_at"}
+    assert set(body) == {"secret_key", "receipt_key", "expires_at", "public_id"}
+    assert re.fullmatch(r"rcpt_[A-Za-z0-9_-]{16}", body["public_id"])
     assert re.fullmatch(r"[0-9a-f]{32}", body["secret_key"])
     assert re.fullmatch(r"[0-9a-f]{32}", body["receipt_key"])
     assert body["receipt_key"] != body["secret_key"]

@@ -115,6 +115,7 @@ async def issue_token(*, db: Database, name: str, rate_limit: str | None = None)
         created_at=clock.now(),
         last_used_at=None,
         revoked_at=None,
+        signing_generation=0,
     )
     return token
 
@@ -133,6 +134,23 @@ async def revoke_token(*, db: Database, name: str) -> TokenRecord:
     if not rows:
         raise TokenNotFound(name)
     return _record(rows[0])
+
+
+@unavailable_when_the_database_fails
+async def signing_identity(
+    *, db: Database, name: str, rotate: bool = False
+) -> tuple[uuid.UUID, int]:
+    """Return the id and signing generation of the token named `name`.
+
+    With `rotate`, the generation counts up first, so its notifications get a new signing
+    secret (`api.domain.notifications.token_signing_secret`) from the next one on.
+    """
+    statement = statements.ROTATE_TOKEN_SIGNING if rotate else statements.TOKEN_SIGNING
+    rows = await db.execute(statement, token_name=name)
+    if not rows:
+        raise TokenNotFound(name)
+    token_id, generation = rows[0]
+    return token_id, int(generation)
 
 
 @unavailable_when_the_database_fails

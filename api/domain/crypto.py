@@ -32,6 +32,11 @@ def new_key() -> str:
     return secrets.token_hex(SECRET_KEY_BYTES)
 
 
+def new_public_id() -> str:
+    """Return a receipt's public id: `rcpt_` and 96 random bits, neither key nor from one."""
+    return "rcpt_" + secrets.token_urlsafe(12)
+
+
 def is_well_formed_key(key: str) -> bool:
     """Whether `key` has the shape of a secret or receipt key this service hands out."""
     return _SECRET_KEY_PATTERN.fullmatch(key) is not None

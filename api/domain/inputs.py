@@ -7,6 +7,7 @@ never the value (it may be a secret).
 
 from api.domain.errors import InvalidInput
 from api.settings import Settings
+from api.webhooks import DestinationPolicy, check_url
 
 
 def not_text_message(field: str) -> str:
@@ -57,3 +58,17 @@ def ttl(ttl_seconds: int | None, settings: Settings) -> int:
             f"and {settings.max_ttl_seconds}",
         )
     return ttl_seconds
+
+
+def notify_url(url: str | None, policy: DestinationPolicy) -> str | None:
+    """Return `url` if this instance may notify it (`api.webhooks.policy`), else refuse.
+
+    The reason names the rule, never the URL: its path or query may hold a token.
+    """
+    if url is None:
+        return None
+    _encode(url, "notify_url")
+    refusal = check_url(url, policy)
+    if refusal is not None:
+        raise InvalidInput("notify_url", f"notify_url refused: {refusal}")
+    return url

@@ -19,12 +19,14 @@ async def purge_expired(*, db: Database, batch_size: int, pause_seconds: float =
     purged = await purge.delete_expired(
         db, now=clock.now(), batch_size=batch_size, pause_seconds=pause_seconds
     )
-    if purged:
-        events.emit(events.PURGED, purged)
+    if purged.secrets:
+        events.emit(events.PURGED, purged.secrets)
+    if purged.notifications:
+        events.emit(events.NOTIFICATION_QUEUED, purged.notifications)
     await purge.delete_old_receipts(
         db, now=clock.now(), batch_size=batch_size, pause_seconds=pause_seconds
     )
-    return purged
+    return purged.secrets
 
 
 async def purge_forever(

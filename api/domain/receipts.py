@@ -18,7 +18,7 @@ from api.domain.errors import ReceiptNotFound
 from api.domain.unavailability import unavailable_when_the_database_fails
 from api.storage import statements, writes
 from api.storage.database import Database, Rows
-from models import StoredReceiptStatus
+from models import StoredNotificationState, StoredReceiptStatus
 
 
 class ReceiptStatus(enum.StrEnum):
@@ -42,28 +42,77 @@ _SHOWN = {
 }
 
 
+class NotificationStatus(enum.StrEnum):
+    """How the notification a sender asked for is going."""
+
+    PENDING = "pending"  # the receipt is still pending, or delivery is still being tried
+    DELIVERED = "delivered"  # the receiver answered 2xx
+    FAILED = "failed"  # refused for good, or not delivered within WEBHOOK_RETRY_HOURS
+
+
+_NOTIFICATION_SHOWN = {
+    StoredNotificationState.PENDING: NotificationStatus.PENDING,
+    StoredNotificationState.DELIVERED: NotificationStatus.DELIVERED,
+    StoredNotificationState.FAILED: NotificationStatus.FAILED,
+}
+
+
 @dataclass(frozen=True, slots=True)
 class ReceiptView:
-    """What a receipt tells its sender."""
+    """What a receipt tells its sender.
+
+    `public_id` is null on receipts made before notifications existed; `notify_url` and
+    `notification` are null when the sender asked for no notification.
+    """
 
     status: ReceiptStatus
     created_at: datetime
     expires_at: datetime
     closed_at: datetime | None
     failed_attempts: int
+    public_id: str | None = None
+    notify_url: str | None = None
+    notification: NotificationStatus | None = None
 
 
 def _view(rows: Rows, now: datetime) -> ReceiptView:
     if not rows:
         raise ReceiptNotFound
-    _, status, failed_attempts, created_at, expires_at, closed_at = rows[0]
+    (
+        _,
+        status,
+        failed_attempts,
+        created_at,
+        expires_at,
+        closed_at,
+        public_id,
+        notify_url,
+        notification_state,
+    ) = rows[0]
     expires_at = clock.as_utc(expires_at)
     closed_at = clock.as_utc(closed_at) if closed_at is not None else None
     state = _SHOWN[StoredReceiptStatus(status)]
     if state is ReceiptStatus.PENDING and expires_at <= now:
         # Expired but not purged yet: the purge will record the same.
         state, closed_at = ReceiptStatus.EXPIRED, expires_at
-    return ReceiptView(state, clock.as_utc(created_at), expires_at, closed_at, failed_attempts)
+    notification = None
+    if notify_url is not None:
+        # Queued when the receipt closes; until then it is pending like the receipt.
+        notification = (
+            _NOTIFICATION_SHOWN[StoredNotificationState(notification_state)]
+            if notification_state is not None
+            else NotificationStatus.PENDING
+        )
+    return ReceiptView(
+        state,
+        clock.as_utc(created_at),
+        expires_at,
+        closed_at,
+        failed_attempts,
+        public_id,
+        notify_url,
+        notification,
+    )
 
 
 async def _find(db: Database, receipt_key: str, now: datetime) -> Rows:
@@ -91,7 +140,10 @@ async def revoke_secret(*, db: Database, receipt_key: str) -> ReceiptView:
     rows = await _find(db, receipt_key, now)
     if not rows:
         raise ReceiptNotFound
-    if await writes.revoke(db, receipt_id=rows[0][0], now=now):
+    revoked = await writes.revoke(db, receipt_id=rows[0][0], now=now)
+    if revoked is not None:
         await db.scrub()
         events.emit(events.REVOKED)
+        if revoked.notified:
+            events.emit(events.NOTIFICATION_QUEUED)
     return _view(await _find(db, receipt_key, now), now)

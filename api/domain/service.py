@@ -32,7 +32,7 @@ from datetime import datetime, timedelta
 
 from cryptography.exceptions import InvalidTag
 
-from api.domain import clock, crypto, events, inputs
+from api.domain import clock, crypto, events, inputs, notifications
 from api.domain.admission import Busy
 from api.domain.cancellation import run_to_end
 from api.domain.creators import Creator
@@ -53,11 +53,15 @@ CREATE_SHARE = 0.75
 
 @dataclass(frozen=True, slots=True)
 class CreatedSecret:
-    """What the creator gets back: the key to share, the receipt key to keep, the expiry."""
+    """What the creator gets back: the key to share, the receipt key to keep, the expiry.
+
+    And the receipt's public id, which its notification names.
+    """
 
     secret_key: str
     receipt_key: str
     expires_at: datetime
+    public_id: str
 
 
 @unavailable_when_the_database_fails
@@ -70,11 +74,13 @@ async def create_secret(
     passphrase: str,
     ttl_seconds: int | None = None,
     creator: Creator | None = None,
+    notify_url: str | None = None,
 ) -> CreatedSecret:
     """Store `secret` behind `passphrase`; return its key, its receipt key and its expiry.
 
     Raises `StorageQuotaReached`, having stored nothing, if the store would go past
     MAX_STORED_BYTES or MAX_LIVE_SECRETS. `creator` (token mode) is counted by name.
+    `notify_url` is told once when the receipt closes (`api.domain.notifications`).
     """
     if settings.create_auth == "token" and creator is None:
         # The doors identify the creator first; this holds if a new door forgets to.
@@ -82,10 +88,12 @@ async def create_secret(
     plaintext = inputs.secret_bytes(secret, settings)
     inputs.check_passphrase(passphrase, settings)
     ttl = inputs.ttl(ttl_seconds, settings)
+    notify_url = inputs.notify_url(notify_url, notifications.policy(settings))
 
     async with hasher.gate.admitted(share=CREATE_SHARE):
         protected = await hasher.protect(passphrase)
     secret_key, receipt_key = crypto.new_key(), crypto.new_key()
+    public_id = crypto.new_public_id()
     row_id, receipt_id = uuid.uuid4(), uuid.uuid4()
     now = clock.now()
     expires_at = (now + timedelta(seconds=ttl)).replace(microsecond=0)
@@ -103,6 +111,9 @@ async def create_secret(
             "created_at": now,
             "expires_at": expires_at,
             "retain_until": expires_at + timedelta(seconds=settings.receipt_retention_seconds),
+            "public_id": public_id,
+            "notify_url": notify_url,
+            "creator_token_id": creator.id if creator is not None else None,
         },
         secret={
             "id": row_id,
@@ -123,14 +134,25 @@ async def create_secret(
     events.emit(events.CREATED)
     if creator is not None:
         events.emit(events.CREATED_WITH_TOKEN, label=creator.name)
-    return CreatedSecret(secret_key=secret_key, receipt_key=receipt_key, expires_at=expires_at)
+    return CreatedSecret(
+        secret_key=secret_key, receipt_key=receipt_key, expires_at=expires_at, public_id=public_id
+    )
+
+
+def _ended(ended: writes.Ended, event: str) -> None:
+    events.emit(event)
+    if ended.notified:
+        events.emit(events.NOTIFICATION_QUEUED)
 
 
 async def _destroy(db: Database, claim: Claim) -> None:
     # The last attempt was just used: the secret goes, and its receipt says why.
-    if await writes.destroy(db, row_id=claim.row_id, receipt_id=claim.receipt_id, now=clock.now()):
+    ended = await writes.destroy(
+        db, row_id=claim.row_id, receipt_id=claim.receipt_id, now=clock.now()
+    )
+    if ended is not None:
         await db.scrub()
-        events.emit(events.DESTROYED_BY_ATTEMPT_LIMIT)
+        _ended(ended, events.DESTROYED_BY_ATTEMPT_LIMIT)
 
 
 async def _claim(db: Database, secret_key: str, max_attempts: int) -> Claim | None:
@@ -192,15 +214,15 @@ async def reveal_secret(
         db=db, settings=settings, hasher=hasher, secret_key=secret_key, passphrase=passphrase
     )
     # From here the secret is the caller's: a hang-up now cannot leave it half taken.
-    sealed = await run_to_end(
+    taken = await run_to_end(
         writes.take(db, row_id=claim.row_id, receipt_id=claim.receipt_id, now=clock.now())
     )
-    if sealed is None:
+    if taken is None or taken.ciphertext is None:
         raise SecretNotFound
     await db.scrub()
     try:
         plaintext = crypto.open_sealed(
-            sealed,
+            taken.ciphertext,
             secret_key=secret_key,
             key_material=key_material,
             associated_data=claim.row_id.bytes,
@@ -208,8 +230,10 @@ async def reveal_secret(
     except InvalidTag:
         # Only a row altered in the database gets here; it is gone now, like any read secret.
         logger.error("a stored secret failed authentication and was discarded")
+        if taken.notified:
+            events.emit(events.NOTIFICATION_QUEUED)
         raise SecretNotFound from None
-    events.emit(events.REVEALED)
+    _ended(taken, events.REVEALED)
     return plaintext.decode("utf-8")
 
 
@@ -221,11 +245,12 @@ async def burn_secret(
     claim, _ = await _check_passphrase(
         db=db, settings=settings, hasher=hasher, secret_key=secret_key, passphrase=passphrase
     )
-    burned = writes.burn(db, row_id=claim.row_id, receipt_id=claim.receipt_id, now=clock.now())
-    if not await run_to_end(burned):
+    burning = writes.burn(db, row_id=claim.row_id, receipt_id=claim.receipt_id, now=clock.now())
+    burned = await run_to_end(burning)
+    if burned is None:
         raise SecretNotFound
     await db.scrub()
-    events.emit(events.BURNED)
+    _ended(burned, events.BURNED)
 
 
 @unavailable_when_the_database_fails

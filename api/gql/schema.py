@@ -79,6 +79,9 @@ async def _receipt(view: Awaitable[receipts.ReceiptView]) -> ReceiptResult:
         expires_at=found.expires_at,
         closed_at=found.closed_at,
         failed_attempts=found.failed_attempts,
+        public_id=found.public_id,
+        notify_url=found.notify_url,
+        notification=found.notification,
     )
 
 
@@ -103,6 +106,7 @@ class Mutation:
         secret: str,
         passphrase: str,
         ttl_seconds: int | None = UNSET,
+        notify_url: str | None = UNSET,
     ) -> CreateSecretResult:
         """Store a secret and return its key and expiry, or say which argument is invalid."""
         try:
@@ -114,6 +118,7 @@ class Mutation:
                 passphrase=passphrase,
                 ttl_seconds=None if ttl_seconds is UNSET else ttl_seconds,
                 creator=info.context.creator,
+                notify_url=None if notify_url is UNSET else notify_url,
             )
         except InvalidInputError as error:
             return _invalid(error)
@@ -121,6 +126,7 @@ class Mutation:
             secret_key=created.secret_key,
             receipt_key=created.receipt_key,
             expires_at=created.expires_at,
+            public_id=created.public_id,
         )
 
     @strawberry.mutation(

@@ -8,7 +8,7 @@ import strawberry
 from api.domain import clock
 from api.domain.errors import ReceiptNotFound as ReceiptNotFoundError
 from api.domain.errors import SecretNotFound as SecretNotFoundError
-from api.domain.receipts import ReceiptStatus
+from api.domain.receipts import NotificationStatus, ReceiptStatus
 
 # Replaces Strawberry's ISO `DateTime` (which writes `+00:00`) through the schema's
 # `scalar_map`, so GraphQL writes timestamps exactly as REST does. Output only: no argument
@@ -29,6 +29,9 @@ class CreatedSecret:
         description="Keep it: `receipt` and `revokeSecret` take it. It reveals nothing."
     )
     expires_at: datetime
+    public_id: str = strawberry.field(
+        description="Names the receipt in notifications; neither key, and it reveals nothing."
+    )
 
 
 @strawberry.type(description="The secret, returned once; it is deleted now.")
@@ -62,8 +65,13 @@ class InvalidInput:
     message: str
 
 
-# The domain's statuses, as a GraphQL enum of their upper-case names.
+# The domain's statuses, as GraphQL enums of their upper-case names.
 strawberry.enum(ReceiptStatus, name="ReceiptStatus", description="What became of a secret.")
+strawberry.enum(
+    NotificationStatus,
+    name="NotificationStatus",
+    description="How the notification asked for with `notifyUrl` is going.",
+)
 
 
 @strawberry.type(description="What became of a secret, for its sender.")
@@ -77,6 +85,17 @@ class Receipt:
         description="When it left PENDING (for EXPIRED, its expiry); null while pending."
     )
     failed_attempts: int
+    public_id: str | None = strawberry.field(
+        description="What notifications name this receipt by; null on receipts made before "
+        "notifications existed."
+    )
+    notify_url: str | None = strawberry.field(
+        description="Where the notification goes; null if none was asked for."
+    )
+    notification: NotificationStatus | None = strawberry.field(
+        description="PENDING until delivered, DELIVERED, or FAILED (refused, or not delivered "
+        "within WEBHOOK_RETRY_HOURS); null without a notifyUrl."
+    )
 
 
 @strawberry.type(description="Unknown, malformed or purged receipt key: one answer for all.")

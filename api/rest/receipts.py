@@ -27,6 +27,9 @@ def _response(view: receipts.ReceiptView) -> ReceiptResponse:
         expires_at=view.expires_at,
         closed_at=view.closed_at,
         failed_attempts=view.failed_attempts,
+        public_id=view.public_id,
+        notify_url=view.notify_url,
+        notification=view.notification,
     )
 
 

@@ -68,11 +68,13 @@ async def generate(
         passphrase=body.passphrase,
         ttl_seconds=body.ttl_seconds,
         creator=creator,
+        notify_url=body.notify_url,
     )
     return CreatedSecretResponse(
         secret_key=created.secret_key,
         receipt_key=created.receipt_key,
         expires_at=created.expires_at,
+        public_id=created.public_id,
     )
 
 

@@ -7,7 +7,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSeriali
 from pydantic.config import JsonDict
 
 from api.domain import clock
-from api.domain.receipts import ReceiptStatus
+from api.domain.receipts import NotificationStatus, ReceiptStatus
 from api.settings import Settings
 
 # The limits are documented in the schema at their defaults (no environment read), but
@@ -61,6 +61,13 @@ class CreateSecretRequest(BaseModel):
         f"default DEFAULT_TTL_SECONDS ({_defaults.default_ttl_seconds}).",
         json_schema_extra=_TTL_BOUNDS,
     )
+    notify_url: str | None = Field(
+        default=None,
+        description="Told once, by a signed POST, when the secret is revealed, burned, "
+        "revoked, destroyed or expired. Only `https://` to a host the instance allows "
+        "(WEBHOOK_ALLOWED_HOSTS; none by default, which refuses any notify_url).",
+        json_schema_extra={"maxLength": 2048, "format": "uri"},
+    )
 
 
 class CreatedSecretResponse(BaseModel):
@@ -73,6 +80,7 @@ class CreatedSecretResponse(BaseModel):
                     "secret_key": "7c20a8cbe33d78142d4e670665165b19",
                     "receipt_key": "0b9e5a3c6d2f41e8a7c3b5d9e1f20a4c",
                     "expires_at": "2026-12-05T10:00:00Z",
+                    "public_id": "rcpt_Yq3b9Kx2LmP0sT4v",
                 }
             ]
         }
@@ -84,6 +92,9 @@ class CreatedSecretResponse(BaseModel):
         "(`/receipts/{receipt_key}`). It reveals nothing."
     )
     expires_at: Rfc3339Utc = Field(description="RFC 3339 UTC time after which it is gone.")
+    public_id: str = Field(
+        description="Names the receipt in notifications; it is neither key and reveals nothing."
+    )
 
 
 class ReceiptResponse(BaseModel):
@@ -98,6 +109,9 @@ class ReceiptResponse(BaseModel):
                     "expires_at": "2026-12-08T10:00:00Z",
                     "closed_at": "2026-12-01T10:05:00Z",
                     "failed_attempts": 1,
+                    "public_id": "rcpt_Yq3b9Kx2LmP0sT4v",
+                    "notify_url": "https://hooks.example.com/ots",
+                    "notification": "delivered",
                 }
             ]
         }
@@ -113,6 +127,15 @@ class ReceiptResponse(BaseModel):
         description="When it left `pending` (for `expired`, its expiry); null while pending."
     )
     failed_attempts: int = Field(description="Wrong passphrases tried so far.")
+    public_id: str | None = Field(
+        description="What notifications name this receipt by; null on receipts made before "
+        "notifications existed."
+    )
+    notify_url: str | None = Field(description="Where the notification goes; null if none.")
+    notification: NotificationStatus | None = Field(
+        description="pending (until delivered), delivered, or failed (refused, or not "
+        "delivered within WEBHOOK_RETRY_HOURS); null without a notify_url."
+    )
 
 
 class RevealRequest(BaseModel):

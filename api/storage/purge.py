@@ -1,17 +1,21 @@
 """The purge's SQL: expired secrets, and receipts past their retention, deleted in batches.
 
 Each batch of secrets is one transaction that also marks their receipts `expired`, so a
-receipt never says `pending` for a secret that is gone, and gives their room back to the
-storage quota. Concurrent purgers (several workers or instances) skip each other's rows on
-PostgreSQL. `api.domain.purge` runs it on a schedule, with the domain's clock.
+receipt never says `pending` for a secret that is gone, queues the notifications their
+senders asked for, and gives their room back to the storage quota. A receipt past its
+retention goes with its notification. Concurrent purgers (several workers or instances)
+skip each other's rows on PostgreSQL. `api.domain.purge` runs it on a schedule, with the
+domain's clock.
 """
 
 import asyncio
+import uuid
+from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import ColumnElement, Delete, Table, bindparam, delete, select, update
 
-from api.storage import usage
+from api.storage import notifications, usage
 from api.storage.database import Database
 from api.storage.statements import SIZE, receipt_columns, receipts_table, secrets_table
 from models import StoredReceiptStatus
@@ -35,7 +39,8 @@ def _delete_due(table: Table, due: ColumnElement[datetime]) -> Delete:
 PURGE_SECRETS_BATCH = _delete_due(secrets_table, secrets_table.c.expires_at).returning(
     SIZE, secrets_table.c.receipt_id
 )
-# The receipts of the secrets a batch deleted: expired, at their expiry.
+# The receipts of the secrets a batch deleted: expired, at their expiry. Those whose sender
+# asked to be told come back, to queue their notifications.
 EXPIRE_RECEIPTS = (
     update(receipts_table)
     .where(
@@ -43,47 +48,67 @@ EXPIRE_RECEIPTS = (
         receipt_columns.status == StoredReceiptStatus.PENDING.value,
     )
     .values(status=StoredReceiptStatus.EXPIRED.value, closed_at=receipt_columns.expires_at)
+    .returning(receipt_columns.id, receipt_columns.notify_url.is_not(None))
 )
 PURGE_RECEIPTS_BATCH = _delete_due(receipts_table, receipt_columns.retain_until).returning(
     receipt_columns.id
 )
 
 
+@dataclass(frozen=True, slots=True)
+class Purged:
+    """What a purge of expired secrets did: secrets deleted, notifications queued."""
+
+    secrets: int = 0
+    notifications: int = 0
+
+
 async def delete_expired(
     db: Database, *, now: datetime, batch_size: int, pause_seconds: float = 0.0
-) -> int:
-    """Delete the secrets expired at `now`, in batches of `batch_size`; return how many.
+) -> Purged:
+    """Delete the secrets expired at `now`, in batches of `batch_size`; say what it did.
 
     `pause_seconds` pass between batches so that a large backlog does not crowd out reveals.
     """
-    total = 0
+    total = Purged()
     while True:
-        deleted = await _delete_secrets_batch(db, now=now, batch_size=batch_size)
-        total += deleted
-        if deleted < batch_size:
-            if total:
+        batch = await _delete_secrets_batch(db, now=now, batch_size=batch_size)
+        total = Purged(total.secrets + batch.secrets, total.notifications + batch.notifications)
+        if batch.secrets < batch_size:
+            if total.secrets:
                 await db.scrub()
             return total
         await asyncio.sleep(pause_seconds)
 
 
-async def _delete_secrets_batch(db: Database, *, now: datetime, batch_size: int) -> int:
+async def _delete_secrets_batch(db: Database, *, now: datetime, batch_size: int) -> Purged:
+    notified: list[uuid.UUID] = []
     async with db.transaction() as transaction:
         rows = await transaction.execute(PURGE_SECRETS_BATCH, now=now, batch_size=batch_size)
         receipt_ids = [receipt_id for _, receipt_id in rows if receipt_id is not None]
         if receipt_ids:
-            await transaction.execute(EXPIRE_RECEIPTS, receipt_ids=receipt_ids)
+            expired = await transaction.execute(EXPIRE_RECEIPTS, receipt_ids=receipt_ids)
+            notified = [receipt_id for receipt_id, asked in expired if asked]
+            await notifications.queue(transaction, notified, now)
         await usage.release(transaction, sizes=[size for size, _ in rows])
-    return len(rows)
+    return Purged(len(rows), len(notified))
 
 
 async def delete_old_receipts(
     db: Database, *, now: datetime, batch_size: int, pause_seconds: float = 0.0
 ) -> int:
-    """Delete the receipts whose retention has passed at `now`, in batches; return how many."""
+    """Delete the receipts past their retention at `now`, with their notifications.
+
+    In batches of `batch_size`; returns how many receipts.
+    """
     total = 0
     while True:
-        rows = await db.execute(PURGE_RECEIPTS_BATCH, now=now, batch_size=batch_size)
+        async with db.transaction() as transaction:
+            rows = await transaction.execute(PURGE_RECEIPTS_BATCH, now=now, batch_size=batch_size)
+            if rows:
+                await transaction.execute(
+                    notifications.DELETE_OF_RECEIPTS, receipt_ids=[row[0] for row in rows]
+                )
         total += len(rows)
         if len(rows) < batch_size:
             return total

@@ -7,12 +7,14 @@ are in `api.storage.purge`, the storage quota's in `api.storage.usage`.
 
 from sqlalchemy import Table, bindparam, delete, func, insert, literal, select, text, update
 
-from models import CreatorToken, Receipt, Secret, StoredReceiptStatus
+from models import CreatorToken, Notification, Receipt, Secret, StoredReceiptStatus
 
 secrets_table: Table = Secret.__table__  # type: ignore[attr-defined]
 secret_columns = secrets_table.c
 receipts_table: Table = Receipt.__table__  # type: ignore[attr-defined]
 receipt_columns = receipts_table.c
+notifications_table: Table = Notification.__table__  # type: ignore[attr-defined]
+notification_columns = notifications_table.c
 # What a deleted row gave back to the storage quota (`api.storage.usage`).
 SIZE = func.length(secret_columns.ciphertext).label("size")
 
@@ -79,6 +81,8 @@ CLOSE_RECEIPT = (
         closed_at=bindparam("closed_at"),
         failed_attempts=receipt_columns.failed_attempts - bindparam("right_attempt"),
     )
+    # Whether its sender asked to be told (`api.storage.notifications`).
+    .returning(receipt_columns.notify_url.is_not(None))
 )
 # A receipt counts the attempts its secret has claimed: +1 with a claim, -1 with a refund.
 COUNT_RECEIPT_ATTEMPTS = (
@@ -86,16 +90,27 @@ COUNT_RECEIPT_ATTEMPTS = (
     .where(receipt_columns.id == bindparam("receipt_id"))
     .values(failed_attempts=receipt_columns.failed_attempts + bindparam("change"))
 )
-FIND_RECEIPT = select(
-    receipt_columns.id,
-    receipt_columns.status,
-    receipt_columns.failed_attempts,
-    receipt_columns.created_at,
-    receipt_columns.expires_at,
-    receipt_columns.closed_at,
-).where(
-    receipt_columns.lookup_hash == bindparam("digest"),
-    receipt_columns.retain_until > bindparam("now"),
+FIND_RECEIPT = (
+    select(
+        receipt_columns.id,
+        receipt_columns.status,
+        receipt_columns.failed_attempts,
+        receipt_columns.created_at,
+        receipt_columns.expires_at,
+        receipt_columns.closed_at,
+        receipt_columns.public_id,
+        receipt_columns.notify_url,
+        notification_columns.state,
+    )
+    .select_from(
+        receipts_table.outerjoin(
+            notifications_table, notification_columns.receipt_id == receipt_columns.id
+        )
+    )
+    .where(
+        receipt_columns.lookup_hash == bindparam("digest"),
+        receipt_columns.retain_until > bindparam("now"),
+    )
 )
 tokens_table: Table = CreatorToken.__table__  # type: ignore[attr-defined]
 token_columns = tokens_table.c
@@ -117,6 +132,16 @@ TOUCH_TOKEN = (
     update(tokens_table)
     .where(token_columns.id == bindparam("token_id"))
     .values(last_used_at=bindparam("now"))
+)
+# A token's notification signing secret is derived from its id and generation.
+TOKEN_SIGNING = select(token_columns.id, token_columns.signing_generation).where(
+    token_columns.name == bindparam("token_name")
+)
+ROTATE_TOKEN_SIGNING = (
+    update(tokens_table)
+    .where(token_columns.name == bindparam("token_name"))
+    .values(signing_generation=token_columns.signing_generation + 1)
+    .returning(token_columns.id, token_columns.signing_generation)
 )
 REVOKE_TOKEN = (
     update(tokens_table)

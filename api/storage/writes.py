@@ -3,9 +3,9 @@
 - `store`: the receipt, the secret and the storage quota's reservation. All three happen,
   or none (the quota is full).
 - `take` (a reveal), `burn`, `destroy` (the attempt limit), `revoke` (the sender): delete
-  the secret, close its receipt (`close_receipt`) and give its room back to the quota. Only
-  one caller can delete the row, so only one closes the receipt, and only a reveal that
-  deleted it gets the ciphertext.
+  the secret, close its receipt (`close_receipt`), queue the notification its sender asked
+  for, and give its room back to the quota. Only one caller can delete the row, so only one
+  closes the receipt, and only a reveal that deleted it gets the ciphertext.
 
 The claims of passphrase attempts are in `api.storage.attempts`, the purge's batches in
 `api.storage.purge`. These writes once ran as one statement each on PostgreSQL
@@ -15,18 +15,31 @@ under the 5% that a second path has to earn, so both databases take this one.
 
 import uuid
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Executable
 
-from api.storage import statements, usage
-from api.storage.database import Database, Rows, Transaction
+from api.storage import notifications, statements, usage
+from api.storage.database import Database, Transaction
 from models import StoredReceiptStatus
 
 
 class _Full(Exception):
     """The reservation failed: the transaction must not commit."""
+
+
+@dataclass(frozen=True, slots=True)
+class Ended:
+    """A secret this caller deleted.
+
+    `ciphertext` is a reveal's; `notified` says whether its receipt queued a notification
+    (`api.storage.notifications`).
+    """
+
+    ciphertext: bytes | None = None
+    notified: bool = False
 
 
 async def store(
@@ -72,28 +85,34 @@ async def close_receipt(
     *,
     now: datetime,
     right_attempt: bool = False,
-) -> None:
+) -> bool:
     """Record on a secret's receipt (if it has one) why the secret is gone, at `now`.
 
-    Run by the caller that deleted the secret, in the same transaction. `right_attempt`: the
-    secret was taken with the right passphrase, so the attempt claimed for that check is
+    Run by the caller that deleted the secret, in the same transaction, which also queues
+    the notification its sender asked for; returns whether it queued one. `right_attempt`:
+    the secret was taken with the right passphrase, so the attempt claimed for that check is
     taken off the receipt's failed attempts.
     """
-    if receipt_id is not None:
-        await transaction.execute(
-            statements.CLOSE_RECEIPT,
-            receipt_id=receipt_id,
-            status=status.value,
-            closed_at=now,
-            right_attempt=int(right_attempt),
-        )
+    if receipt_id is None:
+        return False
+    closed = await transaction.execute(
+        statements.CLOSE_RECEIPT,
+        receipt_id=receipt_id,
+        status=status.value,
+        closed_at=now,
+        right_attempt=int(right_attempt),
+    )
+    if not (closed and closed[0][0]):
+        return False
+    await notifications.queue(transaction, [receipt_id], now)
+    return True
 
 
 async def take(
     db: Database, *, row_id: uuid.UUID, receipt_id: uuid.UUID | None, now: datetime
-) -> bytes | None:
-    """Delete the live secret `row_id` as revealed; return its ciphertext, or None if gone."""
-    rows = await _delete(
+) -> Ended | None:
+    """Delete the live secret `row_id` as revealed, with its ciphertext; None if gone."""
+    return await _delete(
         db,
         statements.DELETE_LIVE,
         {"id": row_id, "now": now},
@@ -102,14 +121,13 @@ async def take(
         now=now,
         right_attempt=True,
     )
-    return bytes(rows[0][1]) if rows else None
 
 
 async def burn(
     db: Database, *, row_id: uuid.UUID, receipt_id: uuid.UUID | None, now: datetime
-) -> bool:
-    """Delete the secret `row_id` unread, by its recipient; say whether it was still there."""
-    rows = await _delete(
+) -> Ended | None:
+    """Delete the secret `row_id` unread, by its recipient; None if it was gone."""
+    return await _delete(
         db,
         statements.DELETE,
         {"id": row_id},
@@ -118,14 +136,13 @@ async def burn(
         now=now,
         right_attempt=True,
     )
-    return bool(rows)
 
 
 async def destroy(
     db: Database, *, row_id: uuid.UUID, receipt_id: uuid.UUID | None, now: datetime
-) -> bool:
-    """Delete the secret `row_id`, whose last attempt failed; say whether it was still there."""
-    rows = await _delete(
+) -> Ended | None:
+    """Delete the secret `row_id`, whose last attempt failed; None if it was gone."""
+    return await _delete(
         db,
         statements.DELETE,
         {"id": row_id},
@@ -133,12 +150,11 @@ async def destroy(
         status=StoredReceiptStatus.DESTROYED,
         now=now,
     )
-    return bool(rows)
 
 
-async def revoke(db: Database, *, receipt_id: uuid.UUID, now: datetime) -> bool:
-    """Delete the live secret of the receipt `receipt_id`; say whether there was one."""
-    rows = await _delete(
+async def revoke(db: Database, *, receipt_id: uuid.UUID, now: datetime) -> Ended | None:
+    """Delete the live secret of the receipt `receipt_id`; None if there was none."""
+    return await _delete(
         db,
         statements.DELETE_LIVE_OF_RECEIPT,
         {"receipt_id": receipt_id, "now": now},
@@ -146,7 +162,6 @@ async def revoke(db: Database, *, receipt_id: uuid.UUID, now: datetime) -> bool:
         status=StoredReceiptStatus.REVOKED,
         now=now,
     )
-    return bool(rows)
 
 
 async def _delete(
@@ -158,13 +173,15 @@ async def _delete(
     status: StoredReceiptStatus,
     now: datetime,
     right_attempt: bool = False,
-) -> Rows:
-    # `deletion` returns each deleted row's size first.
+) -> Ended | None:
+    # `deletion` returns each deleted row's size first, and a reveal's ciphertext after it.
     async with db.transaction() as transaction:
         rows = await transaction.execute(deletion, **parameters)
-        if rows:
-            await close_receipt(
-                transaction, receipt_id, status, now=now, right_attempt=right_attempt
-            )
-            await usage.release(transaction, sizes=[row[0] for row in rows])
-    return rows
+        if not rows:
+            return None
+        notified = await close_receipt(
+            transaction, receipt_id, status, now=now, right_attempt=right_attempt
+        )
+        await usage.release(transaction, sizes=[row[0] for row in rows])
+    ciphertext = bytes(rows[0][1]) if len(rows[0]) > 1 else None
+    return Ended(ciphertext=ciphertext, notified=notified)

@@ -38,7 +38,7 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 
 from api.deps import Database, SettingsDep
-from api.domain import events, service
+from api.domain import events, notifications, service
 from api.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -99,6 +99,17 @@ DOMAIN_EVENTS: dict[str, Counter] = {
         "onetime_secrets_refused_unauthenticated",
         "Creates refused (401) in token mode: no token, or an unknown or revoked one.",
     ),
+    events.NOTIFICATION_DELIVERED: Counter(
+        "onetime_secrets_notifications_delivered", "Notifications their receiver accepted (2xx)."
+    ),
+    events.NOTIFICATION_RETRIED: Counter(
+        "onetime_secrets_notifications_retried",
+        "Notification attempts that failed and will be tried again.",
+    ),
+    events.NOTIFICATION_FAILED: Counter(
+        "onetime_secrets_notifications_failed",
+        "Notifications given up: refused, or not delivered within WEBHOOK_RETRY_HOURS.",
+    ),
 }
 CREATED_WITH_TOKEN = Counter(
     "onetime_secrets_secrets_created_with_token",
@@ -147,6 +158,7 @@ class LiveSecrets:
         self.clock = clock
         self._value: int | None = None
         self._usage: tuple[int, int] | None = None
+        self._oldest_pending: float | None = None
         self._counted_at = 0.0
         self._lock = asyncio.Lock()
 
@@ -159,10 +171,12 @@ class LiveSecrets:
                 async with asyncio.timeout(LIVE_SECRETS_TIMEOUT_SECONDS):
                     self._value = await service.count_live(db=db)
                     self._usage = await service.storage_usage(db=db)
+                    if self.settings.notifications_on:
+                        self._oldest_pending = await notifications.oldest_pending_age(db=db)
                 self._counted_at = self.clock()
             except Exception as exc:  # a scrape must still answer while the database is down
                 logger.warning("could not count live secrets: %s", type(exc).__name__)
-                self._value = self._usage = None
+                self._value = self._usage = self._oldest_pending = None
 
     def collect(self) -> Iterator[Metric]:
         """Yield the gauge; nothing while the count is unknown, so it shows as absent."""
@@ -175,6 +189,13 @@ class LiveSecrets:
         )
         gauge.add_metric([], self._value)
         yield gauge
+        if self.settings.notifications_on and self._usage is not None:
+            oldest = GaugeMetricFamily(
+                "onetime_secrets_notifications_oldest_pending_seconds",
+                "Age of the oldest notification not yet delivered nor given up (0: none).",
+            )
+            oldest.add_metric([], self._oldest_pending or 0.0)
+            yield oldest
         if self._usage is None:
             return
         stored_bytes, stored_secrets = self._usage

@@ -1,0 +1,244 @@
+"""Telling senders what became of their secrets: the outbox's sender, and its secrets.
+
+A create may ask (`notify_url`) to be told once when its receipt leaves `pending`. The
+transaction that closes the receipt queues the notification (`api.storage.notifications`),
+so none is lost to a crash; each process runs a `Notifier` that claims what is due, signs
+it the Standard Webhooks way and delivers it (`api.webhooks`), retrying with backoff until
+WEBHOOK_RETRY_HOURS have passed. A reveal never waits for it: the closing write only wakes
+the notifier (`events.NOTIFICATION_QUEUED`).
+
+Delivery is at least once. A notifier that dies between its POST and recording it sends it
+again after the lease (`LEASE_MARGIN_SECONDS` past the attempt's time bound); `webhook-id`
+is the same on every attempt, so a receiver drops the repeat.
+
+Signing secrets: WEBHOOK_SIGNING_SECRET signs notifications of secrets made without a
+creator token. In token mode each token has its own, derived from that one with the token's
+id and `signing_generation` (never stored; `ots-admin tokens rotate-signing-secret` counts
+the generation up), so no table holds a secret that signs.
+"""
+
+import asyncio
+import base64
+import contextlib
+import hashlib
+import hmac
+import logging
+import random
+import uuid
+from datetime import datetime, timedelta
+
+from api.domain import clock, events
+from api.domain.unavailability import unavailable_when_the_database_fails
+from api.settings import Settings
+from api.storage import notifications
+from api.storage.database import Database
+from api.webhooks import (
+    DeliveryTimeouts,
+    DestinationPolicy,
+    WebhookEvent,
+    WebhookSender,
+    delay_before_attempt,
+    signature_headers,
+    webhook_body,
+)
+from models import StoredNotificationState, StoredReceiptStatus
+
+logger = logging.getLogger(__name__)
+
+BATCH_SIZE = 20
+# A claim lasts the attempt's own time bound plus this, then another sender may take it.
+LEASE_MARGIN_SECONDS = 30.0
+# At most this long between retries, however many have failed.
+MAX_RETRY_DELAY_SECONDS = 3600.0
+_EVENTS = {
+    StoredReceiptStatus.REVEALED: WebhookEvent.REVEALED,
+    StoredReceiptStatus.BURNED: WebhookEvent.BURNED,
+    StoredReceiptStatus.REVOKED: WebhookEvent.REVOKED,
+    StoredReceiptStatus.DESTROYED: WebhookEvent.DESTROYED,
+    StoredReceiptStatus.EXPIRED: WebhookEvent.EXPIRED,
+}
+_TOKEN_SECRET_LABEL = b"onetime-secrets/webhook-signing-secret/"
+
+
+def policy(settings: Settings) -> DestinationPolicy:
+    """Where notifications may go, from WEBHOOK_ALLOWED_HOSTS, _ALLOW_HTTP, _ALLOW_PRIVATE."""
+    return DestinationPolicy(
+        allowed_hosts=frozenset(settings.webhook_allowed_hosts),
+        allow_http=settings.webhook_allow_http,
+        allow_private=settings.webhook_allow_private,
+    )
+
+
+def token_signing_secret(master: str, token_id: uuid.UUID, generation: int) -> str:
+    """Derive the signing secret of one creator token's notifications from `master`."""
+    master_key = base64.b64decode(master.removeprefix("whsec_"))
+    message = _TOKEN_SECRET_LABEL + token_id.bytes + generation.to_bytes(4, "big")
+    derived = hmac.new(master_key, message, hashlib.sha256).digest()
+    return "whsec_" + base64.b64encode(derived).decode("ascii")
+
+
+@unavailable_when_the_database_fails
+async def oldest_pending_age(*, db: Database) -> float:
+    """Seconds since the oldest notification still pending was queued; 0 if there is none."""
+    oldest = await notifications.oldest_pending(db)
+    if oldest is None:
+        return 0.0
+    return max(0.0, (clock.now() - clock.as_utc(oldest)).total_seconds())
+
+
+def webhook_id(public_id: str) -> str:
+    """Return the `webhook-id` of a receipt's one notification: the same on every attempt."""
+    return f"msg_{public_id}"
+
+
+class Notifier:
+    """Sends this process's share of due notifications until cancelled.
+
+    `rng` draws the retries' jitter; `sender` delivers (tests give one of their own).
+    """
+
+    def __init__(
+        self,
+        db: Database,
+        settings: Settings,
+        *,
+        sender: WebhookSender | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self._db = db
+        self._settings = settings
+        timeouts = DeliveryTimeouts(
+            connect=settings.webhook_timeout_seconds,
+            read=settings.webhook_timeout_seconds,
+            write=settings.webhook_timeout_seconds,
+            pool=settings.webhook_timeout_seconds,
+            total=settings.webhook_timeout_seconds * 2,
+        )
+        self._lease = timedelta(seconds=timeouts.total + LEASE_MARGIN_SECONDS)
+        self._sender = sender or WebhookSender(policy(settings), timeouts=timeouts)
+        self._rng = rng or random.SystemRandom()
+        self._due = asyncio.Event()
+
+    def _on_event(self, event: str, _count: int, _label: str | None) -> None:
+        if event == events.NOTIFICATION_QUEUED:
+            self._due.set()
+
+    async def run(self) -> None:
+        """Deliver what is due, then wait for a wake-up or WEBHOOK_POLL_SECONDS; repeat."""
+        events.subscribe(self._on_event)
+        try:
+            while True:
+                self._due.clear()
+                try:
+                    await self.send_due()
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:  # a crash here would stop notifying for good
+                    logger.warning("sending notifications failed: %s", type(exc).__name__)
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(self._settings.webhook_poll_seconds):
+                        await self._due.wait()
+        finally:
+            events.unsubscribe(self._on_event)
+            await self._sender.aclose()
+
+    async def send_due(self) -> int:
+        """Claim and send every notification due now, a batch at a time; return how many."""
+        sent = 0
+        while True:
+            now = clock.now()
+            batch = await notifications.claim_due(
+                self._db, now=now, lease_until=now + self._lease, batch_size=BATCH_SIZE
+            )
+            if not batch:
+                return sent
+            outcomes = await asyncio.gather(
+                *(self._send(due) for due in batch), return_exceptions=True
+            )
+            for outcome in outcomes:
+                if isinstance(outcome, Exception):
+                    # Its lease runs out and it is sent again: at least once.
+                    logger.warning("a notification was not recorded: %s", type(outcome).__name__)
+            sent += len(batch)
+
+    def _signing_secret(self, due: notifications.Due) -> str:
+        secret = self._settings.webhook_signing_secret
+        assert secret is not None, "Settings refuses WEBHOOK_ALLOWED_HOSTS without it"
+        master = secret.get_secret_value()
+        if due.creator_token_id is None:
+            return master
+        return token_signing_secret(master, due.creator_token_id, due.signing_generation or 0)
+
+    async def _send(self, due: notifications.Due) -> None:
+        status = StoredReceiptStatus(due.status)
+        body = webhook_body(
+            event=_EVENTS[status],
+            status=status.value,
+            closed_at=clock.as_utc(due.closed_at),
+            failed_attempts=due.failed_attempts,
+            public_id=due.public_id,
+        )
+        headers = signature_headers(
+            secret=self._signing_secret(due),
+            webhook_id=webhook_id(due.public_id),
+            timestamp=clock.now(),
+            body=body,
+        )
+        outcome = await self._sender.deliver(due.url, body=body, headers=headers)
+        now = clock.now()
+        if outcome.delivered:
+            await self._record(due, StoredNotificationState.DELIVERED, now, finished_at=now)
+            events.emit(events.NOTIFICATION_DELIVERED)
+            logger.info("notification of %s delivered (attempt %d)", due.public_id, due.attempt)
+            return
+        retry_at = now + timedelta(seconds=self._delay_after(due.attempt))
+        window_ends = clock.as_utc(due.created_at) + timedelta(
+            hours=self._settings.webhook_retry_hours
+        )
+        if outcome.retry and retry_at < window_ends:
+            await self._record(due, StoredNotificationState.PENDING, retry_at, error=outcome.reason)
+            events.emit(events.NOTIFICATION_RETRIED)
+            logger.info(
+                "notification of %s not delivered (attempt %d: %s); next attempt in %.0f s",
+                due.public_id,
+                due.attempt,
+                outcome.reason,
+                (retry_at - now).total_seconds(),
+            )
+            return
+        await self._record(
+            due, StoredNotificationState.FAILED, now, finished_at=now, error=outcome.reason
+        )
+        events.emit(events.NOTIFICATION_FAILED)
+        logger.warning(
+            "notification of %s failed for good after %d attempts: %s",
+            due.public_id,
+            due.attempt,
+            outcome.reason,
+        )
+
+    def _delay_after(self, attempt: int) -> float:
+        return delay_before_attempt(
+            attempt + 1,
+            rng=self._rng,
+            base_seconds=self._settings.webhook_retry_base_seconds,
+            cap_seconds=MAX_RETRY_DELAY_SECONDS,
+        )
+
+    async def _record(
+        self,
+        due: notifications.Due,
+        state: StoredNotificationState,
+        next_attempt_at: datetime,
+        *,
+        finished_at: datetime | None = None,
+        error: str | None = None,
+    ) -> None:
+        await notifications.record(
+            self._db,
+            due.receipt_id,
+            state=state,
+            next_attempt_at=next_attempt_at,
+            finished_at=finished_at,
+            last_error=error[:64] if error else None,
+        )
