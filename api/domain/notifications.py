@@ -7,9 +7,10 @@ it the Standard Webhooks way and delivers it (`api.webhooks`), retrying with bac
 WEBHOOK_RETRY_HOURS have passed. A reveal never waits for it: the closing write only wakes
 the notifier (`events.NOTIFICATION_QUEUED`).
 
-Delivery is at least once. A notifier that dies between its POST and recording it sends it
-again after the lease (`LEASE_MARGIN_SECONDS` past the attempt's time bound); `webhook-id`
-is the same on every attempt, so a receiver drops the repeat.
+Delivery is at least once. A notifier that dies between its POST and recording it leaves
+the notification claimed until its lease ends (`LEASE_BOUNDS` times an attempt's time
+bound), and then it is sent again; `webhook-id` is the same on every attempt, so a receiver
+drops the repeat.
 
 Signing secrets: WEBHOOK_SIGNING_SECRET signs notifications of secrets made without a
 creator token. In token mode each token has its own, derived from that one with the token's
@@ -46,8 +47,8 @@ from models import StoredNotificationState, StoredReceiptStatus
 logger = logging.getLogger(__name__)
 
 BATCH_SIZE = 20
-# A claim lasts the attempt's own time bound plus this, then another sender may take it.
-LEASE_MARGIN_SECONDS = 30.0
+# A claim lasts this many times an attempt's time bound; then another sender may take it.
+LEASE_BOUNDS = 2
 # At most this long between retries, however many have failed.
 MAX_RETRY_DELAY_SECONDS = 3600.0
 _EVENTS = {
@@ -114,7 +115,7 @@ class Notifier:
             pool=settings.webhook_timeout_seconds,
             total=settings.webhook_timeout_seconds * 2,
         )
-        self._lease = timedelta(seconds=timeouts.total + LEASE_MARGIN_SECONDS)
+        self._lease = timedelta(seconds=timeouts.total * LEASE_BOUNDS)
         self._sender = sender or WebhookSender(policy(settings), timeouts=timeouts)
         self._rng = rng or random.SystemRandom()
         self._due = asyncio.Event()

@@ -76,14 +76,15 @@ TO_SEND = (
     )
     .where(receipt_columns.id.in_(bindparam("receipt_ids", expanding=True)))
 )
+# Bound names differ from the columns': SQLAlchemy keeps those for the SET clause.
 RECORD = (
     update(notifications_table)
-    .where(notification_columns.receipt_id == bindparam("receipt_id"))
+    .where(notification_columns.receipt_id == bindparam("claimed_id"))
     .values(
-        state=bindparam("state"),
-        next_attempt_at=bindparam("next_attempt_at"),
-        finished_at=bindparam("finished_at"),
-        last_error=bindparam("last_error"),
+        state=bindparam("new_state"),
+        next_attempt_at=bindparam("due_at"),
+        finished_at=bindparam("done_at"),
+        last_error=bindparam("why"),
     )
 )
 OLDEST_PENDING = select(func.min(notification_columns.created_at)).where(
@@ -160,11 +161,11 @@ async def record(
     """Record how an attempt went: `state`, when it is due again, and why it failed."""
     await db.execute(
         RECORD,
-        receipt_id=receipt_id,
-        state=state.value,
-        next_attempt_at=next_attempt_at,
-        finished_at=finished_at,
-        last_error=last_error,
+        claimed_id=receipt_id,
+        new_state=state.value,
+        due_at=next_attempt_at,
+        done_at=finished_at,
+        why=last_error,
     )
 
 
