@@ -5,7 +5,6 @@ PostgreSQL runs get a database of their own, created for the run and dropped aft
 """
 
 import os
-import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import datetime
 from pathlib import Path
@@ -25,6 +24,7 @@ from api.domain.hashing import PassphraseHasher
 from api.plumbing import ratelimit
 from api.settings import Settings
 from api.storage.database import Database
+from harness import postgres
 from tests.clocks import FakeClock
 
 PG_ADMIN_DSN = os.environ.get("TEST_PG_ADMIN_DSN", "postgresql://postgres@127.0.0.1:5432/test")
@@ -86,24 +86,13 @@ def require_postgres(problem: str | None) -> None:
 async def create_pg_database() -> str:
     """Create an empty database for this run and return its SQLAlchemy URL."""
     require_postgres(await _pg_reachable())
-    name = f"ots_test_{uuid.uuid4().hex[:12]}"
-    admin = await asyncpg.connect(PG_ADMIN_DSN)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    base = PG_ADMIN_DSN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://")
-    return f"{base}/{name}"
+    name = await postgres.create_database(PG_ADMIN_DSN, prefix="ots_test")
+    return postgres.sqlalchemy_url(postgres.database_dsn(PG_ADMIN_DSN, name))
 
 
 async def drop_pg_database(url: str) -> None:
     """Drop a database made by `create_pg_database`, closing its leftover connections."""
-    name = url.rsplit("/", 1)[1]
-    admin = await asyncpg.connect(PG_ADMIN_DSN)
-    try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await admin.close()
+    await postgres.drop_database(PG_ADMIN_DSN, url.rsplit("/", 1)[1])
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -4,18 +4,18 @@ import asyncio
 import contextlib
 import json
 import os
-import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 
-ROOT = Path(__file__).resolve().parent.parent
+from harness import ROOT
+from harness.uvicorn import Uvicorn
 
 # Cheap argon2 and generous rate limits: these servers are driven by tests, not people.
 BASE_ENV = {
@@ -34,26 +34,6 @@ BASE_ENV = {
 READY = b"ready\n"
 
 
-def free_port() -> int:
-    """Return a TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-@dataclass
-class RunningServer:
-    """A uvicorn process serving `main:app`."""
-
-    process: subprocess.Popen[bytes]
-    base_url: str
-    log_path: Path
-
-    def log(self) -> str:
-        """Everything the server wrote to stdout and stderr so far."""
-        return self.log_path.read_text(errors="replace")
-
-
 @contextlib.contextmanager
 def run_server(
     env: dict[str, str],
@@ -61,58 +41,21 @@ def run_server(
     workers: int = 1,
     ready_timeout: float = 60,
     extra_args: Sequence[str] = (),
-) -> Iterator[RunningServer]:
-    """Start `uvicorn main:app` with `env` on a free port; stop it (SIGTERM) on exit."""
-    port = free_port()
-    log_path = Path(env.get("SERVER_LOG", "")) if env.get("SERVER_LOG") else None
-    if log_path is None:
-        import tempfile
-
-        log_path = Path(tempfile.mkstemp(prefix="uvicorn-", suffix=".log")[1])
-    full_env = {**os.environ, **BASE_ENV, **env}
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(  # noqa: S603
-            [
-                sys.executable,
-                "-m",
-                "uvicorn",
-                "main:app",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--workers",
-                str(workers),
-                *extra_args,
-            ],
-            cwd=ROOT,
-            env=full_env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    server = RunningServer(process, f"http://127.0.0.1:{port}", log_path)
+) -> Iterator[Uvicorn]:
+    """Start `uvicorn main:app` with `env` on a free port, ready once `/readyz` answers; stop
+    it (SIGTERM) on exit. Its output goes to `env["SERVER_LOG"]`, or to a temporary file."""
+    log = env.get("SERVER_LOG") or tempfile.mkstemp(prefix="uvicorn-", suffix=".log")[1]
+    server = Uvicorn(
+        {**os.environ, **BASE_ENV, **env}, Path(log), workers=workers, options=extra_args
+    )
+    server.start()
     try:
-        _wait_ready(server, ready_timeout)
+        server.wait_ready(
+            lambda: server.answers("/readyz", timeout=1), timeout=ready_timeout, every=0.1
+        )
         yield server
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
-def _wait_ready(server: RunningServer, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if server.process.poll() is not None:
-            raise RuntimeError(f"server exited early:\n{server.log()}")
-        with contextlib.suppress(httpx.HTTPError):
-            if httpx.get(f"{server.base_url}/readyz", timeout=1).status_code == 200:
-                return
-        time.sleep(0.1)
-    raise RuntimeError(f"server not ready after {timeout} s:\n{server.log()}")
+        server.stop(timeout=15)
 
 
 def run_racers(

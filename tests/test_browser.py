@@ -14,8 +14,9 @@ import httpx
 import pytest
 from playwright.async_api import Browser, Route
 
+from harness.uvicorn import Uvicorn
 from tests.browsers import Tab, launch_chromium, open_tab
-from tests.servers import RunningServer, run_server
+from tests.servers import run_server
 
 SECRET = "opened in a real browser"
 PASSPHRASE = "correct horse battery"
@@ -26,7 +27,7 @@ MUTATION = (
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Uvicorn]:
     folder = tmp_path_factory.mktemp("browser")
     env = {
         "DATABASE_URL": f"sqlite+aiosqlite:///{folder / 'secrets.db'}",
@@ -50,10 +51,10 @@ async def tab(browser: Browser) -> AsyncIterator[Tab]:
 
 
 async def test_graphiql_runs_a_mutation_entered_in_its_editor(
-    server: RunningServer, tab: Tab, tmp_path: Path
+    server: Uvicorn, tab: Tab, tmp_path: Path
 ) -> None:
     page = tab.page
-    await page.goto(f"{server.base_url}/graphql")
+    await page.goto(f"{server.url}/graphql")
     editor = page.locator(".graphiql-query-editor .CodeMirror")
     await editor.click()
     await page.keyboard.press("ControlOrMeta+A")
@@ -69,7 +70,7 @@ async def test_graphiql_runs_a_mutation_entered_in_its_editor(
 
     key = re.search(r'"secretKey":\s*"([0-9a-f]{32})"', await result.inner_text())
     assert key is not None, await result.inner_text()
-    async with httpx.AsyncClient(base_url=server.base_url) as http:
+    async with httpx.AsyncClient(base_url=server.url) as http:
         revealed = await http.post(f"/secrets/{key.group(1)}", json={"passphrase": PASSPHRASE})
     assert revealed.json() == {"secret": SECRET}
     assert tab.outside_loopback() == []
@@ -77,11 +78,11 @@ async def test_graphiql_runs_a_mutation_entered_in_its_editor(
 
 
 async def test_graphiql_keeps_nothing_it_was_given(
-    server: RunningServer, tab: Tab, tmp_path: Path
+    server: Uvicorn, tab: Tab, tmp_path: Path
 ) -> None:
     """A secret typed into the playground reaches neither the address bar nor storage."""
     page = tab.page
-    await page.goto(f"{server.base_url}/graphql")
+    await page.goto(f"{server.url}/graphql")
     canary_secret, canary_passphrase = "canary-browser-secret-5e1f", "canary-browser-pass-77d0"
     mutation = (
         "mutation($s: String!, $p: String!) { createSecret(secret: $s, passphrase: $p) "
@@ -110,8 +111,8 @@ async def test_graphiql_keeps_nothing_it_was_given(
     assert tab.outside_loopback() == []
 
 
-async def test_graphiql_page_has_a_strict_policy(server: RunningServer) -> None:
-    async with httpx.AsyncClient(base_url=server.base_url) as http:
+async def test_graphiql_page_has_a_strict_policy(server: Uvicorn) -> None:
+    async with httpx.AsyncClient(base_url=server.url) as http:
         response = await http.get("/graphql", headers={"accept": "text/html"})
     policy = response.headers["content-security-policy"]
     assert "frame-ancestors 'none'" in policy
@@ -119,22 +120,22 @@ async def test_graphiql_page_has_a_strict_policy(server: RunningServer) -> None:
 
 
 async def test_graphiql_says_so_when_its_scripts_cannot_load(
-    server: RunningServer, tab: Tab, tmp_path: Path
+    server: Uvicorn, tab: Tab, tmp_path: Path
 ) -> None:
     async def unreachable(route: Route) -> None:
         await route.abort("connectionrefused")
 
     await tab.page.route("**/graphql-assets/**", unreachable)
-    await tab.page.goto(f"{server.base_url}/graphql")
+    await tab.page.goto(f"{server.url}/graphql")
     message = tab.page.get_by_text("GraphiQL could not load its scripts from /graphql-assets")
     await message.wait_for()
     await tab.page.screenshot(path=tmp_path / "graphiql-unavailable.png")
     assert tab.outside_loopback() == []
 
 
-async def test_swagger_ui_lists_the_routes(server: RunningServer, tab: Tab, tmp_path: Path) -> None:
+async def test_swagger_ui_lists_the_routes(server: Uvicorn, tab: Tab, tmp_path: Path) -> None:
     page = tab.page
-    await page.goto(f"{server.base_url}/docs")
+    await page.goto(f"{server.url}/docs")
     await page.locator(".opblock").first.wait_for()
     await page.wait_for_load_state("networkidle")
     await page.screenshot(path=tmp_path / "docs.png", full_page=True)
@@ -144,18 +145,18 @@ async def test_swagger_ui_lists_the_routes(server: RunningServer, tab: Tab, tmp_
     )
     assert {"/generate", "/secrets/{secret_key}", "/healthz", "/readyz"} <= set(paths)
     assert tab.outside_loopback() == []
-    assert f"{server.base_url}/docs-assets/swagger-ui-bundle.js" in tab.requested
+    assert f"{server.url}/docs-assets/swagger-ui-bundle.js" in tab.requested
 
 
 async def test_redoc_renders_without_its_vendor_logo(
-    server: RunningServer, tab: Tab, tmp_path: Path
+    server: Uvicorn, tab: Tab, tmp_path: Path
 ) -> None:
     page = tab.page
-    await page.goto(f"{server.base_url}/redoc")
+    await page.goto(f"{server.url}/redoc")
     await page.get_by_role("heading", name="Generate").wait_for()
     await page.get_by_text("API docs by Redocly").wait_for()  # where the logo would load
     await page.wait_for_load_state("networkidle")
     await page.screenshot(path=tmp_path / "redoc.png")
 
     assert tab.outside_loopback() == []
-    assert f"{server.base_url}/docs-assets/redoc.standalone.js" in tab.requested
+    assert f"{server.url}/docs-assets/redoc.standalone.js" in tab.requested

@@ -32,9 +32,12 @@ import coverage
 import httpx
 import pytest
 
+from harness import ROOT
+from harness.ports import free_port
+from harness.uvicorn import Uvicorn
 from ots import __version__
 from ots.envelope import encode_key, new_key
-from tests.servers import ROOT, RunningServer, free_port, run_server
+from tests.servers import run_server
 
 OTS = Path(sys.executable).with_name("ots")
 OTS_ADMIN = Path(sys.executable).with_name("ots-admin")
@@ -117,12 +120,10 @@ class Shared:
         return self.link.split("#", 1)[0]
 
 
-def share(
-    server: RunningServer, data: bytes = TEXT, *args: str, passphrase: str = PASSPHRASE
-) -> Shared:
+def share(server: Uvicorn, data: bytes = TEXT, *args: str, passphrase: str = PASSPHRASE) -> Shared:
     """Share `data` from standard input; return the links."""
     result = ots(
-        "share", "--json", "--server", server.base_url, *args, stdin=data, OTS_PASSPHRASE=passphrase
+        "share", "--json", "--server", server.url, *args, stdin=data, OTS_PASSPHRASE=passphrase
     )
     assert result.returncode == 0, err(result)
     return Shared(**json.loads(result.stdout))
@@ -134,21 +135,21 @@ def reveal(
     return ots("reveal", link, *args, OTS_PASSPHRASE=passphrase)
 
 
-def receipt(server: RunningServer, receipt_key: str) -> dict[str, Any]:
-    response = httpx.get(f"{server.base_url}/receipts/{receipt_key}", timeout=RUN_SECONDS)
+def receipt(server: Uvicorn, receipt_key: str) -> dict[str, Any]:
+    response = httpx.get(f"{server.url}/receipts/{receipt_key}", timeout=RUN_SECONDS)
     assert response.status_code == 200, response.text
     return dict(response.json())
 
 
-def rest_reveal(server: RunningServer, secret_key: str, passphrase: str) -> httpx.Response:
+def rest_reveal(server: Uvicorn, secret_key: str, passphrase: str) -> httpx.Response:
     return httpx.post(
-        f"{server.base_url}/secrets/{secret_key}",
+        f"{server.url}/secrets/{secret_key}",
         json={"passphrase": passphrase},
         timeout=RUN_SECONDS,
     )
 
 
-def untouched(server: RunningServer, shared: Shared) -> bool:
+def untouched(server: Uvicorn, shared: Shared) -> bool:
     """Whether the secret is still pending with no attempt spent."""
     now = receipt(server, shared.receipt_key)
     return (now["status"], now["failed_attempts"]) == ("pending", 0)
@@ -162,23 +163,21 @@ def moment(timestamp: str) -> datetime:
 
 
 @pytest.fixture(scope="module")
-def server(
-    module_database_url: str, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[RunningServer]:
+def server(module_database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Uvicorn]:
     """The service on the current backend."""
     log = tmp_path_factory.mktemp("cli") / "uvicorn.log"
     with run_server({"DATABASE_URL": module_database_url, "SERVER_LOG": str(log)}) as running:
         yield running
 
 
-def _sqlite_server(folder: Path, **env: str) -> contextlib.AbstractContextManager[RunningServer]:
+def _sqlite_server(folder: Path, **env: str) -> contextlib.AbstractContextManager[Uvicorn]:
     database = f"sqlite+aiosqlite:///{folder / 'secrets.db'}"
     return run_server({"DATABASE_URL": database, "SERVER_LOG": str(folder / "log"), **env})
 
 
 @dataclass(frozen=True)
 class TokenServer:
-    server: RunningServer
+    server: Uvicorn
     token: str
 
 
@@ -355,7 +354,7 @@ def test_a_server_that_is_down_exits_3(down_url: str, command: str) -> None:
 
 @pytest.mark.parametrize("source", ["stdin", "-", "FILE"])
 def test_share_prints_the_link_and_the_receipt_link(
-    server: RunningServer, tmp_path: Path, source: str
+    server: Uvicorn, tmp_path: Path, source: str
 ) -> None:
     """Line 1 is the link with its key, line 2 the receipt link; the bytes come back as sent."""
     data = b"a secret with a trailing newline \xe2\x9c\x93\n"
@@ -363,13 +362,11 @@ def test_share_prints_the_link_and_the_receipt_link(
     path.write_bytes(data)
     where = {"stdin": [], "-": ["-"], "FILE": [str(path)]}[source]
     stdin = b"" if source == "FILE" else data
-    result = ots(
-        "share", *where, "--server", server.base_url, stdin=stdin, OTS_PASSPHRASE=PASSPHRASE
-    )
+    result = ots("share", *where, "--server", server.url, stdin=stdin, OTS_PASSPHRASE=PASSPHRASE)
     assert result.returncode == 0, err(result)
     lines = result.stdout.decode().splitlines()
     assert len(lines) == 2, lines
-    base = re.escape(server.base_url)
+    base = re.escape(server.url)
     assert re.fullmatch(rf"{base}/s/[0-9a-f]{{32}}#[A-Za-z0-9_-]{{43}}", lines[0]), lines
     assert re.fullmatch(rf"{base}/r/[0-9a-f]{{32}}", lines[1]), lines
     assert "Expires" in err(result)
@@ -379,15 +376,13 @@ def test_share_prints_the_link_and_the_receipt_link(
     assert revealed.stdout == data
 
 
-def test_share_json(server: RunningServer) -> None:
-    result = ots(
-        "share", "--json", "--server", server.base_url, stdin=TEXT, OTS_PASSPHRASE=PASSPHRASE
-    )
+def test_share_json(server: Uvicorn) -> None:
+    result = ots("share", "--json", "--server", server.url, stdin=TEXT, OTS_PASSPHRASE=PASSPHRASE)
     assert result.returncode == 0, err(result)
     shown = json.loads(result.stdout)
     assert set(shown) == {"link", "receipt_link", "secret_key", "receipt_key", "expires_at"}
-    assert shown["link"].startswith(f"{server.base_url}/s/{shown['secret_key']}#")
-    assert shown["receipt_link"] == f"{server.base_url}/r/{shown['receipt_key']}"
+    assert shown["link"].startswith(f"{server.url}/s/{shown['secret_key']}#")
+    assert shown["receipt_link"] == f"{server.url}/r/{shown['receipt_key']}"
     assert receipt(server, shown["receipt_key"])["expires_at"] == shown["expires_at"]
 
 
@@ -402,7 +397,7 @@ def test_share_json(server: RunningServer) -> None:
         (None, 604_800),  # the server's default
     ],
 )
-def test_ttl_sets_the_expiry(server: RunningServer, ttl: str | None, seconds: int) -> None:
+def test_ttl_sets_the_expiry(server: Uvicorn, ttl: str | None, seconds: int) -> None:
     shared = share(server, TEXT, *([] if ttl is None else ["--ttl", ttl]))
     now = receipt(server, shared.receipt_key)
     assert now["expires_at"] == shared.expires_at
@@ -410,13 +405,13 @@ def test_ttl_sets_the_expiry(server: RunningServer, ttl: str | None, seconds: in
 
 
 @pytest.mark.parametrize("to", ["stdout", "file"])
-def test_binary_bytes_round_trip(server: RunningServer, tmp_path: Path, to: str) -> None:
+def test_binary_bytes_round_trip(server: Uvicorn, tmp_path: Path, to: str) -> None:
     """A PNG-like file of the largest size that fits (NUL, invalid UTF-8) comes back as is."""
     head = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\xff\xfe\xc3\x28"
     data = head + os.urandom(DEFAULT_LIMIT - len(head))
     path = tmp_path / "image.png"
     path.write_bytes(data)
-    result = ots("share", str(path), "--json", "--server", server.base_url, OTS_PASSPHRASE="p")
+    result = ots("share", str(path), "--json", "--server", server.url, OTS_PASSPHRASE="p")
     assert result.returncode == 0, err(result)
     link = json.loads(result.stdout)["link"]
 
@@ -433,7 +428,7 @@ def test_binary_bytes_round_trip(server: RunningServer, tmp_path: Path, to: str)
     assert stat.S_IMODE(out.stat().st_mode) == 0o600
 
 
-def test_output_to_an_existing_file_spends_nothing(server: RunningServer, tmp_path: Path) -> None:
+def test_output_to_an_existing_file_spends_nothing(server: Uvicorn, tmp_path: Path) -> None:
     shared = share(server)
     existing = tmp_path / "existing"
     existing.write_bytes(b"mine")
@@ -445,7 +440,7 @@ def test_output_to_an_existing_file_spends_nothing(server: RunningServer, tmp_pa
     assert reveal(shared.link).stdout == TEXT
 
 
-def test_a_failed_reveal_leaves_no_output_file(server: RunningServer, tmp_path: Path) -> None:
+def test_a_failed_reveal_leaves_no_output_file(server: Uvicorn, tmp_path: Path) -> None:
     shared = share(server)
     out = tmp_path / "never"
     result = reveal(shared.link, "-o", str(out), passphrase="wrong")
@@ -453,7 +448,7 @@ def test_a_failed_reveal_leaves_no_output_file(server: RunningServer, tmp_path: 
     assert not out.exists()
 
 
-def test_a_wrong_passphrase_counts_then_the_right_one_reveals_once(server: RunningServer) -> None:
+def test_a_wrong_passphrase_counts_then_the_right_one_reveals_once(server: Uvicorn) -> None:
     shared = share(server)
     wrong = reveal(shared.link, passphrase="not the passphrase")
     assert wrong.returncode == 1, err(wrong)
@@ -472,11 +467,11 @@ def test_a_wrong_passphrase_counts_then_the_right_one_reveals_once(server: Runni
     assert receipt(server, shared.receipt_key)["status"] == "revealed"
 
 
-def test_passphrase_file_loses_its_trailing_newline(server: RunningServer, tmp_path: Path) -> None:
+def test_passphrase_file_loses_its_trailing_newline(server: Uvicorn, tmp_path: Path) -> None:
     path = tmp_path / "passphrase"
     path.write_text("from a file ✓\n", encoding="utf-8")
     result = ots(
-        "share", "--json", "--passphrase-file", str(path), "--server", server.base_url, stdin=TEXT
+        "share", "--json", "--passphrase-file", str(path), "--server", server.url, stdin=TEXT
     )
     assert result.returncode == 0, err(result)
     link = json.loads(result.stdout)["link"]
@@ -484,7 +479,7 @@ def test_passphrase_file_loses_its_trailing_newline(server: RunningServer, tmp_p
     assert (revealed.returncode, revealed.stdout) == (0, TEXT), err(revealed)
 
 
-def test_reveal_reads_the_passphrase_file_too(server: RunningServer, tmp_path: Path) -> None:
+def test_reveal_reads_the_passphrase_file_too(server: Uvicorn, tmp_path: Path) -> None:
     shared = share(server, passphrase="read from a file")
     path = tmp_path / "passphrase"
     path.write_text("read from a file\n", encoding="utf-8")
@@ -492,8 +487,8 @@ def test_reveal_reads_the_passphrase_file_too(server: RunningServer, tmp_path: P
     assert (revealed.returncode, revealed.stdout) == (0, TEXT), err(revealed)
 
 
-def test_generate_passphrase_prints_it_on_stderr(server: RunningServer) -> None:
-    result = ots("share", "--generate-passphrase", "--server", server.base_url, stdin=TEXT)
+def test_generate_passphrase_prints_it_on_stderr(server: Uvicorn) -> None:
+    result = ots("share", "--generate-passphrase", "--server", server.url, stdin=TEXT)
     assert result.returncode == 0, err(result)
     found = GENERATED.search(err(result))
     assert found is not None, err(result)
@@ -505,9 +500,7 @@ def test_generate_passphrase_prints_it_on_stderr(server: RunningServer) -> None:
 
 
 @pytest.mark.parametrize(("tail", "message"), [("", "may have lost it"), ("#", "may have lost it")])
-def test_a_link_without_its_key_spends_nothing(
-    server: RunningServer, tail: str, message: str
-) -> None:
+def test_a_link_without_its_key_spends_nothing(server: Uvicorn, tail: str, message: str) -> None:
     shared = share(server)
     result = reveal(shared.keyless + tail)
     assert result.returncode == 2, err(result)
@@ -518,7 +511,7 @@ def test_a_link_without_its_key_spends_nothing(
     assert reveal(shared.link).stdout == TEXT
 
 
-def test_a_damaged_key_spends_nothing(server: RunningServer) -> None:
+def test_a_damaged_key_spends_nothing(server: Uvicorn) -> None:
     shared = share(server)
     result = reveal(shared.keyless + "#abc")
     assert result.returncode == 2, err(result)
@@ -528,7 +521,7 @@ def test_a_damaged_key_spends_nothing(server: RunningServer) -> None:
 
 
 def test_another_key_says_the_link_is_incomplete_and_the_secret_is_gone(
-    server: RunningServer,
+    server: Uvicorn,
 ) -> None:
     shared = share(server)
     other = encode_key(new_key())
@@ -541,18 +534,18 @@ def test_another_key_says_the_link_is_incomplete_and_the_secret_is_gone(
     assert rest_reveal(server, shared.secret_key, PASSPHRASE).status_code == 404
 
 
-def test_plain_prints_what_was_stored_through_the_api(server: RunningServer) -> None:
+def test_plain_prints_what_was_stored_through_the_api(server: Uvicorn) -> None:
     stored = "stored in plain ✓ 🔑\nsecond line\n"
     created = httpx.post(
-        f"{server.base_url}/generate",
+        f"{server.url}/generate",
         json={"secret": stored, "passphrase": PASSPHRASE},
         timeout=RUN_SECONDS,
     ).json()
-    result = reveal(f"{server.base_url}/s/{created['secret_key']}", "--plain")
+    result = reveal(f"{server.url}/s/{created['secret_key']}", "--plain")
     assert (result.returncode, result.stdout) == (0, stored.encode()), err(result)
 
 
-def test_plain_on_an_encrypted_secret_says_it_needed_the_key(server: RunningServer) -> None:
+def test_plain_on_an_encrypted_secret_says_it_needed_the_key(server: Uvicorn) -> None:
     shared = share(server)
     result = reveal(shared.keyless, "--plain")
     assert result.returncode == 1, err(result)
@@ -564,7 +557,7 @@ def test_plain_on_an_encrypted_secret_says_it_needed_the_key(server: RunningServ
 # --- Following: status, revoke, wait -----------------------------------------------------
 
 
-def test_status_in_text_and_json(server: RunningServer) -> None:
+def test_status_in_text_and_json(server: Uvicorn) -> None:
     shared = share(server)
     text = ots("status", shared.receipt_link)
     assert text.returncode == 0, err(text)
@@ -585,14 +578,14 @@ def test_status_in_text_and_json(server: RunningServer) -> None:
     assert json.loads(as_json.stdout)["failed_attempts"] == 1
 
 
-def test_status_of_an_unknown_receipt_exits_1(server: RunningServer) -> None:
-    result = ots("status", f"{server.base_url}/r/{'d' * 32}")
+def test_status_of_an_unknown_receipt_exits_1(server: Uvicorn) -> None:
+    result = ots("status", f"{server.url}/r/{'d' * 32}")
     assert result.returncode == 1, err(result)
     assert "no such receipt" in err(result)
     assert_tells_nothing(result, "d" * 32)
 
 
-def test_revoke_destroys_a_pending_secret(server: RunningServer) -> None:
+def test_revoke_destroys_a_pending_secret(server: Uvicorn) -> None:
     shared = share(server)
     result = ots("revoke", shared.receipt_link)
     assert result.returncode == 0, err(result)
@@ -602,7 +595,7 @@ def test_revoke_destroys_a_pending_secret(server: RunningServer) -> None:
     assert gone.returncode == 1, err(gone)
 
 
-def test_revoke_after_the_reveal_exits_1(server: RunningServer) -> None:
+def test_revoke_after_the_reveal_exits_1(server: Uvicorn) -> None:
     shared = share(server)
     assert reveal(shared.link).returncode == 0
     result = ots("revoke", shared.receipt_link, "--json")
@@ -621,7 +614,7 @@ def _start_wait(shared: Shared, *args: str) -> subprocess.Popen[bytes]:
     )
 
 
-def test_wait_ends_0_when_revealed(server: RunningServer) -> None:
+def test_wait_ends_0_when_revealed(server: Uvicorn) -> None:
     """Whether `wait` polls before or after the reveal, it ends the same way."""
     shared = share(server)
     waiting = _start_wait(shared)
@@ -635,7 +628,7 @@ def test_wait_ends_0_when_revealed(server: RunningServer) -> None:
     assert (waiting.returncode, out) == (0, b"revealed\n"), error
 
 
-def test_wait_ends_1_when_revoked(server: RunningServer) -> None:
+def test_wait_ends_1_when_revoked(server: Uvicorn) -> None:
     shared = share(server)
     waiting = _start_wait(shared)
     try:
@@ -648,7 +641,7 @@ def test_wait_ends_1_when_revoked(server: RunningServer) -> None:
     assert (waiting.returncode, out) == (1, b"revoked\n"), error
 
 
-def test_wait_times_out_with_124(server: RunningServer) -> None:
+def test_wait_times_out_with_124(server: Uvicorn) -> None:
     shared = share(server)
     result = ots("wait", shared.receipt_link, "--timeout", "1")
     assert result.returncode == 124, err(result)
@@ -660,9 +653,9 @@ def test_wait_times_out_with_124(server: RunningServer) -> None:
 
 
 @SQLITE_ONLY
-def test_a_ttl_the_server_refuses_exits_1(server: RunningServer) -> None:
+def test_a_ttl_the_server_refuses_exits_1(server: Uvicorn) -> None:
     result = ots(
-        "share", "--ttl", "31d", "--server", server.base_url, stdin=TEXT, OTS_PASSPHRASE=PASSPHRASE
+        "share", "--ttl", "31d", "--server", server.url, stdin=TEXT, OTS_PASSPHRASE=PASSPHRASE
     )
     assert result.returncode == 1, err(result)
     assert "ttl_seconds must be between" in err(result)
@@ -678,7 +671,7 @@ def test_token_mode(token_server: TokenServer, tmp_path: Path, given: str, code:
     token = token_server.token
     wrong = "ots_" + "A" * 43
     value = {"none": "", "env": token, "file": token, "wrong env": wrong, "wrong file": wrong}
-    args = ["share", "--server", token_server.server.base_url]
+    args = ["share", "--server", token_server.server.url]
     env = {"OTS_PASSPHRASE": PASSPHRASE, "OTS_DEBUG": "1"}
     if given.endswith("file"):
         path = tmp_path / "token"
@@ -702,15 +695,15 @@ def test_token_mode(token_server: TokenServer, tmp_path: Path, given: str, code:
 
 
 @pytest.fixture(scope="module")
-def small_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
+def small_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Uvicorn]:
     """A server that keeps one secret at a time, of at most 1024 bytes."""
     folder = tmp_path_factory.mktemp("cli-small")
     with _sqlite_server(folder, MAX_LIVE_SECRETS="1", MAX_SECRET_BYTES="1024") as running:
         yield running
 
 
-def test_a_full_store_exits_5(small_server: RunningServer) -> None:
-    args = ["share", "--server", small_server.base_url]
+def test_a_full_store_exits_5(small_server: Uvicorn) -> None:
+    args = ["share", "--server", small_server.url]
     assert ots(*args, stdin=TEXT, OTS_PASSPHRASE=PASSPHRASE).returncode == 0
     result = ots(*args, stdin=TEXT, OTS_PASSPHRASE=PASSPHRASE)
     assert result.returncode == 5, err(result)
@@ -719,11 +712,11 @@ def test_a_full_store_exits_5(small_server: RunningServer) -> None:
 
 
 def test_a_secret_over_the_servers_smaller_limit_is_refused_in_words(
-    small_server: RunningServer,
+    small_server: Uvicorn,
 ) -> None:
     """The client checks its own idea of the limit; the server's answer, if smaller, is shown."""
     data = b"s" * 1000  # fits the default bound, not a 1024-byte envelope
-    args = ["share", "--server", small_server.base_url]
+    args = ["share", "--server", small_server.url]
     result = ots(*args, stdin=data, OTS_PASSPHRASE=PASSPHRASE)
     assert result.returncode == 1, err(result)
     assert "secret must be at most 1024 bytes" in err(result)
@@ -735,7 +728,7 @@ def test_a_secret_over_the_servers_smaller_limit_is_refused_in_words(
 def test_too_many_requests_exits_1(tmp_path: Path) -> None:
     # Per hour: the two creates cannot land in different windows of a sliding counter.
     with _sqlite_server(tmp_path, RATE_LIMIT_CREATE="1/hour") as limited:
-        args = ["share", "--server", limited.base_url]
+        args = ["share", "--server", limited.url]
         assert ots(*args, stdin=TEXT, OTS_PASSPHRASE=PASSPHRASE).returncode == 0
         result = ots(*args, stdin=TEXT, OTS_PASSPHRASE=PASSPHRASE)
     assert result.returncode == 1, err(result)
@@ -856,7 +849,7 @@ def test_odd_input_is_refused_in_words(
 
 
 @SQLITE_ONLY
-def test_a_failed_write_of_the_secret_is_told_in_words(server: RunningServer) -> None:
+def test_a_failed_write_of_the_secret_is_told_in_words(server: Uvicorn) -> None:
     """Standard output on a full device: the secret is spent, and the reader should be told."""
     shared = share(server)
     with Path("/dev/full").open("wb") as full:
@@ -879,12 +872,12 @@ def test_a_failed_write_of_the_secret_is_told_in_words(server: RunningServer) ->
 
 
 @SQLITE_ONLY
-def test_debug_lines_show_requests_without_keys_or_bodies(server: RunningServer) -> None:
+def test_debug_lines_show_requests_without_keys_or_bodies(server: Uvicorn) -> None:
     shared_run = ots(
         "share",
         "--json",
         "--server",
-        server.base_url,
+        server.url,
         stdin=TEXT,
         OTS_PASSPHRASE=PASSPHRASE,
         OTS_DEBUG="1",
@@ -996,14 +989,12 @@ def terminal(*args: str, stdin: Path | None = None) -> Iterator[Terminal]:
 
 @SQLITE_ONLY
 @pytest.mark.parametrize("source", ["FILE", "stdin"])
-def test_share_prompts_twice_without_echo(
-    server: RunningServer, tmp_path: Path, source: str
-) -> None:
+def test_share_prompts_twice_without_echo(server: Uvicorn, tmp_path: Path, source: str) -> None:
     """`ots share FILE` and `ots share < FILE` both ask at the terminal, and show nothing."""
     path = tmp_path / "secret"
     path.write_bytes(TEXT)
     typed = "typed at a terminal ✓"
-    args = ["share", "--server", server.base_url]
+    args = ["share", "--server", server.url]
     # From a file argument, standard input is the terminal too; from `< FILE`, it is not.
     opened = terminal(*args, str(path)) if source == "FILE" else terminal(*args, stdin=path)
     with opened as tty:
@@ -1021,12 +1012,10 @@ def test_share_prompts_twice_without_echo(
 
 
 @SQLITE_ONLY
-def test_two_different_passphrases_at_the_prompt_exit_2(
-    server: RunningServer, tmp_path: Path
-) -> None:
+def test_two_different_passphrases_at_the_prompt_exit_2(server: Uvicorn, tmp_path: Path) -> None:
     path = tmp_path / "secret"
     path.write_bytes(TEXT)
-    with terminal("share", str(path), "--server", server.base_url) as tty:
+    with terminal("share", str(path), "--server", server.url) as tty:
         tty.expect("Passphrase: ")
         tty.type("first one\n")
         tty.expect("Passphrase again: ")
@@ -1040,7 +1029,7 @@ def test_two_different_passphrases_at_the_prompt_exit_2(
 
 
 @SQLITE_ONLY
-def test_reveal_prompts_once_without_echo(server: RunningServer) -> None:
+def test_reveal_prompts_once_without_echo(server: Uvicorn) -> None:
     typed = "reader at a terminal ✓"
     shared = share(server, passphrase=typed)
     with terminal("reveal", shared.link) as tty:

@@ -19,8 +19,9 @@ from pathlib import Path
 import pytest
 from playwright.async_api import Browser, expect
 
+from harness.uvicorn import Uvicorn
 from tests.browsers import Tab, launch_chromium, open_tab
-from tests.servers import RunningServer, run_server
+from tests.servers import run_server
 
 OTS = Path(sys.executable).with_name("ots")
 RUN_SECONDS = 120
@@ -45,9 +46,7 @@ def ots(*args: str, stdin: bytes = b"", **env: str) -> subprocess.CompletedProce
 
 
 @pytest.fixture(scope="module")
-def server(
-    module_database_url: str, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[RunningServer]:
+def server(module_database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Uvicorn]:
     """The service on the current backend."""
     log = tmp_path_factory.mktemp("cli-pages") / "uvicorn.log"
     with run_server({"DATABASE_URL": module_database_url, "SERVER_LOG": str(log)}) as running:
@@ -69,7 +68,7 @@ async def tab(browser: Browser) -> AsyncIterator[Tab]:
     assert (problems, outside) == ([], [])
 
 
-async def test_a_secret_shared_with_ots_opens_on_the_page(server: RunningServer, tab: Tab) -> None:
+async def test_a_secret_shared_with_ots_opens_on_the_page(server: Uvicorn, tab: Tab) -> None:
     # Text area values normalise CRLF to LF, so the text has only LF line endings.
     text = "shared from a terminal ✓ 🔐\nsecond line\n"
     shared = await asyncio.to_thread(
@@ -77,7 +76,7 @@ async def test_a_secret_shared_with_ots_opens_on_the_page(server: RunningServer,
         "share",
         "--json",
         "--server",
-        server.base_url,
+        server.url,
         stdin=text.encode(),
         OTS_PASSPHRASE=PASSPHRASE,
     )
@@ -99,17 +98,17 @@ async def test_a_secret_shared_with_ots_opens_on_the_page(server: RunningServer,
     assert json.loads(status.stdout)["status"] == "revealed", status.stderr.decode()
 
 
-async def test_a_secret_made_on_the_page_reveals_with_ots(server: RunningServer, tab: Tab) -> None:
+async def test_a_secret_made_on_the_page_reveals_with_ots(server: Uvicorn, tab: Tab) -> None:
     text = "made on the page ✓ 🔑\nline two\n"
     page = tab.page
-    await page.goto(f"{server.base_url}/")
+    await page.goto(f"{server.url}/")
     await page.get_by_label("Secret", exact=True).filter(visible=True).fill(text)
     await page.get_by_label("Passphrase", exact=True).filter(visible=True).fill(PASSPHRASE)
     await page.get_by_role("button", name="Create link", exact=True).click()
     link_field = page.get_by_role("textbox", name="Link", exact=True)
     await expect(link_field).to_have_value(LINK)
     link = await link_field.input_value()
-    assert link.startswith(f"{server.base_url}/s/")
+    assert link.startswith(f"{server.url}/s/")
 
     revealed = await asyncio.to_thread(ots, "reveal", link, OTS_PASSPHRASE=PASSPHRASE)
     assert revealed.returncode == 0, revealed.stderr.decode()

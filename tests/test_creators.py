@@ -25,7 +25,8 @@ from api.domain.hashing import PassphraseHasher
 from api.settings import Settings
 from api.storage.database import Database
 from api.storage.statements import token_columns
-from tests.servers import ROOT, run_server
+from harness import ROOT
+from tests.servers import run_server
 
 OTS_ADMIN = Path(sys.executable).parent / "ots-admin"
 TOKEN = re.compile(r"ots_[A-Za-z0-9_-]{43}")
@@ -213,7 +214,7 @@ def test_token_mode_end_to_end_on_a_real_server(database_url: str, tmp_path: Pat
         "CREATE_AUTH": "token",
         "SERVER_LOG": str(tmp_path / "uvicorn.log"),
     }
-    with run_server(env, workers=2) as server, httpx.Client(base_url=server.base_url) as http:
+    with run_server(env, workers=2) as server, httpx.Client(base_url=server.url) as http:
         assert http.post("/generate", json=BODY).status_code == 401
         token = ots_admin(database_url, "tokens", "create", name, "--rate", "3/hour").stdout
         headers = {"authorization": f"Bearer {token.strip()}"}

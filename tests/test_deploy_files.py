@@ -35,7 +35,8 @@ from packaging.utils import canonicalize_name
 from ruamel.yaml import YAML
 
 from api.settings import load_settings
-from tests.servers import BASE_ENV, free_port
+from harness.ports import free_port
+from tests.servers import BASE_ENV
 
 ROOT = Path(__file__).resolve().parent.parent
 COMPOSE = ROOT / "compose.yaml"

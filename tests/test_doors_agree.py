@@ -31,6 +31,7 @@ from api.plumbing.media_types import NOT_AN_OBJECT, NOT_JSON, NOT_JSON_MEDIA_TYP
 from api.settings import Settings
 from api.storage.database import Database, create_engine
 from api.storage.statements import receipts_table, secret_columns, secrets_table
+from harness.ports import free_port
 from tests.doors import (
     NOT_FOUND,
     PASSPHRASE,
@@ -44,7 +45,6 @@ from tests.doors import (
     invalid,
     json_body,
 )
-from tests.servers import free_port
 
 LONE_SURROGATE = "\ud800"
 MALFORMED_KEY = "not-a-key"

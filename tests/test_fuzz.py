@@ -20,7 +20,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.servers import RunningServer, run_server
+from harness.uvicorn import Uvicorn
+from tests.servers import run_server
 
 OPENAPI_MAX_EXAMPLES = 50
 GRAPHQL_MAX_EXAMPLES = 75
@@ -49,7 +50,7 @@ LINKS = {
 
 
 @pytest.fixture(scope="module")
-def server(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
+def server(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Uvicorn]:
     log = tmp_path_factory.mktemp("fuzz-server") / "uvicorn.log"
     env = {"DATABASE_URL": database_url, "SERVER_LOG": str(log), "GRAPHIQL": "false"}
     with run_server(env) as running:
@@ -97,7 +98,7 @@ def assert_clean(
     assert cases["generated"] > 0
 
 
-def assert_no_trace_in(server: RunningServer) -> None:
+def assert_no_trace_in(server: Uvicorn) -> None:
     # A failure masked in the response (GraphQL's "Unexpected error.") still leaves a trace.
     output = server.log()
     assert "Traceback" not in output, output
@@ -105,9 +106,9 @@ def assert_no_trace_in(server: RunningServer) -> None:
 
 
 def test_openapi(
-    server: RunningServer, backend: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    server: Uvicorn, backend: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    document = httpx.get(f"{server.base_url}/openapi.json", timeout=10).json()
+    document = httpx.get(f"{server.url}/openapi.json", timeout=10).json()
     document["paths"]["/generate"]["post"]["responses"]["200"]["links"] = LINKS
     schema_file = tmp_path / "openapi.json"
     schema_file.write_text(json.dumps(document))
@@ -115,7 +116,7 @@ def test_openapi(
     report = schemathesis_run(
         str(schema_file),
         tmp_path,
-        "--url", server.base_url,
+        "--url", server.url,
         "--max-examples", str(OPENAPI_MAX_EXAMPLES),
     )  # fmt: skip
 
@@ -126,10 +127,10 @@ def test_openapi(
 
 
 def test_graphql(
-    server: RunningServer, backend: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    server: Uvicorn, backend: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     report = schemathesis_run(
-        f"{server.base_url}/graphql",
+        f"{server.url}/graphql",
         tmp_path,
         "--max-examples", str(GRAPHQL_MAX_EXAMPLES),
     )  # fmt: skip

@@ -28,7 +28,8 @@ import httpx
 import pytest
 
 from api.domain import crypto
-from tests.servers import RunningServer, run_server
+from harness.uvicorn import Uvicorn
+from tests.servers import run_server
 
 MAX_ATTEMPTS = 5
 RIGHT = "the right passphrase"
@@ -48,7 +49,7 @@ POSTGRES_ONLY = pytest.mark.parametrize("backend", ["postgres"], indirect=True)
 
 
 @pytest.fixture(scope="module")
-def server(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
+def server(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Uvicorn]:
     log = tmp_path_factory.mktemp("hangups") / "uvicorn.log"
     env = {
         "DATABASE_URL": database_url,
@@ -135,20 +136,20 @@ def store(database_url: str) -> Store:
     return Store(database_url)
 
 
-async def create(server: RunningServer) -> Created:
-    async with httpx.AsyncClient(base_url=server.base_url, timeout=WAIT_SECONDS) as http:
+async def create(server: Uvicorn) -> Created:
+    async with httpx.AsyncClient(base_url=server.url, timeout=WAIT_SECONDS) as http:
         body = (await http.post("/generate", json={"secret": SECRET, "passphrase": RIGHT})).json()
     return Created(body["secret_key"], body["receipt_key"])
 
 
-async def receipt(server: RunningServer, created: Created) -> dict[str, Any]:
-    async with httpx.AsyncClient(base_url=server.base_url, timeout=WAIT_SECONDS) as http:
+async def receipt(server: Uvicorn, created: Created) -> dict[str, Any]:
+    async with httpx.AsyncClient(base_url=server.url, timeout=WAIT_SECONDS) as http:
         return dict((await http.get(f"/receipts/{created.receipt_key}")).json())
 
 
-async def reveal(server: RunningServer, created: Created, passphrase: str = RIGHT) -> int:
+async def reveal(server: Uvicorn, created: Created, passphrase: str = RIGHT) -> int:
     """Reveal over REST, waiting for the answer; return the status."""
-    async with httpx.AsyncClient(base_url=server.base_url, timeout=WAIT_SECONDS) as http:
+    async with httpx.AsyncClient(base_url=server.url, timeout=WAIT_SECONDS) as http:
         response = await http.post(f"/secrets/{created.key}", json={"passphrase": passphrase})
     if response.status_code == 200:
         assert response.json() == {"secret": SECRET}
@@ -158,7 +159,7 @@ async def reveal(server: RunningServer, created: Created, passphrase: str = RIGH
 class Request:
     """One reveal sent over a raw socket, so the test decides when the client hangs up."""
 
-    def __init__(self, server: RunningServer, door: str, key: str, passphrase: str) -> None:
+    def __init__(self, server: Uvicorn, door: str, key: str, passphrase: str) -> None:
         self.server = server
         self.request_id = uuid.uuid4().hex
         body: dict[str, Any]
@@ -171,7 +172,7 @@ class Request:
         self.writer: asyncio.StreamWriter | None = None
 
     async def send(self) -> "Request":
-        address = urlsplit(self.server.base_url)
+        address = urlsplit(self.server.url)
         _, self.writer = await asyncio.open_connection(address.hostname, address.port)
         head = (
             f"POST {self.path} HTTP/1.1\r\nHost: {address.netloc}\r\n"
@@ -222,7 +223,7 @@ async def until(condition: Any, *, unless: Any = None) -> bool:
     raise AssertionError("the awaited state never came")
 
 
-async def assert_agree(server: RunningServer, store: Store, created: Created) -> dict[str, Any]:
+async def assert_agree(server: Uvicorn, store: Store, created: Created) -> dict[str, Any]:
     """The secret's counter and its receipt's never disagree, nor the quota and the table."""
     state = await receipt(server, created)
     attempts = await store.attempts(created.key)
@@ -238,7 +239,7 @@ DOORS = pytest.mark.parametrize("door", ["rest", "graphql"])
 
 @DOORS
 async def test_a_hang_up_during_the_check_gives_the_attempt_back(
-    server: RunningServer, store: Store, door: str
+    server: Uvicorn, store: Store, door: str
 ) -> None:
     created = await create(server)
     for _ in range(3):  # a check that ends before the hang-up is noticed is tried again
@@ -264,7 +265,7 @@ async def _has(store: Store, key: str, attempts: int) -> bool:
 
 @DOORS
 async def test_a_hang_up_before_the_claim_finishes_leaves_the_secret_as_it_was(
-    server: RunningServer, store: Store, door: str, backend: str
+    server: Uvicorn, store: Store, door: str, backend: str
 ) -> None:
     created = await create(server)
     if backend == "postgres":
@@ -288,13 +289,13 @@ async def test_a_hang_up_before_the_claim_finishes_leaves_the_secret_as_it_was(
     assert await reveal(server, created) == 200
 
 
-async def _use_attempts(server: RunningServer, created: Created, count: int) -> None:
+async def _use_attempts(server: Uvicorn, created: Created, count: int) -> None:
     for _ in range(count):
         assert await reveal(server, created, "wrong") == 404
 
 
 async def _hang_up_while_its_write_waits(
-    server: RunningServer, store: Store, door: str, used: int, passphrase: str
+    server: Uvicorn, store: Store, door: str, used: int, passphrase: str
 ) -> Created:
     """Spend `used` wrong attempts, then hang up a check whose write after it waits (PostgreSQL).
 
@@ -319,7 +320,7 @@ async def _hang_up_while_its_write_waits(
 @POSTGRES_ONLY
 @DOORS
 async def test_a_hang_up_after_the_last_wrong_check_destroys_with_the_true_count(
-    server: RunningServer, store: Store, door: str
+    server: Uvicorn, store: Store, door: str
 ) -> None:
     created = await _hang_up_while_its_write_waits(server, store, door, MAX_ATTEMPTS - 1, "wrong")
     state = await assert_agree(server, store, created)
@@ -330,7 +331,7 @@ async def test_a_hang_up_after_the_last_wrong_check_destroys_with_the_true_count
 @POSTGRES_ONLY
 @DOORS
 async def test_a_hang_up_after_the_right_check_reveals_once(
-    server: RunningServer, store: Store, door: str
+    server: Uvicorn, store: Store, door: str
 ) -> None:
     """The secret was the client's once its check passed: it is revealed, never half taken."""
     created = await _hang_up_while_its_write_waits(server, store, door, 2, RIGHT)
@@ -343,7 +344,7 @@ async def test_a_hang_up_after_the_right_check_reveals_once(
 @DOORS
 @pytest.mark.parametrize("passphrase", ["wrong", RIGHT])
 async def test_hang_ups_at_any_moment_never_lose_the_secret(
-    server: RunningServer, store: Store, door: str, passphrase: str
+    server: Uvicorn, store: Store, door: str, passphrase: str
 ) -> None:
     """The attack from the report (wrong passphrase) and an impatient recipient (right one).
 

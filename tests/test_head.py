@@ -14,7 +14,8 @@ from api.domain import service
 from api.domain.hashing import PassphraseHasher
 from api.settings import Settings
 from api.storage.database import Database
-from tests.servers import RunningServer, run_server
+from harness.uvicorn import Uvicorn
+from tests.servers import run_server
 
 UNKNOWN_KEY = "0" * 32
 PASSPHRASE = "canary-head-passphrase"
@@ -123,7 +124,7 @@ async def test_head_is_logged_and_counted_as_head(
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Uvicorn]:
     directory = tmp_path_factory.mktemp("head")
     env = {
         "DATABASE_URL": f"sqlite+aiosqlite:///{directory / 'secrets.db'}",
@@ -133,8 +134,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
         yield running
 
 
-def test_real_server_answers_head_without_a_body(server: RunningServer) -> None:
-    with httpx.Client(base_url=server.base_url, timeout=10) as http:
+def test_real_server_answers_head_without_a_body(server: Uvicorn) -> None:
+    with httpx.Client(base_url=server.url, timeout=10) as http:
         for path in ("/healthz", "/openapi.json", f"/receipts/{UNKNOWN_KEY}"):
             got, head = http.get(path), http.head(path)
             assert head.status_code == got.status_code, path

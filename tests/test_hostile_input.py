@@ -22,7 +22,8 @@ import pytest
 from api.domain import service
 from api.plumbing.media_types import REPEATED_KEY
 from api.storage.database import Database
-from tests.servers import RunningServer, run_server
+from harness.uvicorn import Uvicorn
+from tests.servers import run_server
 
 CANARY = "canary-hostile-4b1d"
 UNKNOWN_KEY = "0" * 32
@@ -581,7 +582,7 @@ async def test_default_limit_admits_the_largest_secret(client: httpx.AsyncClient
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Uvicorn]:
     directory = tmp_path_factory.mktemp("hostile")
     env = {
         "DATABASE_URL": f"sqlite+aiosqlite:///{directory / 'secrets.db'}",
@@ -636,9 +637,9 @@ def _sample_rss(process: psutil.Process, upload: Upload, stop: threading.Event) 
         time.sleep(0.002)
 
 
-def raw_upload(server: RunningServer, *, chunked: bool, total: int = UPLOAD_BYTES) -> Upload:
+def raw_upload(server: Uvicorn, *, chunked: bool, total: int = UPLOAD_BYTES) -> Upload:
     """POST `total` bytes to /generate over a plain socket while reading the answer."""
-    address = urlsplit(server.base_url)
+    address = urlsplit(server.url)
     host, port = address.hostname or "127.0.0.1", address.port or 80
     framing = "Transfer-Encoding: chunked" if chunked else f"Content-Length: {total}"
     head = (
@@ -649,9 +650,7 @@ def raw_upload(server: RunningServer, *, chunked: bool, total: int = UPLOAD_BYTE
     frame = f"{len(payload):x}\r\n".encode() + payload + b"\r\n" if chunked else payload
     upload = Upload()
     stop = threading.Event()
-    sampler = threading.Thread(
-        target=_sample_rss, args=(psutil.Process(server.process.pid), upload, stop)
-    )
+    sampler = threading.Thread(target=_sample_rss, args=(psutil.Process(server.pid), upload, stop))
     with socket.create_connection((host, port), timeout=30) as sock:
         started = time.perf_counter()
         sampler.start()
@@ -682,8 +681,8 @@ def check_413(upload: Upload) -> tuple[float, int]:
     return upload.seconds_to_answer, upload.sent_when_answered
 
 
-def test_chunked_100_mb_upload_is_cut_off(server: RunningServer, capsys: Any) -> None:
-    process = psutil.Process(server.process.pid)
+def test_chunked_100_mb_upload_is_cut_off(server: Uvicorn, capsys: Any) -> None:
+    process = psutil.Process(server.pid)
     raw_upload(server, chunked=True, total=4 * MIB)  # warm up the path once
     before = process.memory_info().rss
 
@@ -703,13 +702,11 @@ def test_chunked_100_mb_upload_is_cut_off(server: RunningServer, capsys: Any) ->
     # Answered before the body ended (how fast is `scripts/bench`'s, not a test's, to say).
     assert sent_by_then < UPLOAD_BYTES
     assert growth < MAX_RSS_GROWTH
-    assert httpx.get(f"{server.base_url}/healthz", timeout=5).status_code == 200
+    assert httpx.get(f"{server.url}/healthz", timeout=5).status_code == 200
 
 
-def test_declared_100_mb_body_is_refused_before_it_is_sent(
-    server: RunningServer, capsys: Any
-) -> None:
-    process = psutil.Process(server.process.pid)
+def test_declared_100_mb_body_is_refused_before_it_is_sent(server: Uvicorn, capsys: Any) -> None:
+    process = psutil.Process(server.pid)
     before = process.memory_info().rss
     upload = raw_upload(server, chunked=False)
     after = process.memory_info().rss
@@ -726,9 +723,9 @@ def test_declared_100_mb_body_is_refused_before_it_is_sent(
     assert growth < MAX_RSS_GROWTH
 
 
-def raw_exchange(server: RunningServer, request: bytes) -> tuple[bytes, bytes]:
+def raw_exchange(server: Uvicorn, request: bytes) -> tuple[bytes, bytes]:
     """Send `request` as it is; return the answer's head and body."""
-    address = urlsplit(server.base_url)
+    address = urlsplit(server.url)
     with socket.create_connection((address.hostname, address.port), timeout=30) as sock:
         sender = threading.Thread(target=sock.sendall, args=(request,))
         sender.start()
@@ -760,7 +757,7 @@ def raw_exchange(server: RunningServer, request: bytes) -> tuple[bytes, bytes]:
 )
 @pytest.mark.parametrize("path", ["/healthz", "/graphql?query=%7B__typename%7D"])
 def test_real_server_refuses_oversized_header_fields(
-    server: RunningServer, fields: bytes, path: str
+    server: Uvicorn, fields: bytes, path: str
 ) -> None:
     """`uvicorn main:app` with no flag: its default parser lets these through; the app not."""
     request = f"GET {path} HTTP/1.1\r\nHost: x\r\n".encode() + fields + b"\r\n"
@@ -769,10 +766,10 @@ def test_real_server_refuses_oversized_header_fields(
     assert b"content-type: application/json" in head.lower()
     message = error_message(json.loads(body))
     assert message.startswith("Request header fields too large"), message
-    assert httpx.get(f"{server.base_url}/healthz", timeout=5).status_code == 200
+    assert httpx.get(f"{server.url}/healthz", timeout=5).status_code == 200
 
 
-def test_server_logged_no_error(server: RunningServer) -> None:
+def test_server_logged_no_error(server: Uvicorn) -> None:
     output = server.log()
     assert "Traceback" not in output, output
     assert " ERROR " not in output, output

@@ -10,10 +10,7 @@ expired row once without holding up reveals. When `CI=true`, a missing PostgreSQ
 import asyncio
 import contextlib
 import json
-import shutil
-import socket
 import statistics
-import subprocess
 import time
 import uuid
 from collections import Counter
@@ -28,9 +25,11 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from harness.redis_server import RedisServer, redis_installed
+from harness.uvicorn import Uvicorn
 from tests.clocks import PATIENCE_SECONDS, eventually, eventually_sync
 from tests.conftest import IN_CI, create_pg_database, drop_pg_database
-from tests.servers import RunningServer, free_port, run_racers, run_server
+from tests.servers import run_racers, run_server
 
 pytestmark = pytest.mark.postgres
 
@@ -55,54 +54,18 @@ def _require(message: str) -> NoReturn:
     pytest.skip(message)
 
 
-class PrivateRedis:
-    """A `redis-server` of this module on a free port, which a test may stop and restart."""
-
-    def __init__(self, directory: Path) -> None:
-        binary = shutil.which("redis-server")
-        if binary is None:
-            _require("redis-server is not installed")
-        self.binary = binary
-        self.directory = directory
-        self.port = free_port()
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        """Start the server (empty: it keeps nothing on disk) and wait until it accepts."""
-        command = [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", ""]
-        command += ["--appendonly", "no", "--dir", str(self.directory)]
-        self.process = subprocess.Popen(  # noqa: S603 - a fixed binary, our own arguments
-            command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-        )
-        eventually_sync(self._accepts, "redis-server accepting connections")
-
-    def _accepts(self) -> bool:
-        with contextlib.suppress(OSError):
-            socket.create_connection(("127.0.0.1", self.port), 1).close()
-            return True
-        return False
-
-    def stop(self) -> None:
-        """Kill the server, as a crash or a network partition would take it away."""
-        if self.process is not None:
-            self.process.kill()
-            self.process.wait()
-            self.process = None
-
-
 @dataclass
 class Cluster:
     """The running instances and what they share."""
 
     database_url: str
-    redis: PrivateRedis
-    servers: list[RunningServer]
+    redis: RedisServer
+    servers: list[Uvicorn]
 
     @property
     def urls(self) -> list[str]:
         """The base URL of each instance."""
-        return [server.base_url for server in self.servers]
+        return [server.url for server in self.servers]
 
     def dsn(self) -> str:
         """The database as asyncpg takes it."""
@@ -113,7 +76,9 @@ class Cluster:
 async def cluster(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Cluster]:
     """Three instances of two workers on one fresh database and one private Redis."""
     directory = tmp_path_factory.mktemp("instances")
-    redis = PrivateRedis(directory)
+    if not redis_installed():
+        _require("redis-server is not installed")
+    redis = RedisServer(directory)
     database_url = await create_pg_database()
     prefix = f"instances-{uuid.uuid4().hex[:12]}"
     try:
@@ -165,7 +130,7 @@ def _create(urls: list[str], count: int) -> list[dict[str, str]]:
     return secrets
 
 
-def _log_records(server: RunningServer) -> list[dict[str, Any]]:
+def _log_records(server: Uvicorn) -> list[dict[str, Any]]:
     """The service's own JSON log lines (uvicorn's plain lines are left out)."""
     records = []
     for line in server.log().splitlines():

@@ -24,7 +24,8 @@ import websockets
 from sqlalchemy import MetaData, select
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from tests.servers import RunningServer, run_server
+from harness.uvicorn import Uvicorn
+from tests.servers import run_server
 
 # The test's own HTTP client logs the URLs it calls; those lines are not the service's.
 CLIENT_LOGGERS = ("httpx", "httpcore")
@@ -254,7 +255,7 @@ async def assert_no_canary_in_database(database_url: str, canaries: Canaries) ->
 
 
 @pytest.fixture
-def server(database_url: str, tmp_path: Path) -> Iterator[RunningServer]:
+def server(database_url: str, tmp_path: Path) -> Iterator[Uvicorn]:
     env = {
         "DATABASE_URL": database_url,
         "SERVER_LOG": str(tmp_path / "uvicorn.log"),
@@ -265,13 +266,13 @@ def server(database_url: str, tmp_path: Path) -> Iterator[RunningServer]:
         yield running
 
 
-async def test_uvicorn_output_holds_no_secret(server: RunningServer, database_url: str) -> None:
+async def test_uvicorn_output_holds_no_secret(server: Uvicorn, database_url: str) -> None:
     canaries = Canaries.fresh()
-    async with httpx.AsyncClient(base_url=server.base_url, timeout=30) as http:
+    async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:
         answers = await exercise(http, canaries)
     # WebSocket handshakes, the query string carrying a key and a passphrase: refused, and
     # uvicorn's handshake line (raw path and query) is not written.
-    ws_base = server.base_url.replace("http://", "ws://")
+    ws_base = server.url.replace("http://", "ws://")
     for path in ("/graphql", f"/secrets/{canaries.keys[0]}"):
         with pytest.raises(websockets.InvalidStatus) as refused:
             async with websockets.connect(
@@ -281,9 +282,9 @@ async def test_uvicorn_output_holds_no_secret(server: RunningServer, database_ur
                 pass
         assert refused.value.response.status_code == 403
     # Control characters in a path: a terminal escape and a forged line.
-    await asyncio.to_thread(_raw_get, server.base_url, "/%1b[31mred%0d%0aforged%09line")
-    server.process.terminate()
-    server.process.wait(timeout=15)
+    await asyncio.to_thread(_raw_get, server.url, "/%1b[31mred%0d%0aforged%09line")
+    server.terminate()
+    server.wait(timeout=15)
     output = server.log()
 
     assert_no_canary_in_answers(answers, canaries)

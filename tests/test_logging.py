@@ -195,7 +195,7 @@ def test_uvicorn_main_app_logs_json_without_raw_paths(tmp_path: Path) -> None:
         "SERVER_LOG": str(tmp_path / "uvicorn.log"),
         "LOG_FORMAT": "json",
     }
-    with run_server(env) as server, httpx.Client(base_url=server.base_url) as http:
+    with run_server(env) as server, httpx.Client(base_url=server.url) as http:
         body = {"secret": CANARY_SECRET, "passphrase": CANARY_PASSPHRASE}
         key = http.post("/generate", json=body).json()["secret_key"]
         revealed = http.get(f"/secrets/{key}", params={"passphrase": CANARY_PASSPHRASE})

@@ -214,12 +214,12 @@ def test_several_workers_report_one_sum(tmp_path: Path) -> None:
         while len(healthz_served_per_worker(multiproc)) < 2:
             assert time.monotonic() < deadline, "one worker answered every request"
             for _ in range(10):
-                with httpx.Client(base_url=server.base_url) as http:
+                with httpx.Client(base_url=server.url) as http:
                     assert http.get("/healthz").status_code == 200
                 sent += 1
         totals = set()
         for _ in range(8):
-            with httpx.Client(base_url=server.base_url) as http:
+            with httpx.Client(base_url=server.url) as http:
                 text = http.get("/metrics").text
             totals.add(value(text, "onetime_secrets_http_requests_total", **HEALTHZ))
     assert totals == {sent}

@@ -16,8 +16,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from harness.uvicorn import Uvicorn
 from tests.clocks import PATIENCE_SECONDS, eventually_sync
-from tests.servers import RunningServer, run_server
+from tests.servers import run_server
 
 SLOW_ARGON2 = {
     "ARGON2_MEMORY_KIB": "65536",
@@ -28,7 +29,7 @@ SLOW_ARGON2 = {
 
 
 @pytest.fixture
-def server(tmp_path: Path) -> Iterator[RunningServer]:
+def server(tmp_path: Path) -> Iterator[Uvicorn]:
     env = {
         "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'secrets.db'}",
         "SERVER_LOG": str(tmp_path / "uvicorn.log"),
@@ -67,16 +68,16 @@ def _send_and_hang_up(base_url: str) -> None:
         connection.sendall(body)
 
 
-def _access_lines(server: RunningServer) -> list[str]:
+def _access_lines(server: Uvicorn) -> list[str]:
     return re.findall(r"POST /generate (\d{3}) ", server.log())
 
 
-def test_requests_whose_client_left_are_not_hashed(server: RunningServer) -> None:
-    before = _created(server.base_url)
-    with httpx.Client(base_url=server.base_url, timeout=PATIENCE_SECONDS) as http:
+def test_requests_whose_client_left_are_not_hashed(server: Uvicorn) -> None:
+    before = _created(server.url)
+    with httpx.Client(base_url=server.url, timeout=PATIENCE_SECONDS) as http:
         first = http.post("/generate", json={"secret": "kept", "passphrase": "p"})
         assert first.status_code == 200
-        with httpx.Client(base_url=server.base_url, timeout=PATIENCE_SECONDS) as holder:
+        with httpx.Client(base_url=server.url, timeout=PATIENCE_SECONDS) as holder:
             holding = threading.Thread(
                 target=lambda: holder.post("/generate", json={"secret": "held", "passphrase": "p"})
             )
@@ -84,9 +85,9 @@ def test_requests_whose_client_left_are_not_hashed(server: RunningServer) -> Non
             # Sent after "held" and queued behind it. Whichever takes the slot first, a
             # request whose client has gone is cancelled: it is never stored.
             for _ in range(4):
-                _send_and_hang_up(server.base_url)
+                _send_and_hang_up(server.url)
             holding.join()
     # Each request's access line comes when it has ended: answered, or cancelled (499).
     eventually_sync(lambda: len(_access_lines(server)) >= 6, "an access line for every create")
-    assert _created(server.base_url) - before == 2  # "kept" and "held" only
+    assert _created(server.url) - before == 2  # "kept" and "held" only
     assert sorted(_access_lines(server)) == ["200", "200", "499", "499", "499", "499"]

@@ -31,11 +31,13 @@ import pytest
 from playwright.async_api import Browser, Locator, Page, Route, expect
 
 from api.app import create_app
+from harness import ROOT
+from harness.uvicorn import Uvicorn
 from ots.envelope import encode_base64url, new_key, open_envelope, seal
 from ots.link import parse_secret_link, secret_link
 from tests.browsers import Tab, launch_chromium, open_tab
 from tests.conftest import IN_CI, suite_settings
-from tests.servers import ROOT, RunningServer, run_server
+from tests.servers import run_server
 
 VECTORS = json.loads((ROOT / "docs" / "e2e-vectors.json").read_text(encoding="utf-8"))
 # A host that is not localhost, mapped to 127.0.0.1: plain HTTP there is no secure context.
@@ -61,9 +63,7 @@ def canary(label: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def server(
-    module_database_url: str, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[RunningServer]:
+def server(module_database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Uvicorn]:
     """The service on the current backend, logging everything it logs."""
     log = tmp_path_factory.mktemp("pages") / "uvicorn.log"
     env = {"DATABASE_URL": module_database_url, "LOG_LEVEL": "DEBUG", "SERVER_LOG": str(log)}
@@ -80,14 +80,14 @@ def sqlite_env(folder: Path, **env: str) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def token_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
+def token_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Uvicorn]:
     """An instance where only holders of a creator token create secrets."""
     with run_server(sqlite_env(tmp_path_factory.mktemp("token"), CREATE_AUTH="token")) as running:
         yield running
 
 
 @pytest.fixture(scope="module")
-def small_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
+def small_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Uvicorn]:
     """An instance that stores secrets of at most 1024 bytes (envelopes, for the pages)."""
     env = sqlite_env(tmp_path_factory.mktemp("small"), MAX_SECRET_BYTES="1024")
     with run_server(env) as running:
@@ -209,12 +209,12 @@ async def settled(page: Page) -> None:
 # --- Through the API, as a program would -------------------------------------------------
 
 
-async def rest(server: RunningServer, method: str, path: str, **kwargs: Any) -> httpx.Response:
-    async with httpx.AsyncClient(base_url=server.base_url, timeout=WAIT_MS / 1000) as http:
+async def rest(server: Uvicorn, method: str, path: str, **kwargs: Any) -> httpx.Response:
+    async with httpx.AsyncClient(base_url=server.url, timeout=WAIT_MS / 1000) as http:
         return await http.request(method, path, **kwargs)
 
 
-async def create_by_rest(server: RunningServer, secret: str) -> dict[str, str]:
+async def create_by_rest(server: Uvicorn, secret: str) -> dict[str, str]:
     response = await rest(
         server, "POST", "/generate", json={"secret": secret, "passphrase": PASSPHRASE}
     )
@@ -222,18 +222,18 @@ async def create_by_rest(server: RunningServer, secret: str) -> dict[str, str]:
     return dict(response.json())
 
 
-async def create_sealed_by_rest(server: RunningServer, plaintext: str) -> tuple[Links, bytes]:
+async def create_sealed_by_rest(server: Uvicorn, plaintext: str) -> tuple[Links, bytes]:
     """Seal `plaintext` in Python, store the envelope, and return its links and key."""
     key = new_key()
     created = await create_by_rest(server, seal(plaintext.encode(), key))
     links = Links(
-        secret_link(server.base_url, created["secret_key"], key),
-        f"{server.base_url}/r/{created['receipt_key']}",
+        secret_link(server.url, created["secret_key"], key),
+        f"{server.url}/r/{created['receipt_key']}",
     )
     return links, key
 
 
-async def receipt(server: RunningServer, links: Links) -> dict[str, Any]:
+async def receipt(server: Uvicorn, links: Links) -> dict[str, Any]:
     response = await rest(server, "GET", f"/receipts/{links.receipt_key}")
     assert response.status_code == 200, response.text
     return dict(response.json())
@@ -276,9 +276,9 @@ ROUND_TRIP_IN_BROWSER = """async (text) => {
 
 
 @SQLITE_ONLY
-async def test_the_page_module_passes_every_vector(server: RunningServer, tabs: Tabs) -> None:
+async def test_the_page_module_passes_every_vector(server: Uvicorn, tabs: Tabs) -> None:
     tab = await tabs.open()
-    await tab.page.goto(f"{server.base_url}/")
+    await tab.page.goto(f"{server.url}/")
     found = await tab.page.evaluate(VECTORS_IN_BROWSER, VECTORS)
 
     valid, invalid = VECTORS["valid"], VECTORS["invalid"]
@@ -292,10 +292,10 @@ async def test_the_page_module_passes_every_vector(server: RunningServer, tabs: 
 
 @SQLITE_ONLY
 async def test_the_page_module_seals_with_fresh_keys_and_nonces(
-    server: RunningServer, tabs: Tabs
+    server: Uvicorn, tabs: Tabs
 ) -> None:
     tab = await tabs.open()
-    await tab.page.goto(f"{server.base_url}/")
+    await tab.page.goto(f"{server.url}/")
     found = await tab.page.evaluate(ROUND_TRIP_IN_BROWSER, MULTILINE)
     assert found["opened"] == MULTILINE
     assert found["fresh"], "two seals under one key used the same nonce"
@@ -310,9 +310,9 @@ async def test_the_page_module_seals_with_fresh_keys_and_nonces(
 # --- Round trip, leaks, interop (both databases) ------------------------------------------
 
 
-async def test_round_trip_between_two_people(server: RunningServer, tabs: Tabs) -> None:
+async def test_round_trip_between_two_people(server: Uvicorn, tabs: Tabs) -> None:
     sender, reader, latecomer = await tabs.open(), await tabs.open(), await tabs.open()
-    links = await create_on_page(sender.page, server.base_url, MULTILINE)
+    links = await create_on_page(sender.page, server.url, MULTILINE)
     # The expiry, shown in local time, is the server's.
     expires = sender.page.locator("time").filter(visible=True).first
     await expect(expires).not_to_have_text("")
@@ -383,14 +383,14 @@ def key_spellings(key: bytes) -> list[bytes]:
 
 
 async def test_neither_the_key_nor_the_plaintext_leaves_the_browser(
-    server: RunningServer, module_database_url: str, tabs: Tabs
+    server: Uvicorn, module_database_url: str, tabs: Tabs
 ) -> None:
     sender, reader = await tabs.open(), await tabs.open()
     read_text, kept_text = canary("read on the page"), canary("revealed through REST")
-    read = await create_on_page(sender.page, server.base_url, read_text)
+    read = await create_on_page(sender.page, server.url, read_text)
     await reveal_on_page(reader.page, read.secret)
     assert await revealed_text(reader.page) == read_text
-    kept = await create_on_page(sender.page, server.base_url, kept_text)
+    kept = await create_on_page(sender.page, server.url, kept_text)
 
     # Interop: what the page stored is an `ots1` envelope that the link's key opens in Python.
     kept_key = parse_secret_link(kept.secret).key
@@ -427,16 +427,14 @@ async def test_neither_the_key_nor_the_plaintext_leaves_the_browser(
     assert leaks == []
 
 
-async def test_an_envelope_sealed_in_python_opens_on_the_page(
-    server: RunningServer, tabs: Tabs
-) -> None:
+async def test_an_envelope_sealed_in_python_opens_on_the_page(server: Uvicorn, tabs: Tabs) -> None:
     links, _ = await create_sealed_by_rest(server, MULTILINE)
     reader = await tabs.open()
     await reveal_on_page(reader.page, links.secret)
     assert await revealed_text(reader.page) == MULTILINE
 
 
-async def test_a_link_preview_changes_nothing(server: RunningServer, tabs: Tabs) -> None:
+async def test_a_link_preview_changes_nothing(server: Uvicorn, tabs: Tabs) -> None:
     links, _ = await create_sealed_by_rest(server, "previewed, never read")
     page_url = links.secret.split("#", 1)[0]
     async with httpx.AsyncClient(timeout=WAIT_MS / 1000) as http:
@@ -462,7 +460,7 @@ async def test_a_link_preview_changes_nothing(server: RunningServer, tabs: Tabs)
 
 
 async def test_the_receipt_page_follows_the_secret_and_revokes_it(
-    server: RunningServer, tabs: Tabs
+    server: Uvicorn, tabs: Tabs
 ) -> None:
     sender = await tabs.open()
     status, failed = sender.page.locator("#status"), sender.page.locator("#failed-attempts")
@@ -500,15 +498,13 @@ async def test_the_receipt_page_follows_the_secret_and_revokes_it(
     await expect(reader.page.get_by_role("textbox", name="Secret", exact=True)).to_be_hidden()
 
 
-async def test_a_link_without_its_key_warns_before_revealing(
-    server: RunningServer, tabs: Tabs
-) -> None:
+async def test_a_link_without_its_key_warns_before_revealing(server: Uvicorn, tabs: Tabs) -> None:
     reader = await tabs.open()
     page = reader.page
 
     # A secret stored in plain through the API: the reader may reveal it without a key.
     plain = await create_by_rest(server, "stored in plain")
-    await page.goto(f"{server.base_url}/s/{plain['secret_key']}")
+    await page.goto(f"{server.url}/s/{plain['secret_key']}")
     assert re.search(r"no key", await alert_text(page), re.IGNORECASE)
     await expect(textbox(page, "Passphrase")).to_have_count(0)
     await button(page, "Reveal without a key").click()
@@ -551,9 +547,9 @@ def directives(policy: str) -> dict[str, list[str]]:
 
 
 @SQLITE_ONLY
-async def test_the_pages_have_a_strict_policy_and_pinned_files(server: RunningServer) -> None:
+async def test_the_pages_have_a_strict_policy_and_pinned_files(server: Uvicorn) -> None:
     paths = ["/", f"/s/{uuid.uuid4().hex}", f"/r/{uuid.uuid4().hex}"]
-    async with httpx.AsyncClient(base_url=server.base_url, timeout=WAIT_MS / 1000) as http:
+    async with httpx.AsyncClient(base_url=server.url, timeout=WAIT_MS / 1000) as http:
         for path in paths:
             response = await http.get(path)
             assert response.status_code == 200
@@ -582,16 +578,16 @@ async def test_the_pages_have_a_strict_policy_and_pinned_files(server: RunningSe
 
 
 @SQLITE_ONLY
-async def test_a_whole_flow_keeps_nothing_in_the_browser(server: RunningServer, tabs: Tabs) -> None:
+async def test_a_whole_flow_keeps_nothing_in_the_browser(server: Uvicorn, tabs: Tabs) -> None:
     sender, reader = await tabs.open(), await tabs.open()
     page = sender.page
-    await page.goto(f"{server.base_url}/")
+    await page.goto(f"{server.url}/")
     for name in ("Secret", "Passphrase"):
         field = textbox(page, name)
         assert await field.get_attribute("autocomplete") == "off", name
         assert await field.get_attribute("spellcheck") == "false", name
 
-    links = await create_on_page(page, server.base_url, canary("kept nowhere"))
+    links = await create_on_page(page, server.url, canary("kept nowhere"))
     await reader.page.goto(links.secret)
     # The key is out of the address bar (and so out of the history) once the page has it.
     assert "#" not in reader.page.url
@@ -619,9 +615,9 @@ async def test_a_whole_flow_keeps_nothing_in_the_browser(server: RunningServer, 
 
 @SQLITE_ONLY
 async def test_plain_http_elsewhere_than_localhost_refuses_to_encrypt(
-    server: RunningServer, tabs: Tabs
+    server: Uvicorn, tabs: Tabs
 ) -> None:
-    port = urlsplit(server.base_url).port
+    port = urlsplit(server.url).port
     tab = await tabs.open()
     page = tab.page
     await page.goto(f"http://{PLAIN_HOST}:{port}/")
@@ -666,7 +662,7 @@ def refuse_with(status: int, body: dict[str, str]) -> Callable[[Route], Awaitabl
 
 
 @SQLITE_ONLY
-async def test_every_refusal_is_in_words(server: RunningServer, tabs: Tabs) -> None:
+async def test_every_refusal_is_in_words(server: Uvicorn, tabs: Tabs) -> None:
     """Each refusal gets a sentence of its own, never a bare status code."""
     tab = await tabs.open()
     page = tab.page
@@ -674,7 +670,7 @@ async def test_every_refusal_is_in_words(server: RunningServer, tabs: Tabs) -> N
     for status, body in REFUSALS.items():
         await page.unroute_all()
         await page.route("**/generate", refuse_with(status, body))
-        await page.goto(f"{server.base_url}/")
+        await page.goto(f"{server.url}/")
         await textbox(page, "Secret").fill("refused")
         await textbox(page, "Passphrase").fill(PASSPHRASE)
         await button(page, "Create link").click()
@@ -683,7 +679,7 @@ async def test_every_refusal_is_in_words(server: RunningServer, tabs: Tabs) -> N
     assert len(set(said.values())) == len(said), said
 
     # The reader's page: busy and rate-limited are not "cannot be revealed".
-    link = secret_link(server.base_url, uuid.uuid4().hex, new_key())
+    link = secret_link(server.url, uuid.uuid4().hex, new_key())
     told: dict[int, str] = {}
     for status in (404, 429, 503):
         await page.unroute_all()
@@ -707,10 +703,10 @@ async def tab_to(page: Page, target: Locator) -> None:
 
 
 @SQLITE_ONLY
-async def test_the_flow_works_by_keyboard_alone(server: RunningServer, tabs: Tabs) -> None:
+async def test_the_flow_works_by_keyboard_alone(server: Uvicorn, tabs: Tabs) -> None:
     sender, reader = await tabs.open(), await tabs.open()
     page = sender.page
-    await page.goto(f"{server.base_url}/")
+    await page.goto(f"{server.url}/")
     await tab_to(page, textbox(page, "Secret"))
     await page.keyboard.type("typed, never clicked")
     await tab_to(page, textbox(page, "Passphrase"))
@@ -732,12 +728,12 @@ async def test_the_flow_works_by_keyboard_alone(server: RunningServer, tabs: Tab
 
 
 async def visit_every_state(
-    server: RunningServer, tabs: Tabs, check: Callable[[Page, str], Awaitable[None]], **options: Any
+    server: Uvicorn, tabs: Tabs, check: Callable[[Page, str], Awaitable[None]], **options: Any
 ) -> None:
     """Walk the three pages through their states, calling `check` in each."""
     sender, reader = await tabs.open(**options), await tabs.open(**options)
     page = sender.page
-    await page.goto(f"{server.base_url}/")
+    await page.goto(f"{server.url}/")
     await textbox(page, "Secret").fill("a secret\nwith lines " + "long-word-" * 40)
     await textbox(page, "Passphrase").fill(PASSPHRASE)
     await check(page, "create")
@@ -773,7 +769,7 @@ async def visit_every_state(
 
 
 @SQLITE_ONLY
-async def test_axe_finds_no_serious_violation(server: RunningServer, tabs: Tabs) -> None:
+async def test_axe_finds_no_serious_violation(server: Uvicorn, tabs: Tabs) -> None:
     # axe-core as axe-playwright-python bundles it (that package has no type hints).
     source = (resources.files("axe_playwright_python") / "axe.min.js").read_text(encoding="utf-8")
     found: dict[str, list[str]] = {}
@@ -797,7 +793,7 @@ async def test_axe_finds_no_serious_violation(server: RunningServer, tabs: Tabs)
 
 
 @SQLITE_ONLY
-async def test_the_pages_fit_a_narrow_screen(server: RunningServer, tabs: Tabs) -> None:
+async def test_the_pages_fit_a_narrow_screen(server: Uvicorn, tabs: Tabs) -> None:
     widths: dict[str, int] = {}
 
     async def measure(page: Page, state: str) -> None:
@@ -811,7 +807,7 @@ async def test_the_pages_fit_a_narrow_screen(server: RunningServer, tabs: Tabs) 
 # --- Settings -------------------------------------------------------------------------------
 
 
-def creator_token(server: RunningServer) -> str:
+def creator_token(server: Uvicorn) -> str:
     """Issue a token with `ots-admin`, as an operator would, against the server's database."""
     database_url = server.log_path.parent / "secrets.db"
     result = subprocess.run(  # noqa: S603
@@ -827,12 +823,10 @@ def creator_token(server: RunningServer) -> str:
     return result.stdout.strip()
 
 
-async def test_token_mode_asks_for_the_creator_token(
-    token_server: RunningServer, tabs: Tabs
-) -> None:
+async def test_token_mode_asks_for_the_creator_token(token_server: Uvicorn, tabs: Tabs) -> None:
     tab = await tabs.open()
     page = tab.page
-    await page.goto(f"{token_server.base_url}/")
+    await page.goto(f"{token_server.url}/")
     token = textbox(page, "Creator token")
     await expect(token).to_be_visible()
     assert await token.get_attribute("autocomplete") == "off"
@@ -861,13 +855,13 @@ async def test_token_mode_asks_for_the_creator_token(
 
 
 async def test_the_page_says_and_enforces_the_instance_limit(
-    small_server: RunningServer, tabs: Tabs
+    small_server: Uvicorn, tabs: Tabs
 ) -> None:
     limit = next(s for s in VECTORS["sizes"] if s["max_envelope_bytes"] == 1024)
     fits = limit["max_plaintext_bytes"]  # 736
     tab = await tabs.open()
     page = tab.page
-    await page.goto(f"{small_server.base_url}/")
+    await page.goto(f"{small_server.url}/")
     await expect(page.get_by_text(f"{fits} bytes").first).to_be_visible()
 
     # Counted in UTF-8 bytes: 369 "é" are 738 bytes, one over becomes too long.
@@ -880,7 +874,7 @@ async def test_the_page_says_and_enforces_the_instance_limit(
     assert not any("/generate" in url for url in tab.requested)
 
     # Exactly the limit fits: its envelope is 1024 bytes, which the server takes.
-    links = await create_on_page(page, small_server.base_url, "y" * fits)
+    links = await create_on_page(page, small_server.url, "y" * fits)
     response = await rest(
         small_server, "POST", f"/secrets/{links.secret_key}", json={"passphrase": PASSPHRASE}
     )

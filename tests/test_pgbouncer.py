@@ -11,8 +11,6 @@ server-side statement bound. When `CI=true`, a missing PgBouncer or PostgreSQL f
 import contextlib
 import logging
 import os
-import shutil
-import socket
 import subprocess
 import sys
 from collections import Counter
@@ -25,23 +23,18 @@ import asyncpg
 import httpx
 import pytest
 from alembic.script import ScriptDirectory
-from sqlalchemy import make_url, text
+from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
 from api.settings import Settings
 from api.storage.database import Database, DatabaseUnavailable, create_engine
 from api.storage.migrations import alembic_config
-from tests.clocks import eventually_sync
+from harness import ROOT
+from harness.pgbouncer import PgBouncer, pgbouncer_installed
+from harness.uvicorn import Uvicorn
 from tests.conftest import IN_CI, PG_ADMIN_DSN, create_pg_database, drop_pg_database
 from tests.doors import PASSPHRASE, SECRET, GraphQL, Outcome, Rest
-from tests.servers import (
-    ROOT,
-    RunningServer,
-    create_for_race,
-    free_port,
-    run_racers,
-    run_server,
-)
+from tests.servers import create_for_race, run_racers, run_server
 
 pytestmark = pytest.mark.postgres
 
@@ -63,87 +56,13 @@ def _require(message: str) -> NoReturn:
     pytest.skip(message)
 
 
-def _pgbouncer_binary() -> str:
-    # Debian installs it to /usr/sbin, which is not on every user's PATH.
-    found = shutil.which("pgbouncer") or shutil.which("pgbouncer", path="/usr/sbin")
-    if found is None:
-        _require("pgbouncer is not installed (scripts/install --test installs it)")
-    return found
-
-
-class PgBouncer:
-    """A PgBouncer of this module, in transaction mode, in front of the test PostgreSQL."""
-
-    def __init__(self, directory: Path) -> None:
-        self.binary = _pgbouncer_binary()
-        self.directory = directory
-        self.port = free_port()
-        self.log_path = directory / "pgbouncer.log"
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        """Write the configuration and the auth file, start, and wait until it accepts."""
-        upstream = make_url(PG_ADMIN_DSN)
-        users = self.directory / "userlist.txt"
-        users.write_text(f'"{upstream.username}" ""\n')
-        config = self.directory / "pgbouncer.ini"
-        config.write_text(
-            "[databases]\n"
-            f"* = host={upstream.host} port={upstream.port or 5432}\n"
-            "[pgbouncer]\n"
-            "listen_addr = 127.0.0.1\n"
-            f"listen_port = {self.port}\n"
-            "unix_socket_dir =\n"
-            "auth_type = trust\n"
-            f"auth_file = {users}\n"
-            "pool_mode = transaction\n"
-            f"default_pool_size = {SERVER_CONNECTIONS}\n"
-            "max_client_conn = 500\n"
-            # No ignore_startup_parameters: the service must not send any PgBouncer refuses.
-        )
-        command = [self.binary, str(config)]
-        if os.geteuid() == 0:
-            # PgBouncer refuses to run as root; it reads its files before it changes user.
-            command[1:1] = ["-u", "nobody"]
-        with self.log_path.open("ab") as log:
-            self.process = subprocess.Popen(  # noqa: S603 - a fixed binary, our own arguments
-                command, stdout=log, stderr=subprocess.STDOUT
-            )
-        eventually_sync(self._accepts, "pgbouncer accepting connections")
-
-    def _accepts(self) -> bool:
-        assert self.process is not None
-        if self.process.poll() is not None:
-            raise RuntimeError(f"pgbouncer exited:\n{self.log_path.read_text()}")
-        with contextlib.suppress(OSError):
-            socket.create_connection(("127.0.0.1", self.port), 1).close()
-            return True
-        return False
-
-    def url(self, direct_url: str) -> str:
-        """The URL of the same database through PgBouncer, in PgBouncer mode."""
-        name = direct_url.rsplit("/", 1)[1]
-        return (
-            f"postgresql+asyncpg://{make_url(PG_ADMIN_DSN).username}@127.0.0.1:{self.port}/"
-            f"{name}?prepared_statement_cache_size=0"
-        )
-
-    def stop(self) -> None:
-        """Stop it (SIGTERM) and wait."""
-        if self.process is not None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-            self.process = None
-
-
 @pytest.fixture(scope="module")
 def pgbouncer(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PgBouncer]:
-    """PgBouncer on a free port, for this module's tests."""
-    bouncer = PgBouncer(tmp_path_factory.mktemp("pgbouncer"))
+    """PgBouncer on a free port, in front of the test PostgreSQL, for this module's tests."""
+    if not pgbouncer_installed():
+        _require("pgbouncer is not installed (scripts/install --test installs it)")
+    directory = tmp_path_factory.mktemp("pgbouncer")
+    bouncer = PgBouncer(directory, PG_ADMIN_DSN, server_connections=SERVER_CONNECTIONS)
     try:
         bouncer.start()
         yield bouncer
@@ -178,7 +97,7 @@ async def _database(statement_timeout_ms: int | None) -> AsyncIterator[str]:
 class Service:
     """The service, two workers, reaching its database only through PgBouncer."""
 
-    server: RunningServer
+    server: Uvicorn
     direct_url: str
 
 
@@ -245,7 +164,7 @@ async def test_full_contract_through_pgbouncer(
     service: Service, door_class: type[Rest | GraphQL]
 ) -> None:
     """Create, reveal, wrong passphrase, burn, receipts read and revoked: all through it."""
-    async with httpx.AsyncClient(base_url=service.server.base_url, timeout=30) as http:
+    async with httpx.AsyncClient(base_url=service.server.url, timeout=30) as http:
         door = door_class(http)
         created = await door.create(secret=SECRET, passphrase=PASSPHRASE)
         assert created.kind == "created"
@@ -280,7 +199,7 @@ async def test_full_contract_through_pgbouncer(
 async def test_service_behind_pgbouncer_leaves_no_lock_and_no_warning(service: Service) -> None:
     """Both workers migrated (one waited) and released the lock; the server bounds statements."""
     async with httpx.AsyncClient(timeout=10) as http:
-        assert (await http.get(f"{service.server.base_url}/readyz")).status_code == 200
+        assert (await http.get(f"{service.server.url}/readyz")).status_code == 200
     connection = await asyncpg.connect(service.direct_url.replace("+asyncpg", "", 1))
     try:
         assert await connection.fetchval("SELECT version_num FROM alembic_version") == HEAD
@@ -300,7 +219,7 @@ def test_reveal_burn_revoke_race_through_pgbouncer(
     service: Service, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """Three client processes act on every secret at once; one winner each, as without it."""
-    base_url = service.server.base_url
+    base_url = service.server.url
     secrets = create_for_race(base_url, RACE_ROUNDS, PASSPHRASE)
     plans = [
         {

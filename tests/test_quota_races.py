@@ -87,7 +87,7 @@ def test_the_quota_holds_under_concurrent_creates_from_several_processes(
     )
     env = {"DATABASE_URL": fresh_database_url, "SERVER_LOG": str(tmp_path / "uvicorn.log"), **quota}
     with run_server(env, workers=2) as server:
-        records, peak = _race(server.base_url, tmp_path, ROOM)
+        records, peak = _race(server.url, tmp_path, ROOM)
         created = [record for record in records if record["outcome"] == "created"]
         assert len(created) == ROOM
         assert len(records) - len(created) == (RACERS - 1) * ROOM  # the rest refused: 507
@@ -96,13 +96,13 @@ def test_the_quota_holds_under_concurrent_creates_from_several_processes(
 
         # At a full store reveals work, and each frees its room at once.
         freed = 10
-        with httpx.Client(base_url=server.base_url, timeout=30) as http:
+        with httpx.Client(base_url=server.url, timeout=30) as http:
             for record in created[:freed]:
                 revealed = http.post(
                     f"/secrets/{record['key']}", json={"passphrase": record["passphrase"]}
                 )
                 assert revealed.json() == {"secret": SECRET}
-        again, _ = _race(server.base_url, tmp_path, freed)
+        again, _ = _race(server.url, tmp_path, freed)
         assert sum(record["outcome"] == "created" for record in again) == freed
         table, kept = asyncio.run(_stored(fresh_database_url))
         assert table == kept == (ROOM * SIZE, ROOM)

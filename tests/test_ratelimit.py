@@ -11,11 +11,8 @@ import contextlib
 import ipaddress
 import logging
 import os
-import shutil
-import socket
-import subprocess
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Iterator
+from collections.abc import AsyncIterator, Awaitable
 from pathlib import Path
 from typing import Any, NoReturn, cast
 
@@ -35,9 +32,11 @@ from api.plumbing.client_address import limit_key, parse_networks, resolve_clien
 from api.plumbing.ratelimit import Bucket
 from api.settings import InvalidSettings, Settings, load_settings
 from api.storage.database import Database
-from tests.clocks import PATIENCE_SECONDS, FakeClock, eventually_sync
+from harness.ports import free_port
+from harness.redis_server import RedisServer, redis_installed
+from tests.clocks import PATIENCE_SECONDS, FakeClock
 from tests.conftest import IN_CI
-from tests.servers import free_port, run_server
+from tests.servers import run_server
 
 ROOT = Path(__file__).resolve().parents[1]
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -458,30 +457,6 @@ async def test_concurrent_requests_cannot_overshoot(
     assert (statuses.count(404), statuses.count(429)) == (7, 23)
 
 
-@contextlib.contextmanager
-def _redis_server(port: int, directory: Path) -> Iterator[subprocess.Popen[bytes]]:
-    binary = shutil.which("redis-server")
-    if binary is None:
-        _skip_or_fail("redis-server is not installed")
-    command = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", ""]
-    command += ["--appendonly", "no", "--dir", str(directory)]
-    process = subprocess.Popen(  # noqa: S603 - a fixed binary and our own arguments
-        command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    try:
-        eventually_sync(lambda: _accepts(port), "redis-server accepting connections")
-        yield process
-    finally:
-        process.kill()
-        process.wait()
-
-
-def _accepts(port: int) -> bool:
-    with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 1):
-        return True
-    return False
-
-
 def _count_storage_asked(monkeypatch: pytest.MonkeyPatch) -> list[None]:
     """Note every time the limiter asks its configured storage (not its local fallback)."""
     asked: list[None] = []
@@ -507,16 +482,19 @@ async def test_redis_outage_degrades_to_per_process_limits_and_recovers(
     clock: FakeClock,
 ) -> None:
     """Fail-open to this process's memory: never a 5xx, never unlimited, back when Redis is."""
-    port = free_port()
+    if not redis_installed():
+        _skip_or_fail("redis-server is not installed")
+    private = RedisServer(tmp_path)
+    port = private.port
     configure(
         RATE_LIMIT_CREATE="3/minute",
-        RATE_LIMIT_STORAGE_URL=f"redis://127.0.0.1:{port}/0",
+        RATE_LIMIT_STORAGE_URL=private.url,
         RATE_LIMIT_KEY_PREFIX=prefix,
     )
     asked = _count_storage_asked(monkeypatch)
     caplog.set_level(logging.INFO, logger=ratelimit.logger.name)
     async with _client_from(app, "198.51.100.9") as http:
-        with _redis_server(port, tmp_path):
+        with private.running():
             assert (await _create(http)).status_code == 200
             assert (await _create(http)).status_code == 200
         # Redis is gone: counted in this process alone. The first request found out; the
@@ -529,7 +507,7 @@ async def test_redis_outage_degrades_to_per_process_limits_and_recovers(
         assert len(failures) == 1, "one warning per outage, not one per request"
         assert str(port) not in failures[0].getMessage()
 
-        with _redis_server(port, tmp_path):
+        with private.running():
             # Redis is asked again only STORAGE_RETRY_SECONDS after it failed.
             clock.advance(ratelimit.STORAGE_RETRY_SECONDS - 1)
             assert (await _create(http)).status_code == 429  # still the local count
@@ -577,7 +555,7 @@ async def test_two_processes_share_one_count_through_redis(
             )
             for n in range(2)
         ]
-        bases = [server.base_url for server in servers]
+        bases = [server.url for server in servers]
         async with httpx.AsyncClient(timeout=PATIENCE_SECONDS) as http:
             body = {"secret": SECRET, "passphrase": PASSPHRASE}
             creates = [await http.post(f"{bases[n % 2]}/generate", json=body) for n in range(10)]

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.servers import RunningServer, run_server
+from harness.uvicorn import Uvicorn
+from tests.servers import run_server
 
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text()
@@ -36,7 +37,7 @@ def expected_lines(block: str) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Uvicorn]:
     database = tmp_path_factory.mktemp("readme") / "readme.db"
     with run_server({"DATABASE_URL": f"sqlite+aiosqlite:///{database}"}) as running:
         yield running
@@ -50,8 +51,8 @@ def test_readme_has_examples_for_every_route() -> None:
     assert "/graphql" in text
 
 
-def test_shell_examples(server: RunningServer, tmp_path: Path) -> None:
-    script = "\n".join(api_examples()).replace(DOCUMENTED_BASE, server.base_url)
+def test_shell_examples(server: Uvicorn, tmp_path: Path) -> None:
+    script = "\n".join(api_examples()).replace(DOCUMENTED_BASE, server.url)
     result = subprocess.run(  # noqa: S603
         ["bash", "-euo", "pipefail", "-c", script],  # noqa: S607
         cwd=tmp_path,
@@ -68,8 +69,8 @@ def test_shell_examples(server: RunningServer, tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("index", range(len(blocks("python"))))
-def test_python_examples(server: RunningServer, index: int) -> None:
-    code = blocks("python")[index].replace(DOCUMENTED_BASE, server.base_url)
+def test_python_examples(server: Uvicorn, index: int) -> None:
+    code = blocks("python")[index].replace(DOCUMENTED_BASE, server.url)
     result = subprocess.run(  # noqa: S603
         [sys.executable, "-c", code],
         capture_output=True,
@@ -88,7 +89,7 @@ def test_operator_example(tmp_path: Path) -> None:
     env = {"DATABASE_URL": database_url, "CREATE_AUTH": "token"}
     with run_server(env) as running:
         result = subprocess.run(  # noqa: S603
-            ["bash", "-euo", "pipefail", "-c", block.replace(DOCUMENTED_BASE, running.base_url)],  # noqa: S607
+            ["bash", "-euo", "pipefail", "-c", block.replace(DOCUMENTED_BASE, running.url)],  # noqa: S607
             cwd=tmp_path,
             env={
                 **os.environ,
@@ -108,12 +109,12 @@ def test_operator_example(tmp_path: Path) -> None:
     assert "secrets" in result.stdout  # ots-admin storage
 
 
-def test_terminal_example(server: RunningServer, tmp_path: Path) -> None:
+def test_terminal_example(server: Uvicorn, tmp_path: Path) -> None:
     """The *In a terminal* example, with the `ots` command that scripts/install puts in .venv."""
     (block,) = blocks("bash")
     env = {key: value for key, value in os.environ.items() if not key.startswith("OTS_")}
     result = subprocess.run(  # noqa: S603
-        ["bash", "-euo", "pipefail", "-c", block.replace(DOCUMENTED_BASE, server.base_url)],  # noqa: S607
+        ["bash", "-euo", "pipefail", "-c", block.replace(DOCUMENTED_BASE, server.url)],  # noqa: S607
         cwd=tmp_path,
         env={**env, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"},
         capture_output=True,
@@ -127,6 +128,6 @@ def test_terminal_example(server: RunningServer, tmp_path: Path) -> None:
     for line in expected_lines(block):
         assert line in result.stdout.splitlines(), result.stdout
     link, receipt = result.stdout.splitlines()[:2]
-    assert link.startswith(f"{server.base_url}/s/")
+    assert link.startswith(f"{server.url}/s/")
     assert "#" in link
-    assert receipt.startswith(f"{server.base_url}/r/")
+    assert receipt.startswith(f"{server.url}/r/")

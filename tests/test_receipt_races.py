@@ -26,10 +26,10 @@ def test_reveal_burn_and_revoke_race_across_processes(
 ) -> None:
     env = {"DATABASE_URL": database_url, "SERVER_LOG": str(tmp_path / "uvicorn.log")}
     with run_server(env, workers=2) as server:
-        secrets = create_for_race(server.base_url, ROUNDS, PASSPHRASE)
+        secrets = create_for_race(server.url, ROUNDS, PASSPHRASE)
         plans = [
             {
-                "url": server.base_url,
+                "url": server.url,
                 "action": action,
                 "secrets": secrets,
                 "spacing_seconds": 0.03,
@@ -48,7 +48,7 @@ def test_reveal_burn_and_revoke_race_across_processes(
             # Raced: every call was sent before the first one was answered.
             if max(call["sent_at"] for call in calls) < min(call["at"] for call in calls):
                 overlaps += 1
-        with httpx.Client(base_url=server.base_url, timeout=30) as http:
+        with httpx.Client(base_url=server.url, timeout=30) as http:
             for secret in secrets:
                 winners = won[secret["key"]]
                 assert len(winners) == 1, (secret["key"], winners)

@@ -18,14 +18,9 @@ from typing import Any
 
 import pytest
 
+from harness.postgres_cluster import PrivatePostgres
 from tests.faults.client import HttpClient, create, percentile
-from tests.faults.conftest import (
-    PrivatePostgres,
-    StartService,
-    cpu_seconds,
-    report,
-    service_env,
-)
+from tests.faults.conftest import StartService, cpu_seconds, report, service_env
 from tests.servers import run_racers
 
 pytestmark = pytest.mark.faults

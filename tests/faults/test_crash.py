@@ -26,16 +26,11 @@ import psutil
 import pytest
 
 from api.domain import crypto
+from harness.postgres_cluster import PrivatePostgres
+from harness.uvicorn import Uvicorn
 from tests.clocks import eventually
 from tests.faults.client import REVEAL_TRANSPORTS, HttpClient, Outcome, create, reveal
-from tests.faults.conftest import (
-    PrivatePostgres,
-    StartService,
-    Uvicorn,
-    report,
-    service_env,
-    tcp_local_ports,
-)
+from tests.faults.conftest import StartService, report, service_env, tcp_local_ports
 
 pytestmark = pytest.mark.faults
 
@@ -156,7 +151,7 @@ async def _kill_busiest_worker(
         workers = service.worker_pids()
         if spawned is None and victim not in workers and len(workers) == service.workers:
             spawned = time.monotonic() - killed_at
-        started = service.log(since_start=True).count("Application startup complete.")
+        started = service.startups_logged()
         return spawned is not None and started > service.workers
 
     await eventually(successor_ready, "a new worker in place of the killed one")

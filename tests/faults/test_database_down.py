@@ -18,6 +18,7 @@ from collections.abc import Awaitable, Callable
 
 import pytest
 
+from harness.postgres_cluster import PrivatePostgres
 from tests.clocks import PATIENCE_SECONDS, eventually
 from tests.faults.client import (
     SERVICE_UNAVAILABLE_CODE,
@@ -29,13 +30,7 @@ from tests.faults.client import (
     ready,
     reveal,
 )
-from tests.faults.conftest import (
-    PrivatePostgres,
-    StartService,
-    report,
-    service_env,
-    wait_for_lock_waiters,
-)
+from tests.faults.conftest import StartService, report, service_env, wait_for_lock_waiters
 
 pytestmark = pytest.mark.faults
 

@@ -18,6 +18,7 @@ import time
 import asyncpg
 import pytest
 
+from harness.postgres_cluster import PrivatePostgres
 from tests.faults.client import (
     REVEAL_TRANSPORTS,
     HttpClient,
@@ -28,7 +29,7 @@ from tests.faults.client import (
     ready,
     reveal,
 )
-from tests.faults.conftest import PrivatePostgres, StartService, report, service_env
+from tests.faults.conftest import StartService, report, service_env
 
 pytestmark = pytest.mark.faults
 
