@@ -26,7 +26,6 @@ from api.settings import Settings
 from api.storage.database import Database
 from api.storage.statements import token_columns
 from harness import ROOT
-from tests.system.servers import run_server
 
 OTS_ADMIN = Path(sys.executable).parent / "ots-admin"
 TOKEN = re.compile(r"ots_[A-Za-z0-9_-]{43}")
@@ -204,32 +203,6 @@ async def test_tokens_stay_out_of_logs_metrics_and_answers(
         for value in (token, revoked):
             assert value not in text
             assert value[4:] not in text
-
-
-def test_token_mode_end_to_end_on_a_real_server(database_url: str, tmp_path: Path) -> None:
-    """An operator's day: start in token mode, issue a token, create with it, revoke it."""
-    name = unique("e2e")
-    env = {
-        "DATABASE_URL": database_url,
-        "CREATE_AUTH": "token",
-        "SERVER_LOG": str(tmp_path / "uvicorn.log"),
-    }
-    with run_server(env, workers=2) as server, httpx.Client(base_url=server.url) as http:
-        assert http.post("/generate", json=BODY).status_code == 401
-        token = ots_admin(database_url, "tokens", "create", name, "--rate", "3/hour").stdout
-        headers = {"authorization": f"Bearer {token.strip()}"}
-        answers = [http.post("/generate", json=BODY, headers=headers) for _ in range(4)]
-        assert [answer.status_code for answer in answers] == [200, 200, 200, 429]
-        revealed = http.post(
-            f"/secrets/{answers[0].json()['secret_key']}",
-            json={"passphrase": BODY["passphrase"]},
-        )
-        assert revealed.json() == {"secret": BODY["secret"]}  # the recipient needs no token
-        ots_admin(database_url, "tokens", "revoke", name)
-        assert http.post("/generate", json=BODY, headers=headers).status_code == 401
-        log = server.log()
-    assert token.strip() not in log
-    assert token.strip()[4:] not in log
 
 
 async def test_the_service_refuses_an_anonymous_create_in_token_mode(

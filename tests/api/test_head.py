@@ -5,8 +5,6 @@ string: `HEAD` there is `405` and touches nothing, so a link checker or a proxy 
 `HEAD` cannot reveal a secret or spend one of its attempts.
 """
 
-from collections.abc import Iterator
-
 import httpx
 import pytest
 
@@ -14,8 +12,6 @@ from api.domain import service
 from api.domain.hashing import PassphraseHasher
 from api.settings import Settings
 from api.storage.database import Database
-from harness.uvicorn import Uvicorn
-from tests.system.servers import run_server
 
 UNKNOWN_KEY = "0" * 32
 PASSPHRASE = "canary-head-passphrase"
@@ -121,29 +117,3 @@ async def test_head_is_logged_and_counted_as_head(
     await client.head("/healthz")
     lines = [r.getMessage() for r in caplog.records if r.name == "api.access"]
     assert any(line.startswith("HEAD /healthz 200") for line in lines), lines
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Uvicorn]:
-    directory = tmp_path_factory.mktemp("head")
-    env = {
-        "DATABASE_URL": f"sqlite+aiosqlite:///{directory / 'secrets.db'}",
-        "SERVER_LOG": str(directory / "uvicorn.log"),
-    }
-    with run_server(env) as running:
-        yield running
-
-
-def test_real_server_answers_head_without_a_body(server: Uvicorn) -> None:
-    with httpx.Client(base_url=server.url, timeout=10) as http:
-        for path in ("/healthz", "/openapi.json", f"/receipts/{UNKNOWN_KEY}"):
-            got, head = http.get(path), http.head(path)
-            assert head.status_code == got.status_code, path
-            assert head.content == b""
-            assert head.headers["content-length"] == str(len(got.content)), path
-        created = http.post("/generate", json={"secret": "s", "passphrase": PASSPHRASE}).json()
-        head = http.head(f"/secrets/{created['secret_key']}?passphrase={PASSPHRASE}")
-        assert head.status_code == 405
-        revealed = http.get(f"/secrets/{created['secret_key']}?passphrase={PASSPHRASE}")
-        assert revealed.json() == {"secret": "s"}
-    assert "Traceback" not in server.log()

@@ -6,7 +6,6 @@ import logging
 import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -17,7 +16,6 @@ from fastapi import FastAPI
 from api.app import create_app
 from api.plumbing.logs import JsonFormatter, RequestIdFilter, ServiceLogHandler, configure_logging
 from api.settings import Settings
-from tests.system.servers import run_server
 
 CANARY_SECRET = "canary-secret-5d04aa"
 CANARY_PASSPHRASE = "canary-passphrase-e71f3b"
@@ -186,30 +184,6 @@ def test_configure_logging_keeps_other_handlers(restore_logging: None) -> None:
         assert root.level == logging.INFO
     finally:
         root.removeHandler(other)
-
-
-def test_uvicorn_main_app_logs_json_without_raw_paths(tmp_path: Path) -> None:
-    """The real command line: uvicorn's own lines and the access lines are all JSON."""
-    env = {
-        "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'secrets.db'}",
-        "SERVER_LOG": str(tmp_path / "uvicorn.log"),
-        "LOG_FORMAT": "json",
-    }
-    with run_server(env) as server, httpx.Client(base_url=server.url) as http:
-        body = {"secret": CANARY_SECRET, "passphrase": CANARY_PASSPHRASE}
-        key = http.post("/generate", json=body).json()["secret_key"]
-        revealed = http.get(f"/secrets/{key}", params={"passphrase": CANARY_PASSPHRASE})
-        assert revealed.json() == {"secret": CANARY_SECRET}
-        request_id = revealed.headers["x-request-id"]
-    output = server.log()
-    entries = [json.loads(line) for line in output.splitlines() if line.strip()]
-    assert any(e["logger"].startswith("uvicorn") and "Started" in e["message"] for e in entries)
-    # uvicorn's access line, with its raw path, is replaced by the service's own.
-    assert not [e for e in entries if e["logger"] == "uvicorn.access"]
-    (access,) = [e for e in entries if e.get("request_id") == request_id]
-    assert access["route"] == "/secrets/{secret_key}"
-    assert access["status"] == 200
-    assert_no_canary(output, [key])
 
 
 def test_json_formatter_keeps_exceptions_on_one_line() -> None:
