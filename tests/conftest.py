@@ -1,7 +1,8 @@
 """Shared fixtures: every test that takes `client` or `db` runs on SQLite and PostgreSQL.
 
 PostgreSQL runs get a database of their own, created for the run and dropped after it. When
-`CI=true`, an unreachable PostgreSQL fails the run instead of skipping it.
+`CI=true`, an unreachable PostgreSQL fails the run instead of skipping it. Every test under
+tests/system/ is marked `system`.
 """
 
 import os
@@ -29,6 +30,8 @@ from tests.clocks import FakeClock
 
 PG_ADMIN_DSN = os.environ.get("TEST_PG_ADMIN_DSN", "postgresql://postgres@127.0.0.1:5432/test")
 IN_CI = os.environ.get("CI", "").lower() == "true"
+# Tests that start processes: marked `system` by `pytest_collection_modifyitems`.
+SYSTEM_TESTS = Path(__file__).resolve().parent / "system"
 
 # Cheap argon2 parameters keep the suite fast; test_units.py hashes with the real defaults
 # (test_default_hasher_uses_owasp_argon2id).
@@ -93,6 +96,14 @@ async def create_pg_database() -> str:
 async def drop_pg_database(url: str) -> None:
     """Drop a database made by `create_pg_database`, closing its leftover connections."""
     await postgres.drop_database(PG_ADMIN_DSN, url.rsplit("/", 1)[1])
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark every test under tests/system/ `system`: `-m "not system"` then leaves them out."""
+    for item in items:
+        if item.path.is_relative_to(SYSTEM_TESTS):
+            item.add_marker(pytest.mark.system)
 
 
 @pytest.fixture(scope="session", autouse=True)
