@@ -1,7 +1,7 @@
 """Creator tokens: the `ots-admin` command run as an operator runs it, and token mode at work.
 
 The command runs as a subprocess against each test database, with the same DATABASE_URL
-as the service. The cross-door table (`tests/test_doors_agree.py`) holds the answers both
+as the service. The cross-door table (`tests/api/test_doors_agree.py`) holds the answers both
 doors give in token mode; here are the command, what is stored, last use, metrics and logs.
 """
 

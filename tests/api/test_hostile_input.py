@@ -64,7 +64,7 @@ def body_error_fields(response: httpx.Response) -> set[object]:
 
 # -- Malformed JSON, wrong shapes -------------------------------------------------------------
 # Every malformed-JSON case of both doors is here; the cross-door table
-# (tests/test_doors_agree.py) has one row of it, to show that both doors answer alike.
+# (tests/api/test_doors_agree.py) has one row of it, to show that both doors answer alike.
 
 
 MALFORMED_JSON = [

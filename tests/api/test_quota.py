@@ -2,7 +2,7 @@
 
 Every path that stores or deletes a secret is checked against the table itself: after each
 one the kept totals equal `count(*)` and `sum(length(ciphertext))`, which the service never
-computes per create. The race across processes is in `tests/test_quota_races.py`.
+computes per create. The race across processes is in `tests/system/test_quota_races.py`.
 """
 
 import asyncio

@@ -1,7 +1,7 @@
 """Sender receipts: every status transition with its `closed_at`, on both doors and databases.
 
 The races (reveal, burn and revoke of one secret at once, many rounds) run here in-process;
-`tests/test_receipt_races.py` runs them across processes against real uvicorn workers.
+`tests/system/test_receipt_races.py` runs them across processes against real uvicorn workers.
 """
 
 import asyncio

@@ -2,7 +2,7 @@
 
 Every request the browser makes is recorded, and any that is not for 127.0.0.1 fails the
 test; such requests are also aborted, and Chromium resolves no other host name, so nothing
-leaves the machine even when the pages regress (`tests/browsers.py`). Screenshots land in
+leaves the machine even when the pages regress (`tests/system/browsers.py`). Screenshots land in
 each test's tmp_path.
 """
 

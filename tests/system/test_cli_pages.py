@@ -3,7 +3,7 @@
 A secret shared with `ots` opens on the reveal page; a secret made on the create page reveals
 with `ots reveal`, byte for byte. Both go through a real uvicorn server, on SQLite and
 PostgreSQL. Chromium resolves no host but 127.0.0.1 and every request is recorded
-(`tests/browsers.py`): each test ends by checking that nothing tried to leave the machine and
+(`tests/system/browsers.py`): each test ends by checking that nothing tried to leave the machine and
 that Chromium reported no policy violation. Waits are Playwright's `expect`; nothing sleeps.
 """
 

@@ -1,7 +1,7 @@
 """The pages for people (`/`, `/s/…`, `/r/…`) in headless Chromium against a real uvicorn server.
 
 The sender and the reader each get a browser context of their own. Every request of every
-context is recorded (`tests/browsers.py`): a test looks through them for the plaintext and
+context is recorded (`tests/system/browsers.py`): a test looks through them for the plaintext and
 the key, and each test ends by checking that Chromium reported no policy violation and that
 nothing tried to leave the machine. Tests of what is stored run on SQLite and PostgreSQL.
 
