@@ -1,7 +1,8 @@
 # syntax=docker/dockerfile:1
 # The one-time secret service: `docker build -t onetime-secrets .`, or `docker compose up`.
 # CI builds this file with podman and runs the image (scripts/container-check);
-# tests/test_deploy_files.py lints it and runs the service from exactly the files it copies.
+# tests/unit/test_deploy_files.py lints it; tests/system/test_deploy_files.py runs the service
+# from exactly the files it copies.
 # With no DATABASE_URL the service keeps its SQLite database in /data: mount a volume there.
 
 # GraphiQL, React and their CSS, from the npm registry as pinned by the lock file.

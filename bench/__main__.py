@@ -32,7 +32,7 @@ from bench import (
     scenarios,
     servers,
 )
-from bench.servers import ROOT
+from harness import ROOT
 
 RESULTS = ROOT / "bench" / "results"
 CHEAP_ARGON2 = {"ARGON2_MEMORY_KIB": "8", "ARGON2_TIME_COST": "1", "ALLOW_WEAK_ARGON2": "true"}

@@ -23,8 +23,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from bench.servers import ROOT
 from bench.stats import percentile
+from harness import ROOT
 
 REF_ENV = "BENCH_AB_REF"
 LIBRARY_REF_ENV = "BENCH_AB_LIBRARY_REF"

@@ -18,6 +18,7 @@ import asyncpg
 
 from api.domain import crypto
 from api.domain.hashing import Protected
+from harness import postgres
 from models import StoredReceiptStatus
 
 ADMIN_DSN = os.environ.get("BENCH_PG_ADMIN_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -65,32 +66,22 @@ FROM made
 
 
 def _dsn(name: str) -> str:
-    return f"{ADMIN_DSN.rsplit('/', 1)[0]}/{name}"
+    return postgres.database_dsn(ADMIN_DSN, name)
 
 
 async def create_database() -> str:
     """Create an empty database with a random name and return that name."""
-    name = f"bench_{uuid.uuid4().hex[:12]}"
-    admin = await asyncpg.connect(ADMIN_DSN)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    return name
+    return await postgres.create_database(ADMIN_DSN, prefix="bench")
 
 
 async def drop_database(name: str) -> None:
     """Drop a database made by `create_database`, closing its leftover connections."""
-    admin = await asyncpg.connect(ADMIN_DSN)
-    try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await admin.close()
+    await postgres.drop_database(ADMIN_DSN, name)
 
 
 def sqlalchemy_url(name: str) -> str:
     """Return the service's DATABASE_URL for database `name`."""
-    return _dsn(name).replace("postgresql://", "postgresql+asyncpg://", 1)
+    return postgres.sqlalchemy_url(_dsn(name))
 
 
 async def connect(name: str) -> asyncpg.Connection:

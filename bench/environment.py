@@ -7,7 +7,7 @@ from typing import Any
 
 import psutil
 
-from bench.servers import ROOT
+from harness import ROOT
 
 PACKAGES = (
     "fastapi",

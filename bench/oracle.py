@@ -25,7 +25,7 @@ from typing import Any
 import httpx
 
 from bench import ab, database, servers
-from bench.servers import ROOT
+from harness import ROOT
 
 KINDS = ("live", "unknown", "revealed")
 RIGHT = "the right passphrase"

@@ -19,8 +19,9 @@ from bench import database, procs, profiling
 from bench.ceiling import PASSPHRASE
 from bench.httpclient import Connection
 from bench.loadgen import TRANSPORT_ERRORS
-from bench.servers import ROOT, Server
+from bench.servers import Server
 from bench.stats import summarize
+from harness import ROOT
 
 MEGABYTE = 1024 * 1024
 REVEAL_WARMUP_SECONDS = 3.0
@@ -230,7 +231,7 @@ async def drive(server: Server, load: Load, workdir: Path, label: str) -> Driven
     )
     groups = {f"worker {index + 1}": [pid] for index, pid in enumerate(server.worker_pids)}
     groups |= {
-        "uvicorn supervisor": [server.process.pid],
+        "uvicorn supervisor": [server.uvicorn.pid],
         "load generator": [loader.pid for loader in loaders],
         "healthz poller": [poller.pid],
     }

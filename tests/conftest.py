@@ -1,11 +1,11 @@
 """Shared fixtures: every test that takes `client` or `db` runs on SQLite and PostgreSQL.
 
 PostgreSQL runs get a database of their own, created for the run and dropped after it. When
-`CI=true`, an unreachable PostgreSQL fails the run instead of skipping it.
+`CI=true`, an unreachable PostgreSQL fails the run instead of skipping it. Every test under
+tests/system/ is marked `system`.
 """
 
 import os
-import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import datetime
 from pathlib import Path
@@ -25,10 +25,13 @@ from api.domain import clock as domain_clock
 from api.domain.hashing import PassphraseHasher
 from api.settings import Settings
 from api.storage.database import Database
+from harness import postgres
 from tests.clocks import FakeClock
 
 PG_ADMIN_DSN = os.environ.get("TEST_PG_ADMIN_DSN", "postgresql://postgres@127.0.0.1:5432/test")
 IN_CI = os.environ.get("CI", "").lower() == "true"
+# Tests that start processes: marked `system` by `pytest_collection_modifyitems`.
+SYSTEM_TESTS = Path(__file__).resolve().parent / "system"
 
 # Cheap argon2 parameters keep the suite fast; test_units.py hashes with the real defaults
 # (test_default_hasher_uses_owasp_argon2id).
@@ -86,24 +89,21 @@ def require_postgres(problem: str | None) -> None:
 async def create_pg_database() -> str:
     """Create an empty database for this run and return its SQLAlchemy URL."""
     require_postgres(await _pg_reachable())
-    name = f"ots_test_{uuid.uuid4().hex[:12]}"
-    admin = await asyncpg.connect(PG_ADMIN_DSN)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    base = PG_ADMIN_DSN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://")
-    return f"{base}/{name}"
+    name = await postgres.create_database(PG_ADMIN_DSN, prefix="ots_test")
+    return postgres.sqlalchemy_url(postgres.database_dsn(PG_ADMIN_DSN, name))
 
 
 async def drop_pg_database(url: str) -> None:
     """Drop a database made by `create_pg_database`, closing its leftover connections."""
-    name = url.rsplit("/", 1)[1]
-    admin = await asyncpg.connect(PG_ADMIN_DSN)
-    try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await admin.close()
+    await postgres.drop_database(PG_ADMIN_DSN, url.rsplit("/", 1)[1])
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark every test under tests/system/ `system`: `-m "not system"` then leaves them out."""
+    for item in items:
+        if item.path.is_relative_to(SYSTEM_TESTS):
+            item.add_marker(pytest.mark.system)
 
 
 @pytest.fixture(scope="session", autouse=True)

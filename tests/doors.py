@@ -1,6 +1,6 @@
 """The two doors driven alike: each answer read into an `Outcome` that means the same on both.
 
-Used by the cross-door table (`tests/test_doors_agree.py`) and the receipt tests.
+Used by the cross-door table (`tests/api/test_doors_agree.py`) and the receipt tests.
 """
 
 import json

@@ -5,7 +5,7 @@
 - `secure_delete` overwrites a deleted row's bytes in its page (Debian builds SQLite with it
   on by default, other builds may not), and `scrub` checkpoints the write-ahead log into the
   main file and truncates it after every deletion, so neither file keeps a revealed secret's
-  ciphertext. Measured cost: see `tests/test_sqlite_files.py`.
+  ciphertext. Measured cost: see `tests/api/test_sqlite_files.py`.
 """
 
 import os

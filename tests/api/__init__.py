@@ -1,0 +1,1 @@
+"""API tests: the application in-process (`client`, `db`), on SQLite and PostgreSQL."""

@@ -1,0 +1,332 @@
+"""Notifications: every ending of a secret tells its sender once, signed, retried, on time.
+
+In-process, on SQLite and PostgreSQL, against real receivers on 127.0.0.1 (`tests/receivers`).
+The test drives the notifier (`Notifier.send_due`) itself, and the service's clock
+(`api.domain.clock.now`) moves only when the test says, so retries and the retry window
+come when the test decides, not when a timer fires. What crosses processes (a crash, two
+instances) is in `system/test_notification_processes.py`.
+"""
+
+import logging
+import random
+import uuid
+from collections.abc import Callable, Iterator
+from datetime import datetime, timedelta
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import select
+
+from api.domain import clock as domain_clock
+from api.domain import creators
+from api.domain.notifications import Notifier, token_signing_secret
+from api.domain.purge import purge_expired
+from api.settings import Settings
+from api.storage.database import Database
+from api.storage.statements import notification_columns, receipt_columns
+from tests.receivers import Receiver, receiving
+
+SIGNING_SECRET = "whsec_" + "bm90aWZpY2F0aW9ucy10ZXN0LXNpZ25pbmctc2VjcmV0IQ=="
+PASSPHRASE = "notify-passphrase"
+SECRET = "notify-canary-secret"
+ENDINGS = ["revealed", "burned", "revoked", "destroyed", "expired"]
+
+
+class MovingClock:
+    """The service's clock, standing still until the test moves it."""
+
+    def __init__(self, start: datetime) -> None:
+        self.now = start
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **delta: float) -> None:
+        self.now += timedelta(**delta)
+
+
+@pytest.fixture
+def service_clock(monkeypatch: pytest.MonkeyPatch) -> MovingClock:
+    """Stop `api.domain.clock.now` at the real time; the test moves it."""
+    moving = MovingClock(domain_clock.now())
+    monkeypatch.setattr(domain_clock, "now", moving)
+    return moving
+
+
+@pytest.fixture
+def notifying(configure: Callable[..., Settings]) -> Settings:
+    """Notifications on, to receivers on this machine's loopback over plain HTTP."""
+    return configure(
+        WEBHOOK_ALLOWED_HOSTS="127.0.0.1",
+        WEBHOOK_ALLOW_HTTP="true",
+        WEBHOOK_ALLOW_PRIVATE="true",
+        WEBHOOK_SIGNING_SECRET=SIGNING_SECRET,
+        WEBHOOK_RETRY_BASE_SECONDS="60",
+        WEBHOOK_TIMEOUT_SECONDS="10",
+    )
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    with receiving() as running:
+        yield running
+
+
+def notifier(db: Database, settings: Settings) -> Notifier:
+    return Notifier(db, settings, rng=random.Random(7))
+
+
+async def create(
+    client: httpx.AsyncClient, url: str, *, headers: dict[str, str] | None = None, **extra: Any
+) -> dict[str, Any]:
+    body = {"secret": SECRET, "passphrase": PASSPHRASE, "notify_url": url, **extra}
+    response = await client.post("/generate", json=body, headers=headers or {})
+    assert response.status_code == 200, response.text
+    created: dict[str, Any] = response.json()
+    return created
+
+
+async def receipt(client: httpx.AsyncClient, created: dict[str, Any]) -> dict[str, Any]:
+    response = await client.get(f"/receipts/{created['receipt_key']}")
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+async def end(
+    client: httpx.AsyncClient,
+    db: Database,
+    created: dict[str, Any],
+    ending: str,
+    service_clock: MovingClock,
+) -> None:
+    """Bring the secret to `ending` the way its users would."""
+    key, passphrase = created["secret_key"], {"passphrase": PASSPHRASE}
+    if ending == "revealed":
+        response = await client.post(f"/secrets/{key}", json=passphrase)
+    elif ending == "burned":
+        response = await client.request("DELETE", f"/secrets/{key}", json=passphrase)
+    elif ending == "revoked":
+        response = await client.delete(f"/receipts/{created['receipt_key']}")
+    elif ending == "destroyed":  # MAX_FAILED_ATTEMPTS=1: one wrong passphrase ends it
+        response = await client.post(f"/secrets/{key}", json={"passphrase": "wrong"})
+        assert response.status_code == 404
+        return
+    else:
+        service_clock.advance(seconds=61)
+        assert await purge_expired(db=db, batch_size=1000) >= 1
+        return
+    assert response.status_code in (200, 204), response.text
+
+
+@pytest.mark.parametrize("ending", ENDINGS)
+async def test_every_ending_sends_one_signed_notification(
+    ending: str,
+    client: httpx.AsyncClient,
+    db: Database,
+    notifying: Settings,
+    configure: Callable[..., Settings],
+    receiver: Receiver,
+    service_clock: MovingClock,
+) -> None:
+    configure(MAX_FAILED_ATTEMPTS="1")
+    created = await create(client, receiver.url(), ttl_seconds=60)
+    await end(client, db, created, ending, service_clock)
+    shown = await receipt(client, created)
+    assert shown["status"] == ending
+    assert shown["notification"] == "pending"
+
+    assert await notifier(db, notifying).send_due() >= 1
+    (delivery,) = receiver.wait_for(1)
+    body = delivery.verified(SIGNING_SECRET)  # the `standardwebhooks` library's own check
+    assert body == {
+        "type": f"secret.{ending}",
+        "status": ending,
+        "closed_at": shown["closed_at"],
+        "failed_attempts": shown["failed_attempts"],
+        "public_id": created["public_id"],
+    }
+    assert delivery.headers["webhook-id"] == f"msg_{created['public_id']}"
+    assert delivery.headers["content-type"] == "application/json"
+    # Neither key, nor the secret or its passphrase, goes to the receiver.
+    for canary in (created["secret_key"], created["receipt_key"], SECRET, PASSPHRASE):
+        assert canary not in delivery.body.decode()
+        assert canary not in str(delivery.headers)
+    assert (await receipt(client, created))["notification"] == "delivered"
+    # Exactly once: nothing is due any more.
+    await notifier(db, notifying).send_due()
+    assert len(receiver.deliveries) == 1
+
+
+async def test_a_receiver_that_fails_twice_gets_three_deliveries_with_one_id(
+    client: httpx.AsyncClient,
+    db: Database,
+    notifying: Settings,
+    service_clock: MovingClock,
+) -> None:
+    with receiving(answers=[500, 503]) as flaky:
+        created = await create(client, flaky.url())
+        await end(client, db, created, "revealed", service_clock)
+        sender = notifier(db, notifying)
+        for attempt in (1, 2, 3):
+            await sender.send_due()
+            assert len(flaky.deliveries) == attempt
+            # The next attempt waits for its backoff: the clock has not moved, so not yet.
+            await sender.send_due()
+            assert len(flaky.deliveries) == attempt
+            service_clock.advance(hours=1)
+        ids = {delivery.headers["webhook-id"] for delivery in flaky.deliveries}
+        assert ids == {f"msg_{created['public_id']}"}
+        assert (await receipt(client, created))["notification"] == "delivered"
+        assert await _attempts(db, created) == 3
+
+
+async def _receipt_id(db: Database, created: dict[str, Any]) -> uuid.UUID:
+    rows = await db.execute(
+        select(receipt_columns.id).where(receipt_columns.public_id == created["public_id"])
+    )
+    receipt_id: uuid.UUID = rows[0][0]
+    return receipt_id
+
+
+async def _attempts(db: Database, created: dict[str, Any]) -> int | None:
+    """The attempts of the secret's notification; None once it is gone."""
+    rows = await db.execute(
+        select(notification_columns.attempts).where(
+            notification_columns.receipt_id == await _receipt_id(db, created)
+        )
+    )
+    return int(rows[0][0]) if rows else None
+
+
+async def test_a_receiver_down_for_good_ends_failed_after_the_retry_window(
+    client: httpx.AsyncClient,
+    db: Database,
+    notifying: Settings,
+    configure: Callable[..., Settings],
+    service_clock: MovingClock,
+) -> None:
+    configure(WEBHOOK_RETRY_HOURS="2")
+    with receiving(answers=[503] * 100) as down:
+        created = await create(client, down.url())
+        await end(client, db, created, "revealed", service_clock)
+        sender = notifier(db, notifying)
+        for _ in range(20):  # far more rounds than a two-hour window holds
+            await sender.send_due()
+            if (await receipt(client, created))["notification"] == "failed":
+                break
+            service_clock.advance(minutes=30)
+        assert (await receipt(client, created))["notification"] == "failed"
+        tried = len(down.deliveries)
+        assert tried >= 2
+        service_clock.advance(hours=24)
+        await sender.send_due()
+        assert len(down.deliveries) == tried  # given up: never tried again
+
+
+async def test_a_name_that_resolves_to_loopback_is_refused_at_delivery(
+    client: httpx.AsyncClient,
+    db: Database,
+    configure: Callable[..., Settings],
+    receiver: Receiver,
+    service_clock: MovingClock,
+) -> None:
+    # `localhost` is a name: the create cannot know where it leads, the delivery checks.
+    settings = configure(
+        WEBHOOK_ALLOWED_HOSTS="localhost",
+        WEBHOOK_ALLOW_HTTP="true",
+        WEBHOOK_SIGNING_SECRET=SIGNING_SECRET,
+    )
+    created = await create(client, f"http://localhost:{receiver.port}/hook")
+    await end(client, db, created, "revealed", service_clock)
+    await notifier(db, settings).send_due()
+    assert receiver.deliveries == []
+    assert (await receipt(client, created))["notification"] == "failed"  # no retry changes it
+
+
+async def test_a_token_signs_with_its_own_secret_until_rotated(
+    client: httpx.AsyncClient,
+    db: Database,
+    notifying: Settings,
+    configure: Callable[..., Settings],
+    receiver: Receiver,
+    service_clock: MovingClock,
+) -> None:
+    configure(CREATE_AUTH="token")
+    name = f"notify-{uuid.uuid4().hex[:8]}"
+    token = await creators.issue_token(db=db, name=name)
+    token_id, generation = await creators.signing_identity(db=db, name=name)
+    first_secret = token_signing_secret(SIGNING_SECRET, token_id, generation)
+    authorized = {"authorization": f"Bearer {token}"}
+
+    created = await create(client, receiver.url(), headers=authorized)
+    await end(client, db, created, "revealed", service_clock)
+    await notifier(db, notifying).send_due()
+    (delivery,) = receiver.wait_for(1)
+    assert delivery.verified(first_secret)["public_id"] == created["public_id"]
+    with pytest.raises(Exception, match="signature"):
+        delivery.verified(SIGNING_SECRET)  # not the instance's own secret
+
+    _, rotated = await creators.signing_identity(db=db, name=name, rotate=True)
+    assert rotated == generation + 1
+    second_secret = token_signing_secret(SIGNING_SECRET, token_id, rotated)
+    created = await create(client, receiver.url(), headers=authorized)
+    await end(client, db, created, "revealed", service_clock)
+    await notifier(db, notifying).send_due()
+    second = receiver.wait_for(2)[1]
+    assert second.verified(second_secret)["public_id"] == created["public_id"]
+    with pytest.raises(Exception, match="signature"):
+        second.verified(first_secret)
+
+
+async def test_the_purge_removes_a_notification_with_its_receipt(
+    client: httpx.AsyncClient,
+    db: Database,
+    notifying: Settings,
+    configure: Callable[..., Settings],
+    receiver: Receiver,
+    service_clock: MovingClock,
+) -> None:
+    configure(RECEIPT_RETENTION_SECONDS="60")
+    created = await create(client, receiver.url(), ttl_seconds=60)
+    receipt_id = await _receipt_id(db, created)
+    await end(client, db, created, "revealed", service_clock)
+    await notifier(db, notifying).send_due()
+    assert (await receipt(client, created))["notification"] == "delivered"
+    service_clock.advance(seconds=200)  # past the expiry and the retention after it
+    await purge_expired(db=db, batch_size=1000)
+    response = await client.get(f"/receipts/{created['receipt_key']}")
+    assert response.status_code == 404
+    rows = await db.execute(
+        select(notification_columns.state).where(notification_columns.receipt_id == receipt_id)
+    )
+    assert rows == []
+
+
+async def test_logs_name_the_public_id_never_a_key_or_the_url(
+    client: httpx.AsyncClient,
+    db: Database,
+    notifying: Settings,
+    service_clock: MovingClock,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    with receiving(answers=[500]) as flaky:
+        url = flaky.url("/hook?token=url-canary-token")
+        created = await create(client, url)
+        await end(client, db, created, "revealed", service_clock)
+        sender = notifier(db, notifying)
+        await sender.send_due()
+        service_clock.advance(hours=1)
+        await sender.send_due()
+        assert len(flaky.deliveries) == 2
+    # The service's own loggers, and the HTTP engine it delivers with (not the test's client).
+    logged = "\n".join(
+        record.getMessage()
+        for record in caplog.records
+        if record.name.startswith(("api", "httpcore", "uvicorn"))
+    )
+    assert created["public_id"] in logged
+    for canary in ("url-canary-token", created["secret_key"], created["receipt_key"], SECRET):
+        assert canary not in logged

@@ -1,0 +1,4 @@
+"""System tests: real processes (uvicorn, Chromium, PgBouncer, Redis, PostgreSQL, racers).
+
+Every test under this folder is marked `system`.
+"""
