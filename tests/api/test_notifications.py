@@ -16,7 +16,8 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import select
+from prometheus_client import REGISTRY
+from sqlalchemy import select, update
 
 from api.domain import clock as domain_clock
 from api.domain import creators
@@ -24,7 +25,9 @@ from api.domain.notifications import Notifier, token_signing_secret
 from api.domain.purge import purge_expired
 from api.settings import Settings
 from api.storage.database import Database
-from api.storage.statements import notification_columns, receipt_columns
+from api.storage.statements import notification_columns, notifications_table, receipt_columns
+from api.telemetry.metrics import LiveSecrets
+from models import StoredNotificationState
 from tests.receivers import Receiver, receiving
 
 SIGNING_SECRET = "whsec_" + "bm90aWZpY2F0aW9ucy10ZXN0LXNpZ25pbmctc2VjcmV0IQ=="
@@ -52,6 +55,16 @@ def service_clock(monkeypatch: pytest.MonkeyPatch) -> MovingClock:
     moving = MovingClock(domain_clock.now())
     monkeypatch.setattr(domain_clock, "now", moving)
     return moving
+
+
+@pytest.fixture(autouse=True)
+async def _none_pending(db: Database) -> None:
+    """Give up what earlier tests left pending, so each test's notifier sends its own alone."""
+    await db.execute(
+        update(notifications_table)
+        .where(notification_columns.state == StoredNotificationState.PENDING.value)
+        .values(state=StoredNotificationState.FAILED.value)
+    )
 
 
 @pytest.fixture
@@ -330,3 +343,39 @@ async def test_logs_name_the_public_id_never_a_key_or_the_url(
     assert created["public_id"] in logged
     for canary in ("url-canary-token", created["secret_key"], created["receipt_key"], SECRET):
         assert canary not in logged
+
+
+def _counted(name: str) -> float:
+    return REGISTRY.get_sample_value(f"onetime_secrets_notifications_{name}_total") or 0.0
+
+
+async def test_metrics_count_deliveries_retries_and_failures_and_the_oldest_pending(
+    client: httpx.AsyncClient,
+    db: Database,
+    notifying: Settings,
+    configure: Callable[..., Settings],
+    service_clock: MovingClock,
+) -> None:
+    before = {name: _counted(name) for name in ("delivered", "retried", "failed")}
+    with receiving(answers=[500]) as flaky:
+        retried = await create(client, flaky.url())
+        await end(client, db, retried, "revealed", service_clock)
+        await notifier(db, notifying).send_due()  # 500: tried again later
+        service_clock.advance(minutes=10)
+        gauges = LiveSecrets(notifying)  # uncached: the application's own may be 15 s old
+        await gauges.refresh(db)
+        (oldest,) = [g for g in gauges.collect() if g.name.endswith("oldest_pending_seconds")]
+        assert oldest.samples[0].value >= 600  # queued ten minutes ago, by the service's clock
+        service_clock.advance(hours=1)
+        await notifier(db, notifying).send_due()  # 204
+        refused = await create(client, flaky.url())
+        await end(client, db, refused, "revealed", service_clock)
+        # The operator takes the host off the list: the queued notification is refused.
+        settings = configure(WEBHOOK_ALLOWED_HOSTS="hooks.invalid")
+        await notifier(db, settings).send_due()
+    after = {name: _counted(name) for name in before}
+    assert {name: after[name] - before[name] for name in before} == {
+        "delivered": 1,
+        "retried": 1,
+        "failed": 1,
+    }
