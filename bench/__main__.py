@@ -14,6 +14,8 @@ import dataclasses
 import json
 import math
 import shutil
+import signal
+import subprocess
 import sys
 import time
 from collections.abc import Awaitable, Callable
@@ -33,11 +35,15 @@ from bench import (
     servers,
 )
 from harness import ROOT
+from harness.ports import free_port
 
 RESULTS = ROOT / "bench" / "results"
 CHEAP_ARGON2 = {"ARGON2_MEMORY_KIB": "8", "ARGON2_TIME_COST": "1", "ALLOW_WEAK_ARGON2": "true"}
 RETRY_ABOVE = 0.10
 CONTENDERS = {"service": "main:app", "baseline": "bench.baseline.app:app"}
+# The service with notifications on, to receivers that answer only after this delay.
+NOTIFY_RUN = "service-notify-default"
+NOTIFY_DELAY_SECONDS = 0.5
 
 
 def _service_argon2() -> tuple[int, int, int]:
@@ -143,6 +149,9 @@ async def run(profile: scenarios.Profile, workdir: Path) -> dict[str, Any]:
                 if "profile" in run:
                     results["profiles"][label] = run.pop("profile")
                 results["cycle"][label] = run
+        results["cycle"][NOTIFY_RUN] = await _notify_cycle(
+            profile, gate, attempts, _server_env(url, default_argon2), workdir
+        )
 
         results["overload"] = await _overload(profile, gate, attempts, url, default_argon2, workdir)
         results["ab"] = await _ab(profile, gate, attempts, default_argon2, workdir)
@@ -159,6 +168,53 @@ async def run(profile: scenarios.Profile, workdir: Path) -> dict[str, Any]:
     results["quiet_wait_seconds"] = gate.waited_seconds
     results["duration_seconds"] = time.monotonic() - started
     return results
+
+
+def _start_receiver(port: int, counted: Path) -> subprocess.Popen[bytes]:
+    command = [sys.executable, "-m", "bench.receiver", str(port), str(NOTIFY_DELAY_SECONDS)]
+    return subprocess.Popen([*command, str(counted)], cwd=ROOT)  # noqa: S603 - our own module
+
+
+async def _notify_cycle(
+    profile: scenarios.Profile,
+    gate: procs.QuietGate,
+    attempts: dict[str, int],
+    env: dict[str, str],
+    workdir: Path,
+) -> dict[str, Any]:
+    """Run the service at the default argon2 again, every secret asking to be notified.
+
+    The receiver (`bench.receiver`, a process of its own) answers each notification only
+    after `NOTIFY_DELAY_SECONDS`: the notifiers in the workers wait on slow receivers while the
+    cycles go on.
+    """
+    port = free_port()
+    notify_url = f"http://127.0.0.1:{port}/hook"
+    env = env | {
+        "WEBHOOK_ALLOWED_HOSTS": "127.0.0.1",
+        "WEBHOOK_ALLOW_HTTP": "true",
+        "WEBHOOK_ALLOW_PRIVATE": "true",
+        "WEBHOOK_SIGNING_SECRET": "whsec_" + "YmVuY2htYXJrLXNpZ25pbmctc2VjcmV0LTMyLWJ5dGVz",
+    }
+
+    async def measure(attempt: int) -> dict[str, Any]:
+        print(
+            f"[bench] {NOTIFY_RUN}: {profile.clients} clients, {profile.cycle_seconds:.0f} s, "
+            f"receivers answering after {NOTIFY_DELAY_SECONDS:g} s"
+        )
+        tag = f"{NOTIFY_RUN}-{attempt + 1}"
+        counted = workdir / f"{tag}-received.txt"
+        receiver = _start_receiver(port, counted)
+        try:
+            with servers.running("main:app", env, workdir / f"{tag}.log") as server:
+                run = await scenarios.cycle(server, profile, workdir, tag, notify_url=notify_url)
+        finally:
+            receiver.send_signal(signal.SIGTERM)
+            receiver.wait(30)
+        run["notifications_received"] = int(counted.read_text())
+        return run
+
+    return await _least_disturbed(profile, gate, NOTIFY_RUN, measure, attempts)
 
 
 async def _overload(

@@ -172,7 +172,9 @@ async def _polite_pause(connection: Connection) -> None:
     await asyncio.sleep(min(connection.retry_after or 1.0, 1.0))
 
 
-async def _cycle_client(index: int, host: str, port: int, window: Window, rec: Recorder) -> None:
+async def _cycle_client(
+    index: int, host: str, port: int, window: Window, rec: Recorder, notify_url: str | None
+) -> None:
     connection = Connection(host, port)
     passphrase = quote(PASSPHRASE)
     iteration = 0
@@ -182,7 +184,10 @@ async def _cycle_client(index: int, host: str, port: int, window: Window, rec: R
     while not window.over():
         iteration += 1
         secret = f"benchmark secret {index}-{iteration} ".ljust(64, ".")
-        body = json.dumps({"secret": secret, "passphrase": PASSPHRASE}).encode()
+        fields = {"secret": secret, "passphrase": PASSPHRASE}
+        if notify_url is not None:
+            fields["notify_url"] = notify_url
+        body = json.dumps(fields).encode()
         started = time.perf_counter()
         created = await _call(connection, rec, "create", "POST", "/generate", body)
         if created is None:
@@ -355,7 +360,10 @@ async def run(arguments: argparse.Namespace) -> dict[str, Any]:
     exhausted = False
     if arguments.mode == "cycle":
         await asyncio.gather(
-            *(_cycle_client(i, host, port, window, recorder) for i in range(arguments.clients))
+            *(
+                _cycle_client(i, host, port, window, recorder, arguments.notify_url)
+                for i in range(arguments.clients)
+            )
         )
     elif arguments.mode == "overload":
         await asyncio.gather(
@@ -412,6 +420,7 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
         help="after a refused cycle, wait Retry-After seconds before the next",
     )
     parser.add_argument("--keys", help="JSON list of [key, passphrase, secret]")
+    parser.add_argument("--notify-url", help="cycle: ask to be notified here on every create")
     parser.add_argument("--rate", type=float, default=100.0)
     return parser.parse_args(argv)
 

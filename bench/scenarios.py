@@ -254,12 +254,18 @@ async def drive(server: Server, load: Load, workdir: Path, label: str) -> Driven
 
 
 async def cycle(
-    server: Server, profile: Profile, workdir: Path, label: str, *, keep_latencies: bool = False
+    server: Server,
+    profile: Profile,
+    workdir: Path,
+    label: str,
+    *,
+    keep_latencies: bool = False,
+    notify_url: str | None = None,
 ) -> dict[str, Any]:
     """Scenarios 2, 3 and 7: create -> reveal loops, a /healthz poller, CPU and peak RSS.
 
     With `keep_latencies` the result also holds every latency (`latencies_ms_raw`), for a
-    caller that pools several runs.
+    caller that pools several runs; with `notify_url` every create asks to be notified there.
     """
     spec = Load(
         mode="cycle",
@@ -268,6 +274,7 @@ async def cycle(
         warmup_seconds=profile.warmup_seconds,
         seconds=profile.cycle_seconds,
         health_interval_seconds=profile.health_interval_seconds,
+        options=("--notify-url", notify_url) if notify_url else (),
     )
     driven = await drive(server, spec, workdir, label)
     load, cpu, window = driven.load, driven.cpu, profile.cycle_seconds
