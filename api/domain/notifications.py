@@ -21,6 +21,7 @@ the generation up), so no table holds a secret that signs.
 import asyncio
 import base64
 import contextlib
+import functools
 import hashlib
 import hmac
 import logging
@@ -63,10 +64,17 @@ _TOKEN_SECRET_LABEL = b"onetime-secrets/webhook-signing-secret/"
 
 def policy(settings: Settings) -> DestinationPolicy:
     """Where notifications may go, from WEBHOOK_ALLOWED_HOSTS, _ALLOW_HTTP, _ALLOW_PRIVATE."""
+    return _policy(
+        frozenset(settings.webhook_allowed_hosts),
+        settings.webhook_allow_http,
+        settings.webhook_allow_private,
+    )
+
+
+@functools.lru_cache(maxsize=8)  # built once per configuration, not on every create
+def _policy(hosts: frozenset[str], allow_http: bool, allow_private: bool) -> DestinationPolicy:
     return DestinationPolicy(
-        allowed_hosts=frozenset(settings.webhook_allowed_hosts),
-        allow_http=settings.webhook_allow_http,
-        allow_private=settings.webhook_allow_private,
+        allowed_hosts=hosts, allow_http=allow_http, allow_private=allow_private
     )
 
 
