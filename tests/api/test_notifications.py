@@ -23,7 +23,7 @@ from api.domain import clock as domain_clock
 from api.domain import creators
 from api.domain.notifications import Notifier, token_signing_secret
 from api.domain.purge import purge_expired
-from api.settings import Settings
+from api.settings import InvalidSettings, Settings, load_settings
 from api.storage.database import Database
 from api.storage.statements import notification_columns, notifications_table, receipt_columns
 from api.telemetry.metrics import LiveSecrets
@@ -379,3 +379,35 @@ async def test_metrics_count_deliveries_retries_and_failures_and_the_oldest_pend
         "retried": 1,
         "failed": 1,
     }
+
+
+@pytest.mark.parametrize(
+    ("env", "refusal"),
+    [
+        ({"WEBHOOK_ALLOWED_HOSTS": "hooks.example.com"}, "needs WEBHOOK_SIGNING_SECRET"),
+        (
+            {"WEBHOOK_ALLOWED_HOSTS": "hooks example!", "WEBHOOK_SIGNING_SECRET": SIGNING_SECRET},
+            "WEBHOOK_ALLOWED_HOSTS: .*host name",
+        ),
+        ({"WEBHOOK_SIGNING_SECRET": "canary-not-a-whsec"}, "WEBHOOK_SIGNING_SECRET: .*whsec_"),
+        ({"WEBHOOK_SIGNING_SECRET": "whsec_c2hvcnQ="}, "at least 24 random bytes"),
+    ],
+)
+def test_webhook_settings_that_cannot_work_stop_start_up(
+    monkeypatch: pytest.MonkeyPatch, env: dict[str, str], refusal: str
+) -> None:
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(InvalidSettings, match=refusal) as refused:
+        load_settings()
+    assert "canary" not in str(refused.value)  # names the variable, never its value
+
+
+def test_allowed_hosts_read_as_the_deliveries_compare_them() -> None:
+    settings = Settings(
+        webhook_allowed_hosts="Hooks.Example.COM, *.example.org [::1]",
+        webhook_signing_secret=SIGNING_SECRET,
+    )
+    assert settings.webhook_allowed_hosts == ["*.example.org", "::1", "hooks.example.com"]
+    assert settings.notifications_on
+    assert not Settings().notifications_on
