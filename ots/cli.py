@@ -109,7 +109,9 @@ def share(args: argparse.Namespace) -> int:
         words = _passphrase(args, confirm=True)
     key = new_key()
     with Service(server, token=_token(args)) as service:
-        created = service.create(secret=seal(data, key), passphrase=words, ttl_seconds=ttl)
+        created = service.create(
+            secret=seal(data, key), passphrase=words, ttl_seconds=ttl, notify_url=args.notify_url
+        )
     link = secret_link(server, created.secret_key, key)
     receipt = receipt_link(server, created.receipt_key)
     if args.json:
@@ -119,6 +121,7 @@ def share(args: argparse.Namespace) -> int:
             "secret_key": created.secret_key,
             "receipt_key": created.receipt_key,
             "expires_at": created.expires_at,
+            "public_id": created.public_id,
         }
         print(json.dumps(shown))
     else:
@@ -268,6 +271,11 @@ def _parser() -> argparse.ArgumentParser:
         help="make a strong passphrase and print it on standard error",
     )
     sub.add_argument("--json", action="store_true", help="print a JSON object")
+    sub.add_argument(
+        "--notify-url",
+        help="tell this https:// URL, signed, when the secret is revealed, burned, revoked or "
+        "expires (the server must allow its host)",
+    )
     sub.add_argument(
         "--max-secret-bytes",
         type=_positive_int,

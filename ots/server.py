@@ -31,6 +31,7 @@ class Created:
     secret_key: str
     receipt_key: str
     expires_at: str
+    public_id: str | None  # what notifications name the receipt by (older servers: none)
 
 
 class Service:
@@ -55,13 +56,30 @@ class Service:
     def __exit__(self, *_: object) -> None:
         self._http.close()
 
-    def create(self, *, secret: str, passphrase: str, ttl_seconds: int | None) -> Created:
-        """Store `secret` (an envelope, or plain text) behind `passphrase`."""
+    def create(
+        self,
+        *,
+        secret: str,
+        passphrase: str,
+        ttl_seconds: int | None,
+        notify_url: str | None = None,
+    ) -> Created:
+        """Store `secret` (an envelope, or plain text) behind `passphrase`.
+
+        `notify_url` is told once when the secret is revealed, burned, revoked or expires.
+        """
         body: dict[str, Any] = {"secret": secret, "passphrase": passphrase}
         if ttl_seconds is not None:
             body["ttl_seconds"] = ttl_seconds
+        if notify_url is not None:
+            body["notify_url"] = notify_url
         answer = self._call("POST", "/generate", body)
-        return Created(answer["secret_key"], answer["receipt_key"], answer["expires_at"])
+        return Created(
+            answer["secret_key"],
+            answer["receipt_key"],
+            answer["expires_at"],
+            answer.get("public_id"),
+        )
 
     def reveal(self, secret_key: str, passphrase: str) -> str:
         """Return the stored secret; the server deletes it as it answers."""

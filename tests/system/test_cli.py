@@ -380,7 +380,14 @@ def test_share_json(server: Uvicorn) -> None:
     result = ots("share", "--json", "--server", server.url, stdin=TEXT, OTS_PASSPHRASE=PASSPHRASE)
     assert result.returncode == 0, err(result)
     shown = json.loads(result.stdout)
-    assert set(shown) == {"link", "receipt_link", "secret_key", "receipt_key", "expires_at"}
+    assert set(shown) == {
+        "link",
+        "receipt_link",
+        "secret_key",
+        "receipt_key",
+        "expires_at",
+        "public_id",
+    }
     assert shown["link"].startswith(f"{server.url}/s/{shown['secret_key']}#")
     assert shown["receipt_link"] == f"{server.url}/r/{shown['receipt_key']}"
     assert receipt(server, shown["receipt_key"])["expires_at"] == shown["expires_at"]
@@ -723,6 +730,26 @@ def test_a_secret_over_the_servers_smaller_limit_is_refused_in_words(
     assert_tells_nothing(result, PASSPHRASE, data.decode())
     told = ots(*args, "--max-secret-bytes", "1024", stdin=data, OTS_PASSPHRASE=PASSPHRASE)
     assert told.returncode == 2, err(told)
+
+
+def test_share_asks_to_be_notified_where_the_server_allows(server: Uvicorn, tmp_path: Path) -> None:
+    hook = "https://hooks.example.com/ots?token=cli-hook-canary"
+    args = ["share", "--json", "--notify-url", hook]
+    refused = ots(*args, "--server", server.url, stdin=TEXT, OTS_PASSPHRASE=PASSPHRASE)
+    assert refused.returncode == 1, err(refused)
+    assert "notify_url refused: webhooks are not enabled" in err(refused)
+    assert_tells_nothing(refused, PASSPHRASE, TEXT.decode(), "cli-hook-canary")
+    allowing = {
+        "WEBHOOK_ALLOWED_HOSTS": "hooks.example.com",
+        "WEBHOOK_SIGNING_SECRET": "whsec_" + "Y2xpLXRlc3RzLXNpZ25pbmctc2VjcmV0LTMyYnl0ZXM=",
+    }
+    with _sqlite_server(tmp_path, **allowing) as notifying:
+        result = ots(*args, "--server", notifying.url, stdin=TEXT, OTS_PASSPHRASE=PASSPHRASE)
+        assert result.returncode == 0, err(result)
+        shown = json.loads(result.stdout)
+        told = receipt(notifying, shown["receipt_key"])
+    assert (told["notify_url"], told["notification"]) == (hook, "pending")
+    assert told["public_id"] == shown["public_id"]
 
 
 def test_too_many_requests_exits_1(tmp_path: Path) -> None:
