@@ -22,6 +22,7 @@ from sqlalchemy import select
 from api.domain import creators, service
 from api.domain.errors import Unauthenticated
 from api.domain.hashing import PassphraseHasher
+from api.domain.notifications import token_signing_secret
 from api.settings import Settings
 from api.storage.database import Database
 from api.storage.statements import token_columns
@@ -247,3 +248,51 @@ def test_the_command_in_process(
     assert main(["storage"]) == 0
     monkeypatch.setenv("DATABASE_URL", "mysql://nowhere/x")
     assert main(["tokens", "list"]) == 2
+
+
+MASTER = "whsec_" + "YWRtaW4tdGVzdHMtc2lnbmluZy1zZWNyZXQtMzJieXRl"
+
+
+def test_new_secret_prints_a_signing_secret_the_service_takes() -> None:
+    printed = ots_admin("sqlite+aiosqlite:///unused.db", "webhooks", "new-secret")
+    assert printed.returncode == 0, printed.stderr
+    secret = printed.stdout.strip()
+    assert Settings(webhook_signing_secret=secret).webhook_signing_secret is not None
+    again = ots_admin("sqlite+aiosqlite:///unused.db", "webhooks", "new-secret").stdout.strip()
+    assert again != secret
+
+
+async def test_a_tokens_signing_secret_is_shown_at_creation_and_rotated(
+    database_url: str, db: Database
+) -> None:
+    name = unique("signing")
+    created = ots_admin(database_url, "tokens", "create", name, WEBHOOK_SIGNING_SECRET=MASTER)
+    assert created.returncode == 0, created.stderr
+    assert TOKEN.fullmatch(created.stdout.strip())  # stdout holds the token alone, as before
+    token_id, generation = await creators.signing_identity(db=db, name=name)
+    first = token_signing_secret(MASTER, token_id, generation)
+    assert f"signed with {first} " in created.stderr
+
+    rotated = ots_admin(
+        database_url, "tokens", "rotate-signing-secret", name, WEBHOOK_SIGNING_SECRET=MASTER
+    )
+    assert rotated.returncode == 0, rotated.stderr
+    assert rotated.stdout.strip() == token_signing_secret(MASTER, token_id, generation + 1)
+    assert rotated.stdout.strip() != first
+    assert MASTER not in created.stderr + rotated.stdout + rotated.stderr
+
+    for refused, why in (
+        (ots_admin(database_url, "tokens", "rotate-signing-secret", name), "WEBHOOK_SIGNING"),
+        (
+            ots_admin(
+                database_url,
+                "tokens",
+                "rotate-signing-secret",
+                unique("nobody"),
+                WEBHOOK_SIGNING_SECRET=MASTER,
+            ),
+            "no token is named",
+        ),
+    ):
+        assert refused.returncode == 1, refused.stderr
+        assert why in refused.stderr
