@@ -3,6 +3,7 @@
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable
+from datetime import timedelta
 from typing import Any
 
 from fastapi import FastAPI
@@ -73,6 +74,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
                 interval_seconds=settings.purge_interval_seconds,
                 batch_size=settings.purge_batch_size,
                 pause_seconds=settings.purge_pause_seconds,
+                notify_window=timedelta(hours=settings.webhook_retry_hours),
             )
         )
     ]

@@ -35,10 +35,12 @@ from api.settings import Settings
 from api.storage import notifications
 from api.storage.database import Database
 from api.webhooks import (
+    DeliveryOutcome,
     DeliveryTimeouts,
     DestinationPolicy,
     WebhookEvent,
     WebhookSender,
+    check_url,
     delay_before_attempt,
     signature_headers,
     webhook_body,
@@ -124,7 +126,11 @@ class Notifier:
             total=settings.webhook_timeout_seconds * 2,
         )
         self._lease = timedelta(seconds=timeouts.total * LEASE_BOUNDS)
-        self._sender = sender or WebhookSender(policy(settings), timeouts=timeouts)
+        self._policy = policy(settings)
+        # A connection for each notification of a batch: a slow receiver holds only its own.
+        self._sender = sender or WebhookSender(
+            self._policy, timeouts=timeouts, max_connections=BATCH_SIZE
+        )
         self._rng = rng or random.SystemRandom()
         self._due = asyncio.Event()
 
@@ -178,7 +184,11 @@ class Notifier:
             return master
         return token_signing_secret(master, due.creator_token_id, due.signing_generation or 0)
 
-    async def _send(self, due: notifications.Due) -> None:
+    async def _attempt(self, due: notifications.Due) -> DeliveryOutcome:
+        refusal = check_url(due.url, self._policy)
+        if refusal is not None:
+            # Refused for good (the instance's rules changed since the create): nothing to sign.
+            return DeliveryOutcome(delivered=False, reason=f"refused: {refusal}", retry=False)
         status = StoredReceiptStatus(due.status)
         body = webhook_body(
             event=_EVENTS[status],
@@ -193,7 +203,16 @@ class Notifier:
             timestamp=clock.now(),
             body=body,
         )
-        outcome = await self._sender.deliver(due.url, body=body, headers=headers)
+        return await self._sender.deliver(due.url, body=body, headers=headers)
+
+    async def _send(self, due: notifications.Due) -> None:
+        try:
+            outcome = await self._attempt(due)
+        except Exception as exc:
+            # Not the receiver's doing, but an attempt all the same: it backs off, and the
+            # window still ends it, rather than being claimed again after every lease.
+            logger.exception("notification of %s could not be sent", due.public_id)
+            outcome = DeliveryOutcome(delivered=False, reason=type(exc).__name__, retry=True)
         now = clock.now()
         if outcome.delivered:
             await self._record(due, StoredNotificationState.DELIVERED, now, finished_at=now)
@@ -246,6 +265,7 @@ class Notifier:
         await notifications.record(
             self._db,
             due.receipt_id,
+            attempt=due.attempt,
             state=state,
             next_attempt_at=next_attempt_at,
             finished_at=finished_at,

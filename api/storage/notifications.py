@@ -8,7 +8,8 @@
   concurrent claims off each other's rows, SQLite's single writer does the same. A sender
   that dies mid-delivery only delays its batch until the lease ends.
 - `record` writes how the attempt went: delivered, due again later, or failed.
-- The purge removes a receipt's notification with the receipt (`api.storage.purge`).
+- The purge removes a receipt's notification with the receipt (`api.storage.purge`), once it
+  is delivered or failed: a receipt whose notification is pending waits for it.
 """
 
 import uuid
@@ -76,10 +77,15 @@ TO_SEND = (
     )
     .where(receipt_columns.id.in_(bindparam("receipt_ids", expanding=True)))
 )
-# Bound names differ from the columns': SQLAlchemy keeps those for the SET clause.
+# Bound names differ from the columns': SQLAlchemy keeps those for the SET clause. Only the
+# sender of the latest attempt records it: one whose lease ran out finds the row moved on.
 RECORD = (
     update(notifications_table)
-    .where(notification_columns.receipt_id == bindparam("claimed_id"))
+    .where(
+        notification_columns.receipt_id == bindparam("claimed_id"),
+        notification_columns.attempts == bindparam("claimed_attempt"),
+        notification_columns.state == _PENDING,
+    )
     .values(
         state=bindparam("new_state"),
         next_attempt_at=bindparam("due_at"),
@@ -153,15 +159,20 @@ async def record(
     db: Database,
     receipt_id: uuid.UUID,
     *,
+    attempt: int,
     state: StoredNotificationState,
     next_attempt_at: datetime,
     finished_at: datetime | None,
     last_error: str | None,
 ) -> None:
-    """Record how an attempt went: `state`, when it is due again, and why it failed."""
+    """Record how attempt `attempt` went: `state`, when it is due again, why it failed.
+
+    Nothing changes if a later attempt has claimed the notification meanwhile.
+    """
     await db.execute(
         RECORD,
         claimed_id=receipt_id,
+        claimed_attempt=attempt,
         new_state=state.value,
         due_at=next_attempt_at,
         done_at=finished_at,

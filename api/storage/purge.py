@@ -11,24 +11,31 @@ domain's clock.
 import asyncio
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import ColumnElement, Delete, Table, bindparam, delete, select, update
 
 from api.storage import notifications, usage
 from api.storage.database import Database
-from api.storage.statements import SIZE, receipt_columns, receipts_table, secrets_table
-from models import StoredReceiptStatus
+from api.storage.statements import (
+    SIZE,
+    notification_columns,
+    receipt_columns,
+    receipts_table,
+    secrets_table,
+)
+from models import StoredNotificationState, StoredReceiptStatus
 
 
-def _delete_due(table: Table, due: ColumnElement[datetime]) -> Delete:
+def _delete_due(table: Table, due: ColumnElement[datetime], *kept: ColumnElement[bool]) -> Delete:
     """Delete up to `batch_size` rows of `table` whose `due` time is past `now`.
 
-    Concurrent purgers (several workers or instances) skip each other's rows on PostgreSQL.
+    Rows matching any of `kept` stay. Concurrent purgers (several workers or instances) skip
+    each other's rows on PostgreSQL.
     """
     batch = (
         select(table.c.id)
-        .where(due <= bindparam("now"))
+        .where(due <= bindparam("now"), *(~condition for condition in kept))
         .limit(bindparam("batch_size"))
         .with_for_update(skip_locked=True)
         .scalar_subquery()
@@ -50,9 +57,21 @@ EXPIRE_RECEIPTS = (
     .values(status=StoredReceiptStatus.EXPIRED.value, closed_at=receipt_columns.expires_at)
     .returning(receipt_columns.id, receipt_columns.notify_url.is_not(None))
 )
-PURGE_RECEIPTS_BATCH = _delete_due(receipts_table, receipt_columns.retain_until).returning(
-    receipt_columns.id
+# A receipt whose notification is still being tried stays until it is delivered or failed,
+# however short RECEIPT_RETENTION_SECONDS is; but no longer than the retry window, so one
+# that nobody sends (notifications switched off) does not keep it for ever.
+_NOTIFYING = (
+    select(notification_columns.receipt_id)
+    .where(
+        notification_columns.receipt_id == receipts_table.c.id,
+        notification_columns.state == StoredNotificationState.PENDING.value,
+        notification_columns.created_at > bindparam("notifying_since"),
+    )
+    .exists()
 )
+PURGE_RECEIPTS_BATCH = _delete_due(
+    receipts_table, receipt_columns.retain_until, _NOTIFYING
+).returning(receipt_columns.id)
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,16 +114,27 @@ async def _delete_secrets_batch(db: Database, *, now: datetime, batch_size: int)
 
 
 async def delete_old_receipts(
-    db: Database, *, now: datetime, batch_size: int, pause_seconds: float = 0.0
+    db: Database,
+    *,
+    now: datetime,
+    batch_size: int,
+    pause_seconds: float = 0.0,
+    notify_window: timedelta = timedelta(hours=24),
 ) -> int:
     """Delete the receipts past their retention at `now`, with their notifications.
 
-    In batches of `batch_size`; returns how many receipts.
+    In batches of `batch_size`; returns how many receipts. One whose notification has been
+    pending for less than `notify_window` (WEBHOOK_RETRY_HOURS) waits for it.
     """
     total = 0
     while True:
         async with db.transaction() as transaction:
-            rows = await transaction.execute(PURGE_RECEIPTS_BATCH, now=now, batch_size=batch_size)
+            rows = await transaction.execute(
+                PURGE_RECEIPTS_BATCH,
+                now=now,
+                batch_size=batch_size,
+                notifying_since=now - notify_window,
+            )
             if rows:
                 await transaction.execute(
                     notifications.DELETE_OF_RECEIPTS, receipt_ids=[row[0] for row in rows]

@@ -171,8 +171,7 @@ class LiveSecrets:
                 async with asyncio.timeout(LIVE_SECRETS_TIMEOUT_SECONDS):
                     self._value = await service.count_live(db=db)
                     self._usage = await service.storage_usage(db=db)
-                    if self.settings.notifications_on:
-                        self._oldest_pending = await notifications.oldest_pending_age(db=db)
+                    self._oldest_pending = await notifications.oldest_pending_age(db=db)
                 self._counted_at = self.clock()
             except Exception as exc:  # a scrape must still answer while the database is down
                 logger.warning("could not count live secrets: %s", type(exc).__name__)
@@ -189,12 +188,12 @@ class LiveSecrets:
         )
         gauge.add_metric([], self._value)
         yield gauge
-        if self.settings.notifications_on and self._usage is not None:
+        if self._oldest_pending is not None:
             oldest = GaugeMetricFamily(
                 "onetime_secrets_notifications_oldest_pending_seconds",
                 "Age of the oldest notification not yet delivered nor given up (0: none).",
             )
-            oldest.add_metric([], self._oldest_pending or 0.0)
+            oldest.add_metric([], self._oldest_pending)
             yield oldest
         if self._usage is None:
             return

@@ -25,7 +25,8 @@ def new_signing_secret() -> str:
     return SECRET_PREFIX + base64.b64encode(secrets.token_bytes(SECRET_BYTES)).decode()
 
 
-def _secret_bytes(secret: str) -> bytes:
+def secret_bytes(secret: str) -> bytes:
+    """Return the key a `whsec_` secret holds; `ValueError` if it is not one (24 to 64 bytes)."""
     if not secret.startswith(SECRET_PREFIX):
         raise ValueError("a signing secret starts with whsec_")
     try:
@@ -49,7 +50,7 @@ def signature_headers(
         raise ValueError("timestamp must be timezone-aware")
     if not webhook_id:
         raise ValueError("webhook_id must not be empty")
-    signature = Webhook(_secret_bytes(secret)).sign(webhook_id, timestamp, body)
+    signature = Webhook(secret_bytes(secret)).sign(webhook_id, timestamp, body)
     return {
         "webhook-id": webhook_id,
         "webhook-timestamp": str(int(timestamp.timestamp())),

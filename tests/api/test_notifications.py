@@ -24,6 +24,7 @@ from api.domain import creators
 from api.domain.notifications import Notifier, token_signing_secret
 from api.domain.purge import purge_expired
 from api.settings import InvalidSettings, Settings, load_settings
+from api.storage import notifications
 from api.storage.database import Database
 from api.storage.statements import notification_columns, notifications_table, receipt_columns
 from api.telemetry.metrics import LiveSecrets
@@ -167,7 +168,8 @@ async def test_every_ending_sends_one_signed_notification(
         assert canary not in delivery.body.decode()
         assert canary not in str(delivery.headers)
     assert (await receipt(client, created))["notification"] == "delivered"
-    # Exactly once: nothing is due any more.
+    # Exactly once: nothing is due any more, long after any lease or backoff.
+    service_clock.advance(hours=25)
     await notifier(db, notifying).send_due()
     assert len(receiver.deliveries) == 1
 
@@ -390,7 +392,8 @@ async def test_metrics_count_deliveries_retries_and_failures_and_the_oldest_pend
             "WEBHOOK_ALLOWED_HOSTS: .*host name",
         ),
         ({"WEBHOOK_SIGNING_SECRET": "canary-not-a-whsec"}, "WEBHOOK_SIGNING_SECRET: .*whsec_"),
-        ({"WEBHOOK_SIGNING_SECRET": "whsec_c2hvcnQ="}, "at least 24 random bytes"),
+        ({"WEBHOOK_SIGNING_SECRET": "whsec_c2hvcnQ="}, "24 to 64 random bytes"),
+        ({"WEBHOOK_SIGNING_SECRET": "whsec_" + "A" * 108}, "24 to 64 random bytes"),  # 81 bytes
     ],
 )
 def test_webhook_settings_that_cannot_work_stop_start_up(
@@ -411,3 +414,107 @@ def test_allowed_hosts_read_as_the_deliveries_compare_them() -> None:
     assert settings.webhook_allowed_hosts == ["*.example.org", "::1", "hooks.example.com"]
     assert settings.notifications_on
     assert not Settings().notifications_on
+
+
+class BrokenSender:
+    """A sender with a bug of its own: every attempt raises."""
+
+    def __init__(self) -> None:
+        self.attempts = 0
+
+    async def deliver(self, url: str, *, body: bytes, headers: Any) -> Any:
+        self.attempts += 1
+        raise RuntimeError("a bug in the sender")
+
+    async def aclose(self) -> None:
+        pass
+
+
+async def test_an_error_in_the_sender_is_a_failed_attempt_not_a_stuck_notification(
+    client: httpx.AsyncClient,
+    db: Database,
+    notifying: Settings,
+    configure: Callable[..., Settings],
+    receiver: Receiver,
+    service_clock: MovingClock,
+) -> None:
+    configure(WEBHOOK_RETRY_HOURS="2")
+    created = await create(client, receiver.url())
+    await end(client, db, created, "revealed", service_clock)
+    broken = BrokenSender()
+    sender = Notifier(db, notifying, sender=broken, rng=random.Random(7))  # type: ignore[arg-type]
+    await sender.send_due()
+    await sender.send_due()  # backing off: not claimed again at once, as a lost lease would be
+    assert broken.attempts == 1
+    for _ in range(20):
+        service_clock.advance(minutes=30)
+        await sender.send_due()
+    assert (await receipt(client, created))["notification"] == "failed"
+    assert 2 <= broken.attempts < 20  # given up when the window closed
+
+
+async def test_a_receipt_waits_for_its_pending_notification_but_not_for_ever(
+    client: httpx.AsyncClient,
+    db: Database,
+    notifying: Settings,
+    configure: Callable[..., Settings],
+    service_clock: MovingClock,
+) -> None:
+    configure(RECEIPT_RETENTION_SECONDS="0", WEBHOOK_RETRY_HOURS="24")
+    created = await create(client, "http://127.0.0.1:9/hook", ttl_seconds=60)
+    await end(client, db, created, "revealed", service_clock)  # queued; nobody sends it here
+    receipt_id = await _receipt_id(db, created)
+    window = timedelta(hours=24)
+    service_clock.advance(seconds=120)  # past the expiry, and a retention of 0
+    await purge_expired(db=db, batch_size=1000, notify_window=window)
+    # Kept for its sender, which needs the receipt's URL and public id to send it.
+    assert await _attempts(db, created) == 0
+    service_clock.advance(hours=25)  # nobody sent it within the window
+    await purge_expired(db=db, batch_size=1000, notify_window=window)
+    assert (
+        await db.execute(select(receipt_columns.id).where(receipt_columns.id == receipt_id)) == []
+    )
+    rows = await db.execute(
+        select(notification_columns.state).where(notification_columns.receipt_id == receipt_id)
+    )
+    assert rows == []
+
+
+async def test_a_sender_whose_lease_ran_out_cannot_record_over_a_later_attempt(
+    client: httpx.AsyncClient,
+    db: Database,
+    notifying: Settings,
+    service_clock: MovingClock,
+) -> None:
+    created = await create(client, "http://127.0.0.1:9/hook")
+    await end(client, db, created, "revealed", service_clock)
+    receipt_id = await _receipt_id(db, created)
+    now = service_clock.now
+    (first,) = await notifications.claim_due(
+        db, now=now, lease_until=now + timedelta(seconds=10), batch_size=100
+    )
+    later = now + timedelta(seconds=11)  # the first sender's lease has run out
+    (second,) = await notifications.claim_due(
+        db, now=later, lease_until=later + timedelta(seconds=10), batch_size=100
+    )
+    assert (first.receipt_id, second.receipt_id) == (receipt_id, receipt_id)
+    assert (first.attempt, second.attempt) == (1, 2)
+    await notifications.record(
+        db,
+        receipt_id,
+        attempt=2,
+        state=StoredNotificationState.DELIVERED,
+        next_attempt_at=later,
+        finished_at=later,
+        last_error=None,
+    )
+    await notifications.record(  # the first sender, late, thinks its attempt failed
+        db,
+        receipt_id,
+        attempt=1,
+        state=StoredNotificationState.PENDING,
+        next_attempt_at=later,
+        finished_at=None,
+        last_error="timeout",
+    )
+    assert (await receipt(client, created))["notification"] == "delivered"

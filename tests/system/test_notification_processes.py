@@ -6,14 +6,20 @@ the receipts, never on a guessed delay.
 """
 
 import contextlib
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import update
 
+from api.settings import Settings
+from api.storage.database import Database, create_engine
+from api.storage.statements import notification_columns, notifications_table
 from harness.ports import free_port
 from harness.uvicorn import Uvicorn
+from models import StoredNotificationState
 from tests.clocks import eventually_sync
 from tests.conftest import create_pg_database, drop_pg_database
 from tests.receivers import receiving
@@ -33,8 +39,8 @@ NOTIFYING = {
 }
 
 
-def _server(database_url: str, log: Path) -> contextlib.AbstractContextManager[Uvicorn]:
-    return run_server({**NOTIFYING, "DATABASE_URL": database_url, "SERVER_LOG": str(log)})
+def _server(database_url: str, log: Path, **env: str) -> contextlib.AbstractContextManager[Uvicorn]:
+    return run_server({**NOTIFYING, "DATABASE_URL": database_url, "SERVER_LOG": str(log), **env})
 
 
 def _create_and_reveal(base_url: str, notify_url: str, number: int = 0) -> dict[str, Any]:
@@ -76,18 +82,35 @@ def test_a_crash_right_after_the_reveal_delays_the_notification_only(
     assert delivery.verified(SIGNING_SECRET)["public_id"] == keys["public_id"]
 
 
-def test_a_sender_killed_mid_delivery_sends_it_again_with_the_same_id(
+async def _lease_runs_out(database_url: str) -> None:
+    """Move every claimed notification's lease into the past, as time would."""
+    database = Database(create_engine(Settings(database_url=database_url)))
+    try:
+        await database.execute(
+            update(notifications_table)
+            .where(notification_columns.state == StoredNotificationState.PENDING.value)
+            .values(next_attempt_at=datetime.now(UTC) - timedelta(seconds=1))
+        )
+    finally:
+        await database.aclose()
+
+
+async def test_a_sender_killed_mid_delivery_sends_it_again_with_the_same_id(
     module_database_url: str, tmp_path: Path
 ) -> None:
     with receiving(stall_first=True) as receiver:
-        with _server(module_database_url, tmp_path / "first.log") as first:
+        # An attempt may take a minute here, so the kill, not a timeout, ends the first one.
+        slow = {"WEBHOOK_TIMEOUT_SECONDS": "60"}
+        with _server(module_database_url, tmp_path / "first.log", **slow) as first:
             keys = _create_and_reveal(first.url, receiver.url())
             assert receiver.stalled.wait(60), "the first delivery never came"
             # A reveal never waits for a delivery: one goes through while this one hangs.
             other = _create_and_reveal(first.url, receiver.url("/other"), number=1)
             assert other["public_id"] != keys["public_id"]
             first.kill()  # -9: no shutdown, whatever it was doing
+            assert "delivered" not in first.log()  # no outcome was recorded
         receiver.release.set()
+        await _lease_runs_out(module_database_url)  # its lease was four minutes
         with _server(module_database_url, tmp_path / "again.log") as again:
             _delivered(again.url, keys)
             _delivered(again.url, other)
