@@ -162,6 +162,8 @@ async def test_live_gauge_is_absent_while_the_database_fails(app: FastAPI, tmp_p
         "onetime_secrets_stored_bytes",
         "onetime_secrets_stored_secrets",
         "onetime_secrets_storage_quota_used_ratio",
+        # Whether or not notifications are on: rows an instance no longer sends show here.
+        "onetime_secrets_notifications_oldest_pending_seconds",
     }
 
 
