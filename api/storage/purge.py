@@ -55,7 +55,8 @@ EXPIRE_RECEIPTS = (
         receipt_columns.status == StoredReceiptStatus.PENDING.value,
     )
     .values(status=StoredReceiptStatus.EXPIRED.value, closed_at=receipt_columns.expires_at)
-    .returning(receipt_columns.id, receipt_columns.notify_url.is_not(None))
+    # The URL itself, not `IS NOT NULL` (see CLOSE_RECEIPT in `api.storage.statements`).
+    .returning(receipt_columns.id, receipt_columns.notify_url)
 )
 # A receipt whose notification is still being tried stays until it is delivered or failed,
 # however short RECEIPT_RETENTION_SECONDS is; but no longer than the retry window, so one
@@ -107,7 +108,7 @@ async def _delete_secrets_batch(db: Database, *, now: datetime, batch_size: int)
         receipt_ids = [receipt_id for _, receipt_id in rows if receipt_id is not None]
         if receipt_ids:
             expired = await transaction.execute(EXPIRE_RECEIPTS, receipt_ids=receipt_ids)
-            notified = [receipt_id for receipt_id, asked in expired if asked]
+            notified = [receipt_id for receipt_id, url in expired if url is not None]
             await notifications.queue(transaction, notified, now)
         await usage.release(transaction, sizes=[size for size, _ in rows])
     return Purged(len(rows), len(notified))

@@ -102,7 +102,7 @@ async def close_receipt(
         closed_at=now,
         right_attempt=int(right_attempt),
     )
-    if not (closed and closed[0][0]):
+    if not closed or closed[0][0] is None:
         return False
     await notifications.queue(transaction, [receipt_id], now)
     return True

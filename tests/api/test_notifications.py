@@ -518,3 +518,15 @@ async def test_a_sender_whose_lease_ran_out_cannot_record_over_a_later_attempt(
         last_error="timeout",
     )
     assert (await receipt(client, created))["notification"] == "delivered"
+
+
+@pytest.mark.parametrize("ending", ["revealed", "expired"])
+async def test_a_secret_that_asked_for_nothing_queues_nothing(
+    ending: str, client: httpx.AsyncClient, db: Database, service_clock: MovingClock
+) -> None:
+    response = await client.post(
+        "/generate", json={"secret": SECRET, "passphrase": PASSPHRASE, "ttl_seconds": 60}
+    )
+    created = response.json()
+    await end(client, db, created, ending, service_clock)
+    assert await _attempts(db, created) is None  # no row: SQLite 3.40 once said otherwise
