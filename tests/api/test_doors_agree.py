@@ -861,6 +861,7 @@ AT_CAPACITY = Outcome(
 
 
 @pytest.mark.parametrize("operation", ["create", "reveal", "burn"])
+@pytest.mark.usefixtures("frozen_now")  # counts live secrets: none may expire meanwhile
 async def test_both_doors_say_at_capacity_alike_and_change_nothing(
     operation: str, door: Door, app: FastAPI, db: Database, configure: Any
 ) -> None:

@@ -223,6 +223,7 @@ REPEATED = [
 
 
 @pytest.mark.parametrize("payload", REPEATED)
+@pytest.mark.usefixtures("frozen_now")  # counts live secrets: none may expire meanwhile
 async def test_repeated_keys_are_refused_and_nothing_is_stored(
     client: httpx.AsyncClient, db: Database, payload: bytes
 ) -> None:

@@ -305,6 +305,7 @@ async def test_reveal_and_burn_share_one_bucket_across_transports(
         assert (await create(http)).status_code == 200
 
 
+@pytest.mark.usefixtures("frozen_now")  # counts live secrets: none may expire meanwhile
 async def test_graphql_over_the_limit_runs_nothing_and_says_why(
     app: FastAPI, configure: Any, prefix: str, db: Database, clock: FakeClock
 ) -> None:

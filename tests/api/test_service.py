@@ -12,6 +12,7 @@ from sqlalchemy import Executable, Result, update
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from api.domain import clock as domain_clock
 from api.domain import crypto, events, service
 from api.domain.errors import InvalidInput, SecretNotFound, ServiceUnavailable
 from api.domain.hashing import PassphraseHasher
@@ -47,7 +48,8 @@ async def expire(db: Database, secret_key: str) -> None:
         db,
         update(secrets_table)
         .where(secret_columns.lookup_hash == crypto.lookup_hash(secret_key))
-        .values(expires_at=datetime.now(UTC) - timedelta(seconds=1)),
+        # By the service's clock, which a test may have stopped (`frozen_now`).
+        .values(expires_at=domain_clock.now() - timedelta(seconds=1)),
     )
 
 
@@ -166,6 +168,7 @@ async def test_purge_loop_runs_in_the_background(
         task.cancel()
 
 
+@pytest.mark.usefixtures("frozen_now")  # counts live secrets: none may expire meanwhile
 async def test_count_live(db: Database, settings: Settings, hasher: PassphraseHasher) -> None:
     before = await service.count_live(db=db)
     key = await new_secret(db, settings, hasher)
