@@ -110,6 +110,7 @@ class Shared:
     secret_key: str
     receipt_key: str
     expires_at: str
+    public_id: str
 
     @property
     def fragment(self) -> str:
