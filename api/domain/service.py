@@ -88,7 +88,8 @@ async def create_secret(
     plaintext = inputs.secret_bytes(secret, settings)
     inputs.check_passphrase(passphrase, settings)
     ttl = inputs.ttl(ttl_seconds, settings)
-    notify_url = inputs.notify_url(notify_url, notifications.policy(settings))
+    if notify_url is not None:  # the policy only for a create that asks: not on every create
+        notify_url = inputs.notify_url(notify_url, notifications.policy(settings))
 
     async with hasher.gate.admitted(share=CREATE_SHARE):
         protected = await hasher.protect(passphrase)
