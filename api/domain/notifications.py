@@ -122,15 +122,11 @@ class Notifier:
             connect=settings.webhook_timeout_seconds,
             read=settings.webhook_timeout_seconds,
             write=settings.webhook_timeout_seconds,
-            pool=settings.webhook_timeout_seconds,
             total=settings.webhook_timeout_seconds * 2,
         )
         self._lease = timedelta(seconds=timeouts.total * LEASE_BOUNDS)
         self._policy = policy(settings)
-        # A connection for each notification of a batch: a slow receiver holds only its own.
-        self._sender = sender or WebhookSender(
-            self._policy, timeouts=timeouts, max_connections=BATCH_SIZE
-        )
+        self._sender = sender or WebhookSender(self._policy, timeouts=timeouts)
         self._rng = rng or random.SystemRandom()
         self._due = asyncio.Event()
 
@@ -167,13 +163,22 @@ class Notifier:
             )
             if not batch:
                 return sent
-            outcomes = await asyncio.gather(
-                *(self._send(due) for due in batch), return_exceptions=True
-            )
-            for outcome in outcomes:
-                if isinstance(outcome, Exception):
-                    # Its lease runs out and it is sent again: at least once.
-                    logger.warning("a notification was not recorded: %s", type(outcome).__name__)
+            outcomes = await asyncio.gather(*(self._outcome(due) for due in batch))
+            now = clock.now()
+            attempts = [
+                self._attempted(due, outcome, now)
+                for due, outcome in zip(batch, outcomes, strict=True)
+            ]
+            try:
+                await notifications.record(self._db, attempts)
+            except Exception as exc:
+                # Their leases run out and they are sent again: at least once.
+                logger.warning(
+                    "%d notifications were not recorded: %s", len(batch), type(exc).__name__
+                )
+            else:
+                for due, outcome, attempted in zip(batch, outcomes, attempts, strict=True):
+                    _report(due, outcome, attempted, now)
             sent += len(batch)
 
     def _signing_secret(self, due: notifications.Due) -> str:
@@ -205,45 +210,41 @@ class Notifier:
         )
         return await self._sender.deliver(due.url, body=body, headers=headers)
 
-    async def _send(self, due: notifications.Due) -> None:
+    async def _outcome(self, due: notifications.Due) -> DeliveryOutcome:
         try:
-            outcome = await self._attempt(due)
+            return await self._attempt(due)
         except Exception as exc:
             # Not the receiver's doing, but an attempt all the same: it backs off, and the
             # window still ends it, rather than being claimed again after every lease.
             logger.exception("notification of %s could not be sent", due.public_id)
-            outcome = DeliveryOutcome(delivered=False, reason=type(exc).__name__, retry=True)
-        now = clock.now()
+            return DeliveryOutcome(delivered=False, reason=type(exc).__name__, retry=True)
+
+    def _attempted(
+        self, due: notifications.Due, outcome: DeliveryOutcome, now: datetime
+    ) -> notifications.Attempted:
+        """Say what to record of `outcome`: delivered, due again after a backoff, or failed."""
+
+        def attempted(
+            state: StoredNotificationState, next_attempt_at: datetime, finished: bool
+        ) -> notifications.Attempted:
+            return notifications.Attempted(
+                receipt_id=due.receipt_id,
+                attempt=due.attempt,
+                state=state,
+                next_attempt_at=next_attempt_at,
+                finished_at=now if finished else None,
+                last_error=None if outcome.delivered else outcome.reason[:64],
+            )
+
         if outcome.delivered:
-            await self._record(due, StoredNotificationState.DELIVERED, now, finished_at=now)
-            events.emit(events.NOTIFICATION_DELIVERED)
-            logger.info("notification of %s delivered (attempt %d)", due.public_id, due.attempt)
-            return
+            return attempted(StoredNotificationState.DELIVERED, now, finished=True)
         retry_at = now + timedelta(seconds=self._delay_after(due.attempt))
         window_ends = clock.as_utc(due.created_at) + timedelta(
             hours=self._settings.webhook_retry_hours
         )
         if outcome.retry and retry_at < window_ends:
-            await self._record(due, StoredNotificationState.PENDING, retry_at, error=outcome.reason)
-            events.emit(events.NOTIFICATION_RETRIED)
-            logger.info(
-                "notification of %s not delivered (attempt %d: %s); next attempt in %.0f s",
-                due.public_id,
-                due.attempt,
-                outcome.reason,
-                (retry_at - now).total_seconds(),
-            )
-            return
-        await self._record(
-            due, StoredNotificationState.FAILED, now, finished_at=now, error=outcome.reason
-        )
-        events.emit(events.NOTIFICATION_FAILED)
-        logger.warning(
-            "notification of %s failed for good after %d attempts: %s",
-            due.public_id,
-            due.attempt,
-            outcome.reason,
-        )
+            return attempted(StoredNotificationState.PENDING, retry_at, finished=False)
+        return attempted(StoredNotificationState.FAILED, now, finished=True)
 
     def _delay_after(self, attempt: int) -> float:
         return delay_before_attempt(
@@ -253,21 +254,31 @@ class Notifier:
             cap_seconds=MAX_RETRY_DELAY_SECONDS,
         )
 
-    async def _record(
-        self,
-        due: notifications.Due,
-        state: StoredNotificationState,
-        next_attempt_at: datetime,
-        *,
-        finished_at: datetime | None = None,
-        error: str | None = None,
-    ) -> None:
-        await notifications.record(
-            self._db,
-            due.receipt_id,
-            attempt=due.attempt,
-            state=state,
-            next_attempt_at=next_attempt_at,
-            finished_at=finished_at,
-            last_error=error[:64] if error else None,
+
+def _report(
+    due: notifications.Due,
+    outcome: DeliveryOutcome,
+    attempted: notifications.Attempted,
+    now: datetime,
+) -> None:
+    """Count and log a recorded attempt (by the receipt's public id, never a key)."""
+    if attempted.state is StoredNotificationState.DELIVERED:
+        events.emit(events.NOTIFICATION_DELIVERED)
+        logger.info("notification of %s delivered (attempt %d)", due.public_id, due.attempt)
+    elif attempted.state is StoredNotificationState.PENDING:
+        events.emit(events.NOTIFICATION_RETRIED)
+        logger.info(
+            "notification of %s not delivered (attempt %d: %s); next attempt in %.0f s",
+            due.public_id,
+            due.attempt,
+            outcome.reason,
+            (attempted.next_attempt_at - now).total_seconds(),
+        )
+    else:
+        events.emit(events.NOTIFICATION_FAILED)
+        logger.warning(
+            "notification of %s failed for good after %d attempts: %s",
+            due.public_id,
+            due.attempt,
+            outcome.reason,
         )

@@ -19,7 +19,7 @@ not 5% ahead (see BENCHMARKS.md, "Hand-written infrastructure"), so it was remov
 import contextlib
 import functools
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import Executable, event, make_url
@@ -165,6 +165,17 @@ class Database:
                 return result.all() if result.returns_rows else ()
         except UNAVAILABLE_ERRORS as error:
             # The original may quote SQL; its type is enough to diagnose.
+            raise DatabaseUnavailable(type(error).__name__) from None
+
+    async def execute_many(self, statement: Executable, rows: Sequence[Mapping[str, Any]]) -> None:
+        """Run `statement` once for each of `rows`, in one round trip and one transaction.
+
+        Raises `DatabaseUnavailable` as `execute` does.
+        """
+        try:
+            async with self.engine.begin() as connection:
+                await connection.execute(statement, list(rows))
+        except UNAVAILABLE_ERRORS as error:
             raise DatabaseUnavailable(type(error).__name__) from None
 
     @contextlib.asynccontextmanager

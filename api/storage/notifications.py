@@ -7,7 +7,8 @@
   worker or instance) does not take them meanwhile; PostgreSQL's `SKIP LOCKED` keeps
   concurrent claims off each other's rows, SQLite's single writer does the same. A sender
   that dies mid-delivery only delays its batch until the lease ends.
-- `record` writes how the attempt went: delivered, due again later, or failed.
+- `record` writes how a batch's attempts went (delivered, due again later, or failed),
+  all in one round trip.
 - The purge removes a receipt's notification with the receipt (`api.storage.purge`), once it
   is delivered or failed: a receipt whose notification is pending waits for it.
 """
@@ -155,28 +156,38 @@ async def claim_due(
     ]
 
 
-async def record(
-    db: Database,
-    receipt_id: uuid.UUID,
-    *,
-    attempt: int,
-    state: StoredNotificationState,
-    next_attempt_at: datetime,
-    finished_at: datetime | None,
-    last_error: str | None,
-) -> None:
-    """Record how attempt `attempt` went: `state`, when it is due again, why it failed.
+@dataclass(frozen=True, slots=True)
+class Attempted:
+    """How attempt `attempt` of a notification went: `state`, when due again, why it failed."""
 
-    Nothing changes if a later attempt has claimed the notification meanwhile.
+    receipt_id: uuid.UUID
+    attempt: int
+    state: StoredNotificationState
+    next_attempt_at: datetime
+    finished_at: datetime | None
+    last_error: str | None
+
+
+async def record(db: Database, attempts: Sequence[Attempted]) -> None:
+    """Record how each of `attempts` went, all in one round trip.
+
+    Nothing changes for a notification that a later attempt has claimed meanwhile.
     """
-    await db.execute(
+    if not attempts:
+        return
+    await db.execute_many(
         RECORD,
-        claimed_id=receipt_id,
-        claimed_attempt=attempt,
-        new_state=state.value,
-        due_at=next_attempt_at,
-        done_at=finished_at,
-        why=last_error,
+        [
+            {
+                "claimed_id": attempted.receipt_id,
+                "claimed_attempt": attempted.attempt,
+                "new_state": attempted.state.value,
+                "due_at": attempted.next_attempt_at,
+                "done_at": attempted.finished_at,
+                "why": attempted.last_error,
+            }
+            for attempted in attempts
+        ],
     )
 
 

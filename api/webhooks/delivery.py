@@ -1,8 +1,10 @@
 """One delivery attempt: POST the signed body, and say how it went and whether to retry.
 
-httpcore (httpx's own engine) sends it through `GuardedBackend`, with no redirects (httpcore
-follows none: a 3xx is a failed attempt, so a receiver cannot point us elsewhere), short
-timeouts, and at most a few KB of the answer read, then dropped.
+HTTP/1.1 framing is h11's (the protocol engine under httpx); the connection is ours: opened
+by `connect_checked` to a checked address, kept alive for the next notification to the same
+receiver, and closed after any answer not read to its end. No redirect is followed (a 3xx is
+a failed attempt, so a receiver cannot point us elsewhere), every step has a short timeout,
+and at most a few KB of the answer are read, then dropped.
 
 Retries: every failure is worth another try within the retry window (a receiver mid-deploy
 answers 404, 401 or 502 for a minute, and each secret sends one event, so a retry is cheap),
@@ -12,17 +14,20 @@ receiver's own word that it wants no more.
 
 import asyncio
 import ssl
-from collections.abc import AsyncGenerator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 
-import httpcore
+import certifi
+import h11
 import httpx
 
 from api.webhooks.network import (
     DestinationRefused,
-    GuardedBackend,
+    Dialler,
     NameNotResolved,
     Resolver,
+    connect_checked,
+    open_streams,
     system_resolver,
 )
 from api.webhooks.policy import DestinationPolicy, check_url
@@ -31,7 +36,12 @@ USER_AGENT = "onetime-secrets-webhooks/1"
 RESPONSE_BYTES_READ = 4096
 # Receivers close idle connections after a few seconds; one idle longer is not reused.
 KEEPALIVE_SECONDS = 5.0
+# Idle connections kept for reuse, per sender: one per notification of a batch is plenty.
+MAX_IDLE_CONNECTIONS = 20
+# An answer's status line and headers, at most: more is a receiver misbehaving.
+MAX_HEAD_BYTES = 16 * 1024
 _HTTP_GONE = 410
+_DEFAULT_PORTS = {"http": 80, "https": 443}
 # The request's own framing and routing are ours to set, not the caller's.
 _RESERVED_HEADERS = frozenset({"host", "content-length", "transfer-encoding", "connection"})
 
@@ -47,7 +57,6 @@ class DeliveryTimeouts:
     connect: float = 3.0
     read: float = 5.0
     write: float = 5.0
-    pool: float = 5.0
     total: float = 15.0
 
 
@@ -79,7 +88,9 @@ def _failed(reason: str) -> DeliveryOutcome:
     return DeliveryOutcome(delivered=False, reason=reason, retry=True)
 
 
-def _request_headers(url: httpx.URL, headers: Mapping[str, str]) -> list[tuple[bytes, bytes]]:
+def _request_headers(
+    url: httpx.URL, headers: Mapping[str, str], length: int
+) -> list[tuple[str, str]]:
     given = {name.lower(): value for name, value in headers.items()}
     reserved = _RESERVED_HEADERS.intersection(given)
     if reserved:
@@ -88,37 +99,78 @@ def _request_headers(url: httpx.URL, headers: Mapping[str, str]) -> list[tuple[b
         # netloc keeps IPv6 brackets and a port that is not the scheme's default.
         "host": url.netloc.decode("ascii"),
         "content-type": "application/json",
+        "content-length": str(length),
         "user-agent": USER_AGENT,
         **given,
     }
-    return [(name.encode("ascii"), value.encode("ascii")) for name, value in merged.items()]
+    return list(merged.items())
 
 
-async def _read_a_little(response: httpcore.Response) -> None:
-    chunks = response.aiter_stream()
+def default_tls() -> ssl.SSLContext:
+    """Certificates checked against certifi's roots, as httpx does."""
+    return ssl.create_default_context(cafile=certifi.where())
+
+
+@dataclass(eq=False, slots=True)
+class _Connection:
+    reader: asyncio.StreamReader
+    writer: asyncio.StreamWriter
+    protocol: h11.Connection
+    idle_since: float = 0.0
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+class _Unanswered(ConnectionError):
+    """The line closed before any answer: a kept-alive one the receiver had closed idle."""
+
+
+async def _exchange(
+    connection: _Connection, request: h11.Request, body: bytes, timeouts: DeliveryTimeouts
+) -> tuple[int, bool]:
+    """Send `request` with `body`; return the answer's status and whether to keep the line."""
+    protocol, reader = connection.protocol, connection.reader
+    # One write, so the request leaves in one segment rather than one per part.
+    events = (request, h11.Data(data=body), h11.EndOfMessage())
+    status: int | None = None
+    read = 0
     try:
-        received = 0
-        async for chunk in chunks:
-            received += len(chunk)
-            if received >= RESPONSE_BYTES_READ:
-                break
-    finally:
-        if isinstance(chunks, AsyncGenerator):
-            await chunks.aclose()
-
-
-def _from_tls(error: httpcore.ConnectError) -> bool:
-    # httpcore wraps the ssl error as its argument; the pool re-raises with `from None`.
-    causes = [*error.args, error.__cause__, error.__context__]
-    return any(isinstance(cause, ssl.SSLError) for cause in causes)
+        connection.writer.write(b"".join(protocol.send(event) or b"" for event in events))
+        async with asyncio.timeout(timeouts.write):
+            await connection.writer.drain()
+        while True:
+            event = protocol.next_event()
+            if event is h11.NEED_DATA:
+                async with asyncio.timeout(timeouts.read):
+                    protocol.receive_data(await reader.read(RESPONSE_BYTES_READ))
+            elif isinstance(event, h11.Response):
+                status = event.status_code
+            elif isinstance(event, h11.Data):
+                read += len(event.data)
+                if status is not None and read >= RESPONSE_BYTES_READ:
+                    return status, False  # the rest is not worth reading: hang up instead
+            elif isinstance(event, h11.EndOfMessage) and status is not None:
+                # Reusable only if both sides are done and neither asked to close.
+                reusable = protocol.our_state is h11.DONE and protocol.their_state is h11.DONE
+                if reusable:
+                    protocol.start_next_cycle()
+                return status, reusable
+            elif isinstance(event, h11.ConnectionClosed):
+                raise ConnectionResetError("closed before answering")
+            # An informational (1xx) answer says nothing yet: read on.
+    except (ConnectionError, h11.RemoteProtocolError) as error:
+        if status is None and read == 0:
+            raise _Unanswered("closed before answering") from error
+        raise
 
 
 class WebhookSender:
-    """Delivers webhooks under one destination policy, over one pool of connections.
+    """Delivers webhooks under one destination policy, keeping connections for reuse.
 
-    Use it as an async context manager (or call `aclose`). `resolver` and `network_backend`
-    replace name resolution and the sockets underneath, for tests; `ssl_context` replaces
-    the trusted certificates (certifi's by default).
+    Use it as an async context manager (or call `aclose`). `resolver` and `dial` replace
+    name resolution and connecting, for tests; `ssl_context` replaces the trusted
+    certificates (certifi's by default).
     """
 
     def __init__(
@@ -127,23 +179,15 @@ class WebhookSender:
         *,
         timeouts: DeliveryTimeouts | None = None,
         resolver: Resolver = system_resolver,
-        network_backend: httpcore.AsyncNetworkBackend | None = None,
+        dial: Dialler = open_streams,
         ssl_context: ssl.SSLContext | None = None,
-        max_connections: int = 10,
     ) -> None:
         self._policy = policy
         self._timeouts = timeouts if timeouts is not None else DeliveryTimeouts()
-        self._pool = httpcore.AsyncConnectionPool(
-            ssl_context=ssl_context,
-            max_connections=max_connections,
-            keepalive_expiry=KEEPALIVE_SECONDS,
-            http1=True,
-            http2=False,
-            retries=0,
-            network_backend=GuardedBackend(
-                allow_private=policy.allow_private, resolver=resolver, backend=network_backend
-            ),
-        )
+        self._resolver = resolver
+        self._dial = dial
+        self._tls = ssl_context
+        self._idle: dict[tuple[str, str, int], list[_Connection]] = {}
 
     async def __aenter__(self) -> "WebhookSender":
         return self
@@ -152,8 +196,11 @@ class WebhookSender:
         await self.aclose()
 
     async def aclose(self) -> None:
-        """Close every pooled connection."""
-        await self._pool.aclose()
+        """Close every idle connection."""
+        for connections in self._idle.values():
+            for connection in connections:
+                connection.close()
+        self._idle.clear()
 
     async def deliver(
         self, url: str, *, body: bytes, headers: Mapping[str, str]
@@ -166,41 +213,90 @@ class WebhookSender:
         if refusal is not None:
             return _refused(refusal)
         parsed = httpx.URL(url)
-        target = httpcore.URL(
-            scheme=parsed.raw_scheme, host=parsed.raw_host, port=parsed.port, target=parsed.raw_path
+        request = h11.Request(
+            method="POST",
+            target=parsed.raw_path,
+            headers=_request_headers(parsed, headers, len(body)),
         )
-        timeouts = self._timeouts
-        extensions = {
-            "timeout": {
-                "connect": timeouts.connect,
-                "read": timeouts.read,
-                "write": timeouts.write,
-                "pool": timeouts.pool,
-            }
-        }
+        host = parsed.raw_host.decode("ascii")  # IDNA-encoded: what DNS and SNI take
+        origin = (parsed.scheme, host, parsed.port or _DEFAULT_PORTS[parsed.scheme])
         try:
-            async with asyncio.timeout(timeouts.total):
-                async with self._pool.stream(
-                    "POST",
-                    target,
-                    headers=_request_headers(parsed, headers),
-                    content=body,
-                    extensions=extensions,
-                ) as response:
-                    await _read_a_little(response)
-                    return _answered(response.status)
+            async with asyncio.timeout(self._timeouts.total):
+                return _answered(await self._post(origin, request, body))
         except DestinationRefused as refused:
             return _refused(refused.reason)
-        except (TimeoutError, httpcore.TimeoutException):
+        except TimeoutError:
             return _failed("timeout")
         except NameNotResolved:
             return _failed("name not resolved")
-        except httpcore.ConnectError as error:
-            if _from_tls(error):
-                return _failed("tls error")
+        except ssl.SSLError:
+            return _failed("tls error")
+        except (OSError, h11.ProtocolError):
             return _failed("connection error")
-        except (httpcore.NetworkError, httpcore.ProtocolError):
-            return _failed("connection error")
+
+    async def _post(self, origin: tuple[str, str, int], request: h11.Request, body: bytes) -> int:
+        kept = self._reusable(origin)
+        if kept is not None:
+            try:
+                return await self._over(kept, origin, request, body)
+            except _Unanswered:
+                pass  # closed while idle, as receivers do: a new line gets the same request
+        return await self._over(await self._connect(origin), origin, request, body)
+
+    async def _over(
+        self,
+        connection: _Connection,
+        origin: tuple[str, str, int],
+        request: h11.Request,
+        body: bytes,
+    ) -> int:
+        keep = False
+        try:
+            status, keep = await _exchange(connection, request, body, self._timeouts)
+            return status
+        finally:
+            if keep:
+                self._keep(origin, connection)
+            else:
+                connection.close()
+
+    def _reusable(self, origin: tuple[str, str, int]) -> _Connection | None:
+        idle = self._idle.get(origin, [])
+        now = asyncio.get_running_loop().time()
+        while idle:
+            connection = idle.pop()
+            # A receiver that closed the line, or sent anything unasked, has ended it.
+            fresh = now - connection.idle_since < KEEPALIVE_SECONDS
+            if fresh and not connection.reader.at_eof() and not connection.writer.is_closing():
+                return connection
+            connection.close()
+        return None
+
+    def _keep(self, origin: tuple[str, str, int], connection: _Connection) -> None:
+        if sum(len(connections) for connections in self._idle.values()) >= MAX_IDLE_CONNECTIONS:
+            connection.close()
+            return
+        connection.idle_since = asyncio.get_running_loop().time()
+        self._idle.setdefault(origin, []).append(connection)
+
+    async def _connect(self, origin: tuple[str, str, int]) -> _Connection:
+        scheme, host, port = origin
+        tls = None
+        if scheme == "https":
+            if self._tls is None:
+                self._tls = default_tls()
+            tls = self._tls
+        async with asyncio.timeout(self._timeouts.connect):
+            reader, writer = await connect_checked(
+                host,
+                port,
+                tls=tls,
+                allow_private=self._policy.allow_private,
+                resolver=self._resolver,
+                dial=self._dial,
+            )
+        protocol = h11.Connection(h11.CLIENT, max_incomplete_event_size=MAX_HEAD_BYTES)
+        return _Connection(reader, writer, protocol)
 
 
 async def deliver(
@@ -210,6 +306,6 @@ async def deliver(
     policy: DestinationPolicy,
     timeouts: DeliveryTimeouts | None = None,
 ) -> DeliveryOutcome:
-    """Deliver one webhook over a connection of its own (`WebhookSender` keeps a pool)."""
+    """Deliver one webhook over a connection of its own (`WebhookSender` keeps them)."""
     async with WebhookSender(policy, timeouts=timeouts) as sender:
         return await sender.deliver(url, body=body, headers=headers)

@@ -1,27 +1,30 @@
 """Connections only to checked addresses: resolve once, check every address, connect to it.
 
-An httpcore network backend in front of the default one. Its `connect_tcp` resolves the
-host itself, refuses the connection if any address the name resolves to is refused by the
-policy, and connects to one of those same addresses, so a name that answers a public
-address to a check and a private one to the connection (DNS rebinding) cannot slip through.
-The URL keeps the name, so the Host header and TLS (SNI and certificate) still use it.
+`connect_checked` resolves the host itself, refuses the connection if any address the name
+resolves to is refused by the policy, and connects to one of those same addresses, so a name
+that answers a public address to a check and a private one to the connection (DNS
+rebinding) cannot slip through. TLS still checks the certificate against the name (and
+sends it as SNI), not the address.
 """
 
 import asyncio
-import contextlib
 import socket
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+import ssl
+from collections.abc import Awaitable, Callable, Sequence
 from ipaddress import ip_address
-
-import httpcore
 
 from api.webhooks.addresses import IPAddress, address_refusal
 
 Resolver = Callable[[str, int], Awaitable[Sequence[IPAddress]]]
 """Resolve `(host, port)` to the addresses to connect to, in order of preference."""
 
+Streams = tuple[asyncio.StreamReader, asyncio.StreamWriter]
 
-class NameNotResolved(httpcore.ConnectError):
+Dialler = Callable[[str, int, ssl.SSLContext | None, str | None], Awaitable[Streams]]
+"""Open a connection to `(address, port)`; over TLS when given a context, for that name."""
+
+
+class NameNotResolved(OSError):
     """The host name has no address (or the resolver failed): worth another try later."""
 
 
@@ -49,69 +52,49 @@ async def system_resolver(host: str, port: int) -> Sequence[IPAddress]:
     return addresses
 
 
-class GuardedBackend(httpcore.AsyncNetworkBackend):
-    """A network backend that connects only to addresses the policy allows."""
+async def open_streams(
+    address: str, port: int, tls: ssl.SSLContext | None, server_hostname: str | None
+) -> Streams:
+    """Connect to `address` (asyncio sets TCP_NODELAY), with TLS for `server_hostname`."""
+    return await asyncio.open_connection(
+        address, port, ssl=tls, server_hostname=server_hostname if tls is not None else None
+    )
 
-    def __init__(
-        self,
-        *,
-        allow_private: bool,
-        resolver: Resolver = system_resolver,
-        backend: httpcore.AsyncNetworkBackend | None = None,
-    ) -> None:
-        self._allow_private = allow_private
-        self._resolver = resolver
-        self._backend = backend if backend is not None else httpcore.AnyIOBackend()
 
-    async def _addresses(self, host: str, port: int, within: float | None) -> Sequence[IPAddress]:
+async def _addresses(host: str, port: int, resolver: Resolver) -> Sequence[IPAddress]:
+    try:
+        return [ip_address(host)]
+    except ValueError:
+        pass
+    addresses = await resolver(host, port)
+    if not addresses:
+        raise NameNotResolved("name not resolved")
+    return addresses
+
+
+async def connect_checked(
+    host: str,
+    port: int,
+    *,
+    tls: ssl.SSLContext | None,
+    allow_private: bool,
+    resolver: Resolver = system_resolver,
+    dial: Dialler = open_streams,
+) -> Streams:
+    """Resolve `host`, refuse it if any of its addresses is refused, else connect to one."""
+    addresses = await _addresses(host, port, resolver)
+    # Every address, not only the first: a name may list a private one after a public
+    # one, and which is used would then be chance.
+    for address in addresses:
+        refusal = address_refusal(address, allow_private=allow_private)
+        if refusal is not None:
+            raise DestinationRefused(refusal)
+    *others, last = addresses
+    for address in others:
         try:
-            return [ip_address(host)]
-        except ValueError:
-            pass
-        try:
-            async with asyncio.timeout(within):
-                addresses = await self._resolver(host, port)
-        except TimeoutError:
-            raise httpcore.ConnectTimeout("name resolution timed out") from None
-        if not addresses:
-            raise NameNotResolved("name not resolved")
-        return addresses
-
-    async def connect_tcp(
-        self,
-        host: str,
-        port: int,
-        timeout: float | None = None,  # noqa: ASYNC109 - httpcore's interface
-        local_address: str | None = None,
-        socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
-    ) -> httpcore.AsyncNetworkStream:
-        """Resolve `host`, refuse it if any of its addresses is refused, else connect."""
-        addresses = await self._addresses(host, port, timeout)
-        # Every address, not only the first: a name may list a private one after a public
-        # one, and which is used would then be chance.
-        for address in addresses:
-            refusal = address_refusal(address, allow_private=self._allow_private)
-            if refusal is not None:
-                raise DestinationRefused(refusal)
-        *others, last = addresses
-        for address in others:
-            with contextlib.suppress(httpcore.ConnectError, httpcore.ConnectTimeout):
-                return await self._backend.connect_tcp(
-                    str(address), port, timeout, local_address, socket_options
-                )
-        return await self._backend.connect_tcp(
-            str(last), port, timeout, local_address, socket_options
-        )
-
-    async def connect_unix_socket(
-        self,
-        path: str,
-        timeout: float | None = None,  # noqa: ASYNC109 - httpcore's interface
-        socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
-    ) -> httpcore.AsyncNetworkStream:
-        """Refuse: webhooks go over TCP only."""
-        raise DestinationRefused("unix sockets are not allowed")
-
-    async def sleep(self, seconds: float) -> None:
-        """Sleep as the wrapped backend does."""
-        await self._backend.sleep(seconds)
+            return await dial(str(address), port, tls, host)
+        except ssl.SSLError:
+            raise  # the receiver's own answer, the same on every address
+        except OSError:
+            continue  # this address does not answer; the next one may
+    return await dial(str(last), port, tls, host)

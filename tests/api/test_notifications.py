@@ -501,21 +501,29 @@ async def test_a_sender_whose_lease_ran_out_cannot_record_over_a_later_attempt(
     assert (first.attempt, second.attempt) == (1, 2)
     await notifications.record(
         db,
-        receipt_id,
-        attempt=2,
-        state=StoredNotificationState.DELIVERED,
-        next_attempt_at=later,
-        finished_at=later,
-        last_error=None,
+        [
+            notifications.Attempted(
+                receipt_id,
+                attempt=2,
+                state=StoredNotificationState.DELIVERED,
+                next_attempt_at=later,
+                finished_at=later,
+                last_error=None,
+            )
+        ],
     )
     await notifications.record(  # the first sender, late, thinks its attempt failed
         db,
-        receipt_id,
-        attempt=1,
-        state=StoredNotificationState.PENDING,
-        next_attempt_at=later,
-        finished_at=None,
-        last_error="timeout",
+        [
+            notifications.Attempted(
+                receipt_id,
+                attempt=1,
+                state=StoredNotificationState.PENDING,
+                next_attempt_at=later,
+                finished_at=None,
+                last_error="timeout",
+            )
+        ],
     )
     assert (await receipt(client, created))["notification"] == "delivered"
 

@@ -18,13 +18,12 @@ import random
 import socket
 import ssl
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from ipaddress import IPv4Address, IPv6Address, ip_address
 from pathlib import Path
 
-import httpcore
 import pytest
 import standardwebhooks
 from cryptography import x509
@@ -49,6 +48,7 @@ from api.webhooks import (
     system_resolver,
     webhook_body,
 )
+from api.webhooks.network import Streams, open_streams
 from tests.clocks import PATIENCE_SECONDS
 
 IPAddress = IPv4Address | IPv6Address
@@ -61,7 +61,7 @@ LOOPBACK = IPv4Address("127.0.0.1")
 # makes the receiver's writes fail long before the end.
 HUGE_BODY_BYTES = 1 << 30
 # Generous for a loaded machine; the slow receiver never answers, so any value times out.
-SHORT = DeliveryTimeouts(connect=10.0, read=0.5, write=10.0, pool=10.0, total=30.0)
+SHORT = DeliveryTimeouts(connect=10.0, read=0.5, write=10.0, total=30.0)
 
 
 # --- Receivers ------------------------------------------------------------------------------
@@ -214,30 +214,19 @@ class ScriptedResolver:
         return answer
 
 
-class DialRecorder(httpcore.AsyncNetworkBackend):
+class DialRecorder:
     """Records every address dialled; dials loopback for real and refuses any other."""
 
     def __init__(self) -> None:
         self.dialled: list[str] = []
-        self._real = httpcore.AnyIOBackend()
 
-    async def connect_tcp(
-        self,
-        host: str,
-        port: int,
-        timeout: float | None = None,  # noqa: ASYNC109 - httpcore's interface
-        local_address: str | None = None,
-        socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
-    ) -> httpcore.AsyncNetworkStream:
-        self.dialled.append(host)
-        if not ip_address(host).is_loopback:
-            raise httpcore.ConnectError("this test does not leave the machine")
-        return await self._real.connect_tcp(
-            host, port, timeout=timeout, local_address=local_address, socket_options=socket_options
-        )
-
-    async def sleep(self, seconds: float) -> None:
-        await self._real.sleep(seconds)
+    async def __call__(
+        self, address: str, port: int, tls: ssl.SSLContext | None, server_hostname: str | None
+    ) -> Streams:
+        self.dialled.append(address)
+        if not ip_address(address).is_loopback:
+            raise ConnectionRefusedError("this test does not leave the machine")
+        return await open_streams(address, port, tls, server_hostname)
 
 
 def _local_policy(*hosts: str, allow_private: bool = True) -> DestinationPolicy:
@@ -273,7 +262,7 @@ async def _send(
     headers: dict[str, str] | None = None,
 ) -> DeliveryOutcome:
     async with WebhookSender(
-        policy, timeouts=timeouts, resolver=resolver, network_backend=dialler
+        policy, timeouts=timeouts, resolver=resolver, dial=dialler or open_streams
     ) as sender:
         return await sender.deliver(url, body=BODY, headers=headers or _signed())
 
@@ -455,7 +444,7 @@ async def _send_over_tls(
     async with WebhookSender(
         _local_policy("hooks.test"),
         resolver=ScriptedResolver([LOOPBACK]),
-        network_backend=dialler,
+        dial=dialler,
         ssl_context=trusted,
     ) as sender:
         return await sender.deliver(tls_receiver.url(), body=BODY, headers=_signed())
@@ -481,6 +470,75 @@ async def test_an_untrusted_certificate_is_a_tls_error(tls_receiver: TlsReceiver
 
     assert outcome == DeliveryOutcome(delivered=False, reason="tls error", retry=True)
     assert tls_receiver.receiver.requests == []
+
+
+class KeepAliveReceiver:
+    """An HTTP/1.1 receiver on 127.0.0.1 that keeps connections open and counts them.
+
+    After `close_after` answers on a connection, it reads the next request and closes the
+    connection without answering, as a receiver whose idle timeout ran out just then would.
+    """
+
+    def __init__(self, close_after: int | None = None) -> None:
+        self.connections = 0
+        self.answered = 0
+        self.unanswered = 0
+        self._close_after = close_after
+
+    async def answer(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        served = 0
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                length = next(
+                    int(line.split(b":", 1)[1])
+                    for line in head.split(b"\r\n")
+                    if line.lower().startswith(b"content-length:")
+                )
+                await reader.readexactly(length)
+                if served == self._close_after:
+                    self.unanswered += 1
+                    return
+                writer.write(b"HTTP/1.1 204 No Content\r\ncontent-length: 0\r\n\r\n")
+                await writer.drain()
+                served += 1
+                self.answered += 1
+        except asyncio.IncompleteReadError:
+            pass
+        finally:
+            writer.close()
+
+
+async def _keep_alive_server(
+    receiver: KeepAliveReceiver,
+) -> tuple[asyncio.Server, str]:
+    server = await asyncio.start_server(receiver.answer, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    return server, f"http://127.0.0.1:{port}/hook"
+
+
+async def test_a_kept_alive_connection_carries_the_next_webhooks() -> None:
+    receiver = KeepAliveReceiver()
+    server, url = await _keep_alive_server(receiver)
+    async with server, WebhookSender(_local_policy()) as sender:
+        outcomes = [await sender.deliver(url, body=BODY, headers=_signed()) for _ in range(3)]
+
+    assert all(outcome.delivered for outcome in outcomes), outcomes
+    assert (receiver.connections, receiver.answered) == (1, 3)
+
+
+async def test_a_connection_the_receiver_closed_costs_no_attempt() -> None:
+    receiver = KeepAliveReceiver(close_after=1)
+    server, url = await _keep_alive_server(receiver)
+    async with server, WebhookSender(_local_policy()) as sender:
+        first = await sender.deliver(url, body=BODY, headers=_signed())
+        # Sent on the kept line, which the receiver closes unanswered: sent again on a new one.
+        second = await sender.deliver(url, body=BODY, headers=_signed())
+
+    assert first.delivered, first
+    assert second.delivered, second
+    assert (receiver.connections, receiver.answered, receiver.unanswered) == (2, 2, 1)
 
 
 async def test_deliver_sends_one_webhook_on_its_own(receiver: Receiver) -> None:
@@ -561,7 +619,7 @@ async def test_dns_rebinding_cannot_swap_the_checked_address(receiver: Receiver)
     policy = _local_policy("rebind.test", allow_private=False)
     url = f"http://rebind.test:{receiver.port}/hook"
 
-    async with WebhookSender(policy, resolver=resolver, network_backend=dialler) as sender:
+    async with WebhookSender(policy, resolver=resolver, dial=dialler) as sender:
         first = await sender.deliver(url, body=BODY, headers=_signed())
         assert (resolver.calls, dialler.dialled) == (1, [str(PUBLIC)])
         # The next attempt resolves anew, sees loopback and refuses it.
