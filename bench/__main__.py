@@ -1,6 +1,6 @@
 """`python -m bench [--smoke]`: run every scenario and write the report.
 
-The full run takes about a quarter of an hour and rewrites `BENCHMARKS.md` and
+The full run takes about twenty minutes and rewrites `BENCHMARKS.md` and
 `bench/chart.png`; `--smoke` runs every scenario briefly, writes only under `bench/results/`,
 and fails on errors (a request that failed, a secret that came back wrong, a secret of the
 overload scenario not revealable exactly once), never on timing.
@@ -27,6 +27,7 @@ from bench import (
     ab,
     ceiling,
     database,
+    delivery,
     environment,
     procs,
     profiling,
@@ -152,7 +153,19 @@ async def run(profile: scenarios.Profile, workdir: Path) -> dict[str, Any]:
         results["cycle"][NOTIFY_RUN] = await _notify_cycle(
             profile, gate, attempts, _server_env(url, default_argon2), workdir
         )
+        results["head_to_head"] = await _head_to_head(
+            profile,
+            gate,
+            attempts,
+            _server_env(url, default_argon2),
+            (memory, time_cost, parallelism),
+            workdir,
+        )
 
+        print("[bench] webhook delivery: our sender against httpcore's pool")
+        results["delivery"] = await delivery.measure(
+            workdir, rounds=profile.delivery_rounds, deliveries=profile.delivery_count
+        )
         results["overload"] = await _overload(profile, gate, attempts, url, default_argon2, workdir)
         results["ab"] = await _ab(profile, gate, attempts, default_argon2, workdir)
 
@@ -170,9 +183,40 @@ async def run(profile: scenarios.Profile, workdir: Path) -> dict[str, Any]:
     return results
 
 
+NOTIFY_ENV = {
+    "WEBHOOK_ALLOWED_HOSTS": "127.0.0.1",
+    "WEBHOOK_ALLOW_HTTP": "true",
+    "WEBHOOK_ALLOW_PRIVATE": "true",
+    "WEBHOOK_SIGNING_SECRET": "whsec_" + "YmVuY2htYXJrLXNpZ25pbmctc2VjcmV0LTMyLWJ5dGVz",
+}
+
+
 def _start_receiver(port: int, counted: Path) -> subprocess.Popen[bytes]:
     command = [sys.executable, "-m", "bench.receiver", str(port), str(NOTIFY_DELAY_SECONDS)]
     return subprocess.Popen([*command, str(counted)], cwd=ROOT)  # noqa: S603 - our own module
+
+
+async def _cycle_notifying(
+    env: dict[str, str], profile: scenarios.Profile, workdir: Path, tag: str
+) -> dict[str, Any]:
+    """One cycle run of the service with every secret asking to be notified.
+
+    The receiver (`bench.receiver`, a process of its own) answers each notification only
+    after `NOTIFY_DELAY_SECONDS`: the notifiers in the workers wait on slow receivers while the
+    cycles go on.
+    """
+    port = free_port()
+    counted = workdir / f"{tag}-received.txt"
+    receiver = _start_receiver(port, counted)
+    try:
+        with servers.running("main:app", env | NOTIFY_ENV, workdir / f"{tag}.log") as server:
+            notify_url = f"http://127.0.0.1:{port}/hook"
+            run = await scenarios.cycle(server, profile, workdir, tag, notify_url=notify_url)
+    finally:
+        receiver.send_signal(signal.SIGTERM)
+        receiver.wait(30)
+    run["notifications_received"] = int(counted.read_text())
+    return run
 
 
 async def _notify_cycle(
@@ -182,39 +226,73 @@ async def _notify_cycle(
     env: dict[str, str],
     workdir: Path,
 ) -> dict[str, Any]:
-    """Run the service at the default argon2 again, every secret asking to be notified.
-
-    The receiver (`bench.receiver`, a process of its own) answers each notification only
-    after `NOTIFY_DELAY_SECONDS`: the notifiers in the workers wait on slow receivers while the
-    cycles go on.
-    """
-    port = free_port()
-    notify_url = f"http://127.0.0.1:{port}/hook"
-    env = env | {
-        "WEBHOOK_ALLOWED_HOSTS": "127.0.0.1",
-        "WEBHOOK_ALLOW_HTTP": "true",
-        "WEBHOOK_ALLOW_PRIVATE": "true",
-        "WEBHOOK_SIGNING_SECRET": "whsec_" + "YmVuY2htYXJrLXNpZ25pbmctc2VjcmV0LTMyLWJ5dGVz",
-    }
+    """Run the service at the default argon2 again, every secret asking to be notified."""
 
     async def measure(attempt: int) -> dict[str, Any]:
         print(
             f"[bench] {NOTIFY_RUN}: {profile.clients} clients, {profile.cycle_seconds:.0f} s, "
             f"receivers answering after {NOTIFY_DELAY_SECONDS:g} s"
         )
-        tag = f"{NOTIFY_RUN}-{attempt + 1}"
-        counted = workdir / f"{tag}-received.txt"
-        receiver = _start_receiver(port, counted)
-        try:
-            with servers.running("main:app", env, workdir / f"{tag}.log") as server:
-                run = await scenarios.cycle(server, profile, workdir, tag, notify_url=notify_url)
-        finally:
-            receiver.send_signal(signal.SIGTERM)
-            receiver.wait(30)
-        run["notifications_received"] = int(counted.read_text())
-        return run
+        return await _cycle_notifying(env, profile, workdir, f"{NOTIFY_RUN}-{attempt + 1}")
 
     return await _least_disturbed(profile, gate, NOTIFY_RUN, measure, attempts)
+
+
+async def _head_to_head(
+    profile: scenarios.Profile,
+    gate: procs.QuietGate,
+    attempts: dict[str, int],
+    env: dict[str, str],
+    argon2: tuple[int, int, int],
+    workdir: Path,
+) -> dict[str, Any]:
+    """Measure the ratios the targets compare, in rounds: each contender once a round.
+
+    A shared machine drifts by several percent over minutes, more than the differences the
+    targets look for; each round's ratios compare runs a minute apart, the order rotates
+    from round to round, and the targets take the median of the rounds' ratios.
+    """
+    short = dataclasses.replace(profile, cycle_seconds=profile.rounds_seconds)
+
+    async def ceiling_pairs(_: int) -> dict[str, Any]:
+        return ceiling.measure(argon2, profile.rounds_seconds)
+
+    async def cycles(app: str, tag: str) -> dict[str, Any]:
+        with servers.running(app, env, workdir / f"{tag}.log") as server:
+            return await scenarios.cycle(server, short, workdir, tag)
+
+    contenders: dict[str, Callable[[str], Awaitable[dict[str, Any]]]] = {
+        "service": lambda tag: cycles("main:app", tag),
+        "baseline": lambda tag: cycles("bench.baseline.app:app", tag),
+        "notifying": lambda tag: _cycle_notifying(env, short, workdir, tag),
+    }
+    names = ["ceiling", *contenders]
+    rounds: list[dict[str, Any]] = []
+    for index in range(profile.rounds):
+        turn = index % len(names)
+        order = names[turn:] + names[:turn]
+        rates: dict[str, float] = {}
+        received = 0
+        for name in order:
+            label = f"round-{index + 1}-{name}"
+            print(f"[bench] {label}: {profile.rounds_seconds:.0f} s")
+
+            async def measure(attempt: int, name: str = name, label: str = label) -> dict[str, Any]:
+                if name == "ceiling":
+                    return await ceiling_pairs(attempt)
+                return await contenders[name](f"{label}-{attempt + 1}")
+
+            run = await _least_disturbed(profile, gate, label, measure, attempts)
+            if name == "ceiling":
+                rates[name] = run["pairs_per_second"]
+            else:
+                rates[name] = run["cycles_per_second"]
+                if run["errors"]:
+                    raise RuntimeError(f"{label}: errors {run['errors']}")
+            received = run.get("notifications_received", received)
+        rounds.append({"order": order, "rates": rates, "notifications_received": received})
+        print(f"[bench] round {index + 1}: {report.round_line(rounds[-1])}")
+    return {"seconds": profile.rounds_seconds, "rounds": rounds}
 
 
 async def _overload(

@@ -46,6 +46,13 @@ class Profile:
     quiet_budget_seconds: float
     profile_seconds: float
     retries: int
+    # Head to head at the default argon2: rounds of ceiling, service, baseline and the service
+    # notifying, each for this many measured seconds; the targets take the rounds' medians.
+    rounds: int
+    rounds_seconds: float
+    # Webhook delivery's CPU, our sender against httpcore's pool: rounds, deliveries a round.
+    delivery_rounds: int
+    delivery_count: int
     # The A/B of hand-written infrastructure: rounds per contender, measured seconds a round.
     ab_rounds: int
     ab_seconds: float
@@ -75,6 +82,10 @@ FULL = Profile(
     quiet_budget_seconds=300,
     profile_seconds=10,
     retries=2,
+    rounds=4,
+    rounds_seconds=15,
+    delivery_rounds=6,
+    delivery_count=2000,
     ab_rounds=4,
     ab_seconds=15,
     overload_multiples=(1, 8, 32),
@@ -95,10 +106,14 @@ SMOKE = Profile(
     reveals_per_size=100,
     reveal_rate=100,
     purge_rows=5_000,
-    purge_reveal_seconds=20,
+    purge_reveal_seconds=5,
     quiet_budget_seconds=0,
     profile_seconds=0,
     retries=0,
+    rounds=1,
+    rounds_seconds=2,
+    delivery_rounds=1,
+    delivery_count=80,
     ab_rounds=1,
     ab_seconds=3,
     overload_multiples=(8,),
