@@ -16,6 +16,17 @@ def _cpu_seconds(pid: int) -> float:
     return float(times.user + times.system + times.children_user + times.children_system)
 
 
+def main_thread_seconds(pid: int) -> float:
+    """CPU seconds of a process's main thread: a uvicorn worker's event loop."""
+    try:
+        for thread in psutil.Process(pid).threads():
+            if thread.id == pid:  # on Linux the main thread's id is the process id
+                return float(thread.user_time + thread.system_time)
+    except psutil.Error:
+        pass
+    return 0.0
+
+
 def postgres_pids() -> list[int]:
     """Every PostgreSQL server process on this machine (the server and its backends)."""
     pids = []

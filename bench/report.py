@@ -367,14 +367,17 @@ def _per_cycle(run: dict[str, Any]) -> str:
     costs = run.get("cpu_ms_per_cycle")
     if not costs:
         return "—"
-    return " / ".join(f"{costs[name]:.2f}" for name in ("workers", "postgres", "load generator"))
+    workers = f"{costs['workers']:.2f}"
+    if "event loops" in costs:  # results saved before the split have none
+        workers += f" ({costs['event loops']:.2f} + {costs['other threads']:.2f})"
+    return " / ".join([workers, *(f"{costs[name]:.2f}" for name in ("postgres", "load generator"))])
 
 
 def _cpu_table(results: dict[str, Any]) -> list[str]:
     lines = [
         "| Run | Machine busy | Server workers (each) | PostgreSQL | Load generator | Poller "
-        "| Other processes | Load generator, of one core | CPU ms per cycle: workers / PostgreSQL "
-        "/ load generator |",
+        "| Other processes | Load generator, of one core | CPU ms per cycle: workers (event "
+        "loops + other threads) / PostgreSQL / load generator |",
         "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
     ]
     for label in RUNS:
