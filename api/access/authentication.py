@@ -17,7 +17,7 @@ from fastapi import Depends
 from starlette.requests import HTTPConnection, Request
 
 from api.access.rate_limits import Bucket, Verdict, check, refuse_over_limit
-from api.deps import Database, DatabaseDep, SettingsDep
+from api.deps import AppPartsDep, Database
 from api.domain import creators
 from api.domain.creators import Creator
 from api.domain.errors import Unauthenticated
@@ -72,10 +72,8 @@ def www_authenticate(error: Unauthenticated) -> str:
     return f'{challenge}, error="invalid_token"' if error.presented else challenge
 
 
-async def _creator_within_limit(
-    request: Request, db: DatabaseDep, settings: SettingsDep
-) -> Creator | None:
-    creator, verdict = await spend_as_creator(request, db, settings, {Bucket.CREATE: 1})
+async def _creator_within_limit(request: Request, parts: AppPartsDep) -> Creator | None:
+    creator, verdict = await spend_as_creator(request, parts.db, parts.settings, {Bucket.CREATE: 1})
     refuse_over_limit(verdict)
     return creator
 

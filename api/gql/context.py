@@ -2,7 +2,7 @@
 
 from strawberry.fastapi import BaseContext
 
-from api.deps import Database, DatabaseDep, HasherDep, SettingsDep
+from api.deps import AppPartsDep, Database
 from api.domain.creators import Creator
 from api.domain.hashing import PassphraseHasher
 from api.settings import Settings
@@ -23,6 +23,6 @@ class Context(BaseContext):
         self.creator: Creator | None = None
 
 
-async def get_context(db: DatabaseDep, settings: SettingsDep, hasher: HasherDep) -> Context:
+async def get_context(parts: AppPartsDep) -> Context:
     """Build the context; FastAPI resolves its parts exactly as it does for REST routes."""
-    return Context(db, settings, hasher)
+    return Context(parts.db, parts.settings, parts.hasher)

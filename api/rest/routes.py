@@ -6,7 +6,7 @@ from fastapi import APIRouter, Body, Depends, Path, Query, Response, status
 
 from api.access.authentication import CreatorDep
 from api.access.rate_limits import Bucket, limit
-from api.deps import DatabaseDep, HasherDep, SettingsDep
+from api.deps import AppPartsDep, DatabaseDep
 from api.domain import service
 from api.domain.errors import InvalidInput
 from api.http.methods import changes_state_on_get
@@ -51,9 +51,7 @@ PassphraseQuery = Annotated[
 )
 async def generate(
     body: CreateSecretRequest,
-    db: DatabaseDep,
-    settings: SettingsDep,
-    hasher: HasherDep,
+    parts: AppPartsDep,
     creator: CreatorDep,
 ) -> CreatedSecretResponse:
     """Store a secret behind a passphrase and return the key that reveals it once.
@@ -61,9 +59,9 @@ async def generate(
     With CREATE_AUTH=token this needs `Authorization: Bearer <token>` (401 without one).
     """
     created = await service.create_secret(
-        db=db,
-        settings=settings,
-        hasher=hasher,
+        db=parts.db,
+        settings=parts.settings,
+        hasher=parts.hasher,
         secret=body.secret,
         passphrase=body.passphrase,
         ttl_seconds=body.ttl_seconds,
@@ -89,9 +87,7 @@ async def generate(
 async def reveal_by_query(
     secret_key: SecretKeyPath,
     passphrase: PassphraseQuery,
-    db: DatabaseDep,
-    settings: SettingsDep,
-    hasher: HasherDep,
+    parts: AppPartsDep,
 ) -> RevealedSecretResponse:
     """Reveal a secret once and delete it (passphrase in the query string).
 
@@ -99,7 +95,11 @@ async def reveal_by_query(
     passphrase out of URLs and logs. A `GET` that changes state: `HEAD` here answers `405`.
     """
     secret = await service.reveal_secret(
-        db=db, settings=settings, hasher=hasher, secret_key=secret_key, passphrase=passphrase
+        db=parts.db,
+        settings=parts.settings,
+        hasher=parts.hasher,
+        secret_key=secret_key,
+        passphrase=passphrase,
     )
     return RevealedSecretResponse(secret=secret)
 
@@ -114,13 +114,15 @@ async def reveal_by_query(
 async def reveal_by_body(
     secret_key: SecretKeyPath,
     body: RevealRequest,
-    db: DatabaseDep,
-    settings: SettingsDep,
-    hasher: HasherDep,
+    parts: AppPartsDep,
 ) -> RevealedSecretResponse:
     """Reveal a secret once and delete it (passphrase in the JSON body)."""
     secret = await service.reveal_secret(
-        db=db, settings=settings, hasher=hasher, secret_key=secret_key, passphrase=body.passphrase
+        db=parts.db,
+        settings=parts.settings,
+        hasher=parts.hasher,
+        secret_key=secret_key,
+        passphrase=body.passphrase,
     )
     return RevealedSecretResponse(secret=secret)
 
@@ -136,9 +138,7 @@ async def reveal_by_body(
 )
 async def burn(
     secret_key: SecretKeyPath,
-    db: DatabaseDep,
-    settings: SettingsDep,
-    hasher: HasherDep,
+    parts: AppPartsDep,
     # Documented as required (a plain object), but absent in the original API's form.
     body: RevealRequest = Body(None),  # noqa: B008
     passphrase: LegacyPassphraseQuery = None,
@@ -152,7 +152,11 @@ async def burn(
     if given is None:
         raise InvalidInput("passphrase", "passphrase is required, in the body or the query")
     await service.burn_secret(
-        db=db, settings=settings, hasher=hasher, secret_key=secret_key, passphrase=given
+        db=parts.db,
+        settings=parts.settings,
+        hasher=parts.hasher,
+        secret_key=secret_key,
+        passphrase=given,
     )
 
 
