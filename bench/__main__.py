@@ -4,8 +4,6 @@ The full run takes about twenty minutes and rewrites `BENCHMARKS.md` and
 `bench/chart.png`; `--smoke` runs every scenario briefly, writes only under `bench/results/`,
 and fails on errors (a request that failed, a secret that came back wrong, a secret of the
 overload scenario not revealable exactly once), never on timing.
-`BENCH_AB_REF` names the commit whose hand-written infrastructure the A/B runs against this
-tree (see `bench.ab`).
 """
 
 import argparse
@@ -24,7 +22,6 @@ from pathlib import Path
 from typing import Any
 
 from bench import (
-    ab,
     ceiling,
     database,
     delivery,
@@ -167,7 +164,6 @@ async def run(profile: scenarios.Profile, workdir: Path) -> dict[str, Any]:
             workdir, rounds=profile.delivery_rounds, deliveries=profile.delivery_count
         )
         results["overload"] = await _overload(profile, gate, attempts, url, default_argon2, workdir)
-        results["ab"] = await _ab(profile, gate, attempts, default_argon2, workdir)
 
         sizes = ", ".join(f"{size:,}" for size in profile.table_sizes)
         print(f"[bench] scale: reveals with {sizes} rows, purge of {profile.purge_rows:,}")
@@ -329,104 +325,6 @@ async def _overload(
             print(f"[bench] {label}: {report.overload_line(result)}")
             runs.append(result)
     return runs
-
-
-async def _ab(
-    profile: scenarios.Profile,
-    gate: procs.QuietGate,
-    attempts: dict[str, int],
-    argon2_env: dict[str, str],
-    workdir: Path,
-) -> dict[str, Any]:
-    """Run the A/B of the hand-written pieces (one commit) against the libraries (the next)."""
-    ref = ab.reference()
-    if profile.ab_rounds < 1:
-        return {"ref": ref, "skipped": f"the {profile.name} profile runs no A/B"}
-    library_ref = ab.library_reference()
-    commit, library_commit = ab.resolve(ref), ab.resolve(library_ref)
-    if commit is None or library_commit is None:
-        missing = ref if commit is None else library_ref
-        reason = (
-            f"this checkout has no commit {missing} "
-            f"(set {ab.REF_ENV} and {ab.LIBRARY_REF_ENV} to ones it has)"
-        )
-        if profile.name == "smoke":
-            # A shallow CI checkout may lack the reference; the smoke run checks errors only.
-            print(f"[bench] A/B skipped: {reason}")
-            return {"ref": ref, "skipped": reason}
-        raise RuntimeError(f"A/B: {reason}")
-    started = time.monotonic()
-    ab_profile = dataclasses.replace(profile, cycle_seconds=profile.ab_seconds)
-    contenders = (ab.HAND_WRITTEN, ab.LIBRARIES)
-    # One database each: each service migrates its own schema at start, as in production.
-    names = {contender: await database.create_database() for contender in contenders}
-    runs: dict[str, list[dict[str, Any]]] = {contender: [] for contender in contenders}
-    unique: dict[str, set[str]] = {contender: set() for contender in contenders}
-    order: list[str] = []
-    try:
-        with ab.extracted(commit) as reference_tree, ab.extracted(library_commit) as library_tree:
-            trees = {ab.HAND_WRITTEN: reference_tree, ab.LIBRARIES: library_tree}
-            modules = {contender: ab.api_modules(tree) for contender, tree in trees.items()}
-            for tree in trees.values():
-                ab.check_source(tree)
-            for index in range(profile.ab_rounds):
-                # A B, then B A, ...: a drift of the machine over the run weighs on both alike.
-                pair = contenders if index % 2 == 0 else contenders[::-1]
-                for contender in pair:
-                    (other,) = (name for name in contenders if name != contender)
-                    label = f"ab-{contender}-{index + 1}"
-                    env = _server_env(database.sqlalchemy_url(names[contender]), argon2_env)
-                    env |= ab.server_env(trees[contender])
-
-                    async def measure(
-                        attempt: int,
-                        label: str = label,
-                        env: dict[str, str] = env,
-                        tree: Path = trees[contender],
-                        own: set[str] = modules[contender],
-                        theirs: set[str] = modules[other],
-                    ) -> dict[str, Any]:
-                        seconds = profile.ab_seconds
-                        print(f"[bench] {label}: {profile.clients} clients, {seconds:.0f} s")
-                        tag = f"{label}-{attempt + 1}"
-                        log = workdir / f"{tag}.log"
-                        with servers.running("main:app", env, log, cwd=tree) as server:
-                            run = await scenarios.cycle(
-                                server, ab_profile, workdir, tag, keep_latencies=True
-                            )
-                        # The server has exited: its import log is complete.
-                        run["unique_modules"] = ab.check_imports(log, own, theirs)
-                        return run
-
-                    run = await _least_disturbed(profile, gate, label, measure, attempts)
-                    unique[contender].update(run.pop("unique_modules"))
-                    # The round, not the attempt kept: `attempts` says how many it took.
-                    run["label"] = label
-                    runs[contender].append(run)
-                    order.append(label)
-    finally:
-        for name in names.values():
-            await database.drop_database(name)
-    result = {
-        "ref": ref,
-        "commit": commit,
-        "library_ref": library_ref,
-        "library_commit": library_commit,
-        "profile": profile.name,
-        "duration_seconds": time.monotonic() - started,
-        "rounds": profile.ab_rounds,
-        "seconds": profile.ab_seconds,
-        "order": order,
-        "contenders": {
-            contender: {
-                **ab.summarize(runs[contender]),
-                "unique_modules": sorted(unique[contender]),
-            }
-            for contender in contenders
-        },
-    }
-    print(f"[bench] A/B ({result['duration_seconds']:.0f} s): {report.ab_line(result)}")
-    return result
 
 
 def foreign_share(result: dict[str, Any]) -> float:

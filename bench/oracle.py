@@ -24,7 +24,7 @@ from typing import Any
 
 import httpx
 
-from bench import ab, database, servers
+from bench import database, servers, trees
 from harness import ROOT
 
 KINDS = ("live", "unknown", "revealed")
@@ -95,18 +95,18 @@ def _tree(ref: str | None) -> Iterator[Path]:
     if ref is None:
         yield ROOT
         return
-    commit = ab.resolve(ref)
+    commit = trees.resolve(ref)
     if commit is None:
         raise SystemExit(f"no commit {ref!r} in this checkout")
-    with ab.extracted(commit) as tree:
+    with trees.extracted(commit) as tree:
         yield tree
 
 
 def run(samples: int, against: str | None) -> dict[str, Any]:
     """Sample every tree on both databases; return the summaries."""
     results: dict[str, Any] = {}
-    trees = {"this tree": None} | ({f"at {against}": against} if against else {})
-    for label, ref in trees.items():
+    refs = {"this tree": None} | ({f"at {against}": against} if against else {})
+    for label, ref in refs.items():
         with _tree(ref) as tree, tempfile.TemporaryDirectory() as scratch:
             for backend in ("sqlite", "postgresql"):
                 name = None
@@ -120,7 +120,7 @@ def run(samples: int, against: str | None) -> dict[str, Any]:
                     "LOG_LEVEL": "WARNING",
                     "RATE_LIMIT_CREATE": "1000000/second",
                     "RATE_LIMIT_REVEAL": "1000000/second",
-                    **ab.server_env(tree),
+                    **trees.server_env(tree),
                 }
                 log = Path(scratch) / f"{backend}.log"
                 try:

@@ -5,12 +5,10 @@ import statistics
 from dataclasses import dataclass
 from typing import Any
 
-from bench import ab
 from bench.chart import draw_chart
 
 __all__ = [
     "Target",
-    "ab_line",
     "disturbances",
     "draw_chart",
     "errors",
@@ -263,11 +261,6 @@ def errors(results: dict[str, Any]) -> list[str]:
     for size in results["scale"]["sizes"]:
         for what, count in size["errors"].items():
             problems.append(f"scale {size['size']:,} rows: {count} x {what}")
-    for run in _ab_runs(results):
-        for what, count in {**run["errors"], **run["healthz_errors"]}.items():
-            problems.append(f"{run['label']}: {count} x {what}")
-        if run["cycles"] == 0:
-            problems.append(f"{run['label']}: no cycle completed")
     purge = results["scale"]["purge"]
     for what, count in purge["errors"].items():
         problems.append(f"reveals during purge: {count} x {what}")
@@ -302,9 +295,7 @@ def disturbances(results: dict[str, Any], threshold: float = 0.05) -> list[str]:
     other = results["ceiling"].get("other_processes_share", 0.0)
     if other > threshold:
         found.append(f"the ceiling ({other:.0%})")
-    runs = [(label, results["cycle"][label]) for label in RUNS]
-    runs += [(run["label"], run) for run in _ab_runs(results)]
-    for label, run in runs:
+    for label, run in ((label, results["cycle"][label]) for label in RUNS):
         shares = run["cpu"]["share_of_machine"]
         share = shares.get("other processes", 0.0)
         if share > threshold:
@@ -583,167 +574,6 @@ def _profile_lines(results: dict[str, Any]) -> list[str]:
     return [*lines, ""]
 
 
-def _ab_results(results: dict[str, Any]) -> dict[str, Any] | None:
-    found = results.get("ab")
-    return found if found and "contenders" in found else None
-
-
-def _ab_runs(results: dict[str, Any]) -> list[dict[str, Any]]:
-    found = _ab_results(results)
-    if found is None:
-        return []
-    return [run for contender in found["contenders"].values() for run in contender["runs"]]
-
-
-def _keep(found: dict[str, Any], verdict: dict[str, Any]) -> str:
-    if verdict["keep_hand_written"]:
-        text = f"the hand-written pieces are at least {ab.KEEP_MARGIN:.0%} ahead: keep them"
-    else:
-        text = f"the hand-written pieces are not {ab.KEEP_MARGIN:.0%} ahead: the libraries stay"
-    return text
-
-
-def _smoke_caveat(found: dict[str, Any]) -> str:
-    if found.get("profile") == "smoke":
-        return "; but a smoke run is too short and too small to decide anything"
-    return ""
-
-
-def ab_line(found: dict[str, Any]) -> str:
-    """One line for the console: each contender's figures, the ratios and the verdict."""
-    verdict = ab.verdict(found)
-    parts = [
-        f"{name} {figures['cycles_per_second']:.1f} cycles/s, reveal p99 "
-        f"{figures['reveal_p99_ms']:.1f} ms"
-        for name, figures in found["contenders"].items()
-    ]
-    return (
-        f"{'; '.join(parts)}; hand-written ÷ libraries {verdict['cycles_ratio']:.3f} (cycles/s), "
-        f"{verdict['reveal_p99_ratio']:.3f} (reveal p99): {_keep(found, verdict)}"
-        f"{_smoke_caveat(found)}"
-    )
-
-
-def _modules(names: list[str], first: tuple[str, ...] = (), limit: int = 4) -> str:
-    # The modules that hold the pieces prove most: name them before the others.
-    ordered = [name for name in first if name in names]
-    limit = max(limit, len(ordered))
-    ordered += [name for name in names if name not in ordered]
-    shown = ", ".join(f"`{name}`" for name in ordered[:limit])
-    return shown + (f" and {len(ordered) - limit} more" if len(ordered) > limit else "")
-
-
-def _ab_lines(results: dict[str, Any]) -> list[str]:
-    heading = "## Hand-written infrastructure: A/B at the default argon2"
-    found = _ab_results(results)
-    if found is None:
-        reason = (results.get("ab") or {}).get("skipped", "this run has no A/B")
-        return [heading, "", f"Not run: {reason}.", ""]
-    profile, default = results["profile"], results["argon2"]["default"]
-    ref = found["ref"]
-    hand, libraries = found["contenders"][ab.HAND_WRITTEN], found["contenders"][ab.LIBRARIES]
-    verdict = ab.verdict(found)
-    ceiling = results["ceiling"]
-    argon2_ms = ceiling["hash_ms"] + ceiling["verify_ms"]
-    spent = libraries["worker_cpu_ms_per_cycle"]
-    headroom = max(spent - argon2_ms, 0.0) / spent if spent else math.nan
-    # CPU-bound: cycles/s go as 1 / CPU per cycle, so losing the rest raises them by this.
-    most = ratio(spent, argon2_ms) - 1 if argon2_ms < spent else 0.0
-    which = (
-        "the last with the hand-written pieces"
-        if ref == ab.DEFAULT_REF
-        else f"chosen with `{ab.REF_ENV}`; by default `{ab.DEFAULT_REF}`"
-    )
-    order = ", ".join(label.removeprefix("ab-") for label in found["order"])
-    lines = [
-        heading,
-        "",
-        "Three pieces of hand-written infrastructure were replaced by what the libraries "
-        "maintain. The A/B serves the code of commit "
-        f"`{ref}` ({which}), "
-        "extracted with `git archive` and started in its own directory, against commit "
-        f"`{found.get('library_ref', 'this tree')}` (the one that replaced them by the "
-        "libraries and changed nothing else that costs CPU; later commits add work of their "
-        "own, such as receipts, that must not count against the libraries), extracted alike, "
-        f"at the service's default argon2 (m={default[0]} KiB, t={default[1]}, p={default[2]}), "
-        "on PostgreSQL, each as `uvicorn main:app --workers 2`, under the cycle load above "
-        f"({profile['clients']} clients looping create → reveal, plus the `/healthz` poller). "
-        "Each contender has a database of its own, which the service migrates at start. "
-        f"{found['rounds']} round(s) each, a fresh server every round, "
-        f"{profile['warmup_seconds']:.0f} s warm-up and {found['seconds']:.0f} s measured, "
-        f"in the order {order} (who goes first alternates, so a drift of the machine weighs "
-        "on both alike). Cycles/s and CPU are the median of the rounds; the p99s are over "
-        "every call of all rounds. The rule: a hand-written piece stays only if it is at "
-        f"least {ab.KEEP_MARGIN:.0%} ahead in cycles/s (ratio ≥ {1 + ab.KEEP_MARGIN:.2f}) or in "
-        f"reveal p99 (ratio ≤ {1 - ab.KEEP_MARGIN:.2f}).",
-        "",
-        f"| Piece | Hand-written (commit `{ref}`) | "
-        f"Libraries (commit `{found.get('library_ref', 'this tree')}`) |",
-        "| --- | --- | --- |",
-        *(
-            f"| {piece} | {hand_written} | {library} |"
-            for piece, _, hand_written, library in ab.PIECES
-        ),
-        "",
-        "| Contender | Cycles/s (median) | Cycles/s per round | Reveal p99 (ms) "
-        "| Create p99 (ms) | Reveals | Worker CPU ms per cycle | Errors |",
-        "| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: |",
-    ]
-    for name, figures in found["contenders"].items():
-        rounds = " / ".join(f"{rate:.1f}" for rate in figures["rounds"])
-        lines.append(
-            f"| {name} | {figures['cycles_per_second']:.1f} | {rounds} "
-            f"| {figures['reveal_p99_ms']:.1f} | {figures['create_p99_ms']:.1f} "
-            f"| {figures['reveals']:,} | {figures['worker_cpu_ms_per_cycle']:.2f} "
-            f"| {sum(figures['errors'].values())} |"
-        )
-    create = ratio(hand["create_p99_ms"], libraries["create_p99_ms"])
-    cpu = ratio(hand["worker_cpu_ms_per_cycle"], libraries["worker_cpu_ms_per_cycle"])
-    lines += [
-        f"| hand-written ÷ libraries | **{verdict['cycles_ratio']:.3f}** | "
-        f"| **{verdict['reveal_p99_ratio']:.3f}** | {create:.3f} | | {cpu:.3f} | |",
-        "",
-        f"**Verdict**: {_keep(found, verdict)} (cycles/s {verdict['cycles_ratio']:.3f}, "
-        f"reveal p99 {verdict['reveal_p99_ratio']:.3f}){_smoke_caveat(found)}.",
-        "",
-        "- **The code each served** was checked from the servers' own import logs: the "
-        "hand-written servers imported "
-        f"{_modules(hand['unique_modules'], tuple(piece[1] for piece in ab.PIECES))}, which "
-        "the library commit does not have; the library servers imported "
-        f"{_modules(libraries['unique_modules'])}, which the reference does not have.",
-    ]
-    if verdict["keep_hand_written"]:
-        lines.append(
-            "- **Measured together**: the pieces ran in one A/B of all of them at once. A lead "
-            "of all of them together does not say which piece earns it: measure each alone "
-            "(the library commit with only that piece put back) before keeping it."
-        )
-    else:
-        lines.append(
-            "- **Measured together**: the pieces ran in one A/B of all of them at once, not one "
-            "by one. That bounds each piece: they sit on separate parts of a request (the "
-            "database round trips, the rate-limit check, the metrics label), so what each saves "
-            "adds to what the others save in the workers' CPU per cycle, and if all of them "
-            f"together are not {ab.KEEP_MARGIN:.0%} ahead, none of them alone is. The one way "
-            "around that is a "
-            "hand-written piece that cost more than its library and hid another's gain; that "
-            "piece goes anyway, and the headroom below still bounds the other."
-        )
-    lines += [
-        f"- **Headroom**: at these parameters one hash and one verify cost {argon2_ms:.1f} ms "
-        f"on an idle core, and the library workers spent {spent:.1f} ms of CPU per cycle, so "
-        f"at most {headroom:.0%} of it went to anything but argon2 (HTTP, validation, "
-        "encryption, the database client, rate limiting, metrics). Doing all of that for "
-        f"free would raise cycles/s by at most {most:.0%}: the most any infrastructure, "
-        "hand-written or not, could win. With both cores busy argon2 costs more than on an "
-        "idle one, so both figures overstate, if anything.",
-        "- **Whole trees**: the A/B compares two whole commits, so it also counts every other "
-        "change between them (the move into packages, the doors' new error handling).",
-        "",
-    ]
-    return lines
-
-
 def _disturbance_lines(results: dict[str, Any]) -> list[str]:
     disturbed = disturbances(results)
     if not disturbed:
@@ -841,8 +671,8 @@ def render(results: dict[str, Any], *, chart: str) -> str:
         "",
         f"{sum(t.passed for t in verdicts)} of {len(verdicts)} targets hold. The overhead "
         "against the baseline at the cheapest argon2 is information, no longer a target (see "
-        "*Notes*); whether hand-written infrastructure stays is decided by its own A/B (see "
-        "*Hand-written infrastructure*).",
+        "*Notes*). The one piece of hand-written infrastructure, the webhook sender, stays "
+        "on its own figure (see *Webhook delivery*).",
         "",
         *_disturbance_lines(results),
         f"![Benchmark chart]({chart})",
@@ -920,7 +750,6 @@ def render(results: dict[str, Any], *, chart: str) -> str:
         *_memory_table(results),
         "",
         *_overload_table(results),
-        *_ab_lines(results),
         *_profile_lines(results),
         "## Notes",
         "",
@@ -952,11 +781,6 @@ def summary(results: dict[str, Any]) -> str:
         f"  webhook delivery, CPU ms each: ours {medians['ours']:.3f}, "
         f"httpcore {medians['httpcore']:.3f}"
     )
-    found = _ab_results(results)
-    if found is not None:
-        lines.append(f"  A/B at default argon2: {ab_line(found)}")
-    elif results.get("ab"):
-        lines.append(f"  A/B skipped: {results['ab']['skipped']}")
     for disturbed in disturbances(results):
         lines.append(f"  disturbed by other processes: {disturbed}")
     for phase, refused in _scale_refusals(results):

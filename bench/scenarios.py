@@ -55,9 +55,6 @@ class Profile:
     # Webhook delivery's CPU, our sender against httpcore's pool: rounds, deliveries a round.
     delivery_rounds: int
     delivery_count: int
-    # The A/B of hand-written infrastructure: rounds per contender, measured seconds a round.
-    ab_rounds: int
-    ab_seconds: float
     # Overload: connections as multiples of `clients`, warm-up and measured seconds a run,
     # whether a client waits Retry-After before its next cycle once one was refused, and how
     # many secrets revealed during a run the ledger check tries again (each costs a hash).
@@ -88,8 +85,6 @@ FULL = Profile(
     rounds_seconds=15,
     delivery_rounds=6,
     delivery_count=2000,
-    ab_rounds=4,
-    ab_seconds=15,
     overload_multiples=(1, 8, 32),
     overload_warmup_seconds=3,
     overload_seconds=15,
@@ -116,8 +111,6 @@ SMOKE = Profile(
     rounds_seconds=2,
     delivery_rounds=1,
     delivery_count=80,
-    ab_rounds=1,
-    ab_seconds=3,
     overload_multiples=(8,),
     overload_warmup_seconds=1,
     overload_seconds=2,

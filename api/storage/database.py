@@ -13,7 +13,7 @@ statement is named, and the server's own statement bound comes from the role's s
 
 SQLAlchemy's own pool and asyncpg dialect carry the statements. An asyncpg pool of our own,
 fed SQL compiled once, was measured against this at the default argon2 parameters and was
-not 5% ahead (see BENCHMARKS.md, "Hand-written infrastructure"), so it was removed.
+not 5% ahead (the benchmark's A/B of commits a11e081 and c338a63), so it was removed.
 """
 
 import contextlib
