@@ -499,32 +499,20 @@ async def test_a_sender_whose_lease_ran_out_cannot_record_over_a_later_attempt(
     )
     assert (first.receipt_id, second.receipt_id) == (receipt_id, receipt_id)
     assert (first.attempt, second.attempt) == (1, 2)
-    await notifications.record(
-        db,
-        [
-            notifications.Attempted(
-                receipt_id,
-                attempt=2,
-                state=StoredNotificationState.DELIVERED,
-                next_attempt_at=later,
-                finished_at=later,
-                last_error=None,
-            )
-        ],
+    delivered = notifications.Attempted(
+        receipt_id, 2, StoredNotificationState.DELIVERED, later, finished_at=later, last_error=None
     )
-    await notifications.record(  # the first sender, late, thinks its attempt failed
-        db,
-        [
-            notifications.Attempted(
-                receipt_id,
-                attempt=1,
-                state=StoredNotificationState.PENDING,
-                next_attempt_at=later,
-                finished_at=None,
-                last_error="timeout",
-            )
-        ],
+    # The first sender, late, thinks its attempt failed.
+    failed = notifications.Attempted(
+        receipt_id,
+        1,
+        StoredNotificationState.PENDING,
+        later,
+        finished_at=None,
+        last_error="timeout",
     )
+    for attempted in (delivered, failed):
+        await notifications.record(db, [attempted])
     assert (await receipt(client, created))["notification"] == "delivered"
 
 
