@@ -261,6 +261,8 @@ async def _head_to_head(
         "service": lambda tag: cycles("main:app", tag),
         "baseline": lambda tag: cycles("bench.baseline.app:app", tag),
         "notifying": lambda tag: _cycle_notifying(env, short, workdir, tag),
+        # The A/B that splits service ÷ baseline (`bench.hash_on_loop`).
+        "on loop": lambda tag: cycles("bench.hash_on_loop:app", tag),
     }
     names = ["ceiling", *contenders]
     rounds: list[dict[str, Any]] = []
@@ -268,6 +270,7 @@ async def _head_to_head(
         turn = index % len(names)
         order = names[turn:] + names[:turn]
         rates: dict[str, float] = {}
+        healthz_p99: dict[str, float] = {}
         received = 0
         for name in order:
             label = f"round-{index + 1}-{name}"
@@ -283,10 +286,18 @@ async def _head_to_head(
                 rates[name] = run["pairs_per_second"]
             else:
                 rates[name] = run["cycles_per_second"]
+                healthz_p99[name] = run["healthz_ms"]["p99"]
                 if run["errors"]:
                     raise RuntimeError(f"{label}: errors {run['errors']}")
             received = run.get("notifications_received", received)
-        rounds.append({"order": order, "rates": rates, "notifications_received": received})
+        rounds.append(
+            {
+                "order": order,
+                "rates": rates,
+                "healthz_p99_ms": healthz_p99,
+                "notifications_received": received,
+            }
+        )
         print(f"[bench] round {index + 1}: {report.round_line(rounds[-1])}")
     return {"seconds": profile.rounds_seconds, "rounds": rounds}
 
