@@ -245,8 +245,8 @@ async def _head_to_head(
     """Measure the ratios the targets compare, in rounds: each contender once a round.
 
     A shared machine drifts by several percent over minutes, more than the differences the
-    targets look for; each round's ratios compare runs a minute apart, the order rotates
-    from round to round, and the targets take the median of the rounds' ratios.
+    targets look for; each round's ratios compare runs a minute or two apart, the order
+    rotates from round to round, and the targets take the median of the rounds' ratios.
     """
     short = dataclasses.replace(profile, cycle_seconds=profile.rounds_seconds)
 

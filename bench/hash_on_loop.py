@@ -27,9 +27,9 @@ _serve = app.router.lifespan_context
 
 
 @contextlib.asynccontextmanager
-async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
-    async with _serve(app):
-        app.state.hasher.runs_inline = True
+async def _lifespan(served: FastAPI) -> AsyncIterator[None]:
+    async with _serve(served):
+        served.state.hasher.runs_inline = True
         yield
 
 
