@@ -616,56 +616,34 @@ def _head_to_head_lines(results: dict[str, Any]) -> list[str]:
     found = results["head_to_head"]
     rounds = found["rounds"]
     medians = head_to_head(results)
-    split = "own_work" in medians
-    rows = []
-    for index, one_round in enumerate(rounds, start=1):
-        rates, ratios = one_round["rates"], round_ratios(one_round["rates"])
-        cells = [
+    ratios = [round_ratios(one_round["rates"]) for one_round in rounds]
+    # Older results have no "on loop": their table has neither its rate nor its ratios.
+    shown = [name for name in CONTENDERS if name in rounds[0]["rates"]]
+    computed = [name for name in HEAD_TO_HEAD_RATIOS if name in ratios[0]]
+    head = ["Round", "Order", *(name.capitalize() for name in shown)]
+    head += [RATIO_LABELS[name].capitalize() for name in computed]
+    rows = [
+        [
             str(index),
             " → ".join(one_round["order"]),
-            *(f"{rates[name]:.1f}" for name in ("ceiling", "service", "baseline", "notifying")),
-            *(f"{ratios[name]:.3f}" for name in _SHOWN_RATIOS),
+            *(f"{one_round['rates'][name]:.1f}" for name in shown),
+            *(f"{round_ratio[name]:.3f}" for name in computed),
         ]
-        if split:
-            cells[6:6] = [f"{rates['on loop']:.1f}"]
-            cells += [f"{ratios[name]:.3f}" for name in _SPLIT_RATIOS]
-        rows.append("| " + " | ".join(cells) + " |")
-    median_cells = [
-        "median",
-        "",
-        *(f"{medians[name]:.1f}" for name in ("ceiling", "service", "baseline", "notifying")),
-        *(f"**{medians[name]:.3f}**" for name in _SHOWN_RATIOS),
+        for index, (one_round, round_ratio) in enumerate(zip(rounds, ratios, strict=True), 1)
     ]
-    head = [
-        "Round",
-        "Order",
-        "Ceiling",
-        "Service",
-        "Baseline",
-        "Notifying",
-        "Service ÷ ceiling",
-        "Service ÷ baseline",
-        "Notifying ÷ service",
-    ]
-    if split:
-        median_cells[6:6] = [f"{medians['on loop']:.1f}"]
-        median_cells += [f"**{medians[name]:.3f}**" for name in _SPLIT_RATIOS]
-        head[6:6] = ["On loop"]
-        head += ["On loop ÷ baseline", "Service ÷ on loop"]
-    contenders = [
-        "the ceiling (argon2 alone, one process per core)",
-        "the service",
-        "the baseline",
-        "the service with every secret asking to be notified (receivers answering after 0.5 s)",
-    ]
-    if split:
-        contenders.append(
-            "the service hashing on its event loop (*on loop*, `bench/hash_on_loop.py`)"
-        )
+    rows.append(
+        [
+            "median",
+            "",
+            *(f"{medians[name]:.1f}" for name in shown),
+            *(f"**{medians[name]:.3f}**" for name in computed),
+        ]
+    )
+    described = [CONTENDER_DESCRIPTIONS[name] for name in shown]
     lines = [
         "## Head to head at the default argon2: the targets' ratios",
         "",
-        f"{len(rounds)} rounds; in each, {_and(contenders)} run {found['seconds']:.0f} s "
+        f"{len(rounds)} rounds; in each, {_and(described)} run {found['seconds']:.0f} s "
         "each, a fresh server "
         "every run, in an order that rotates from round to round. A round's ratios compare "
         "runs at most a minute or two apart, so a drift of the shared machine weighs on both "
@@ -674,24 +652,31 @@ def _head_to_head_lines(results: dict[str, Any]) -> list[str]:
         "",
         "| " + " | ".join(head) + " |",
         "| ---: | --- | " + " | ".join("---:" for _ in head[2:]) + " |",
-        *rows,
-        "| " + " | ".join(median_cells) + " |",
+        *("| " + " | ".join(row) + " |" for row in rows),
         "",
     ]
-    return lines + (_split_lines(results, medians) if split else [])
+    return lines + (_split_lines(results, medians, ratios) if "on loop" in shown else [])
 
 
-_SHOWN_RATIOS = ("efficiency", "against_baseline", "with_notifications")
-_SPLIT_RATIOS = ("own_work", "beside_the_loop")
+CONTENDER_DESCRIPTIONS = {
+    "ceiling": "the ceiling (argon2 alone, one process per core)",
+    "service": "the service",
+    "baseline": "the baseline",
+    "notifying": (
+        "the service with every secret asking to be notified (receivers answering after 0.5 s)"
+    ),
+    "on loop": "the service hashing on its event loop (*on loop*, `bench/hash_on_loop.py`)",
+}
+CONTENDERS = tuple(CONTENDER_DESCRIPTIONS)
 
 
 def _and(items: list[str]) -> str:
     return ", ".join(items[:-1]) + " and " + items[-1]
 
 
-def _split_lines(results: dict[str, Any], medians: dict[str, float]) -> list[str]:
-    ratios = [round_ratios(one_round["rates"]) for one_round in results["head_to_head"]["rounds"]]
-
+def _split_lines(
+    results: dict[str, Any], medians: dict[str, float], ratios: list[dict[str, float]]
+) -> list[str]:
     def median_and_range(name: str) -> str:
         low, high = min(r[name] for r in ratios), max(r[name] for r in ratios)
         return f"**{medians[name]:.3f}** ({low:.3f} to {high:.3f} across the rounds)"
